@@ -1,0 +1,1 @@
+//! keymix (under construction)

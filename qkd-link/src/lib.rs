@@ -1,0 +1,1 @@
+//! qkd-link: ETSI GS QKD 014 client and KME simulator (issue 3).
