@@ -10,6 +10,23 @@ step "toolchain"
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(clippy|rustfmt)' || rustup component add clippy rustfmt
 
+step "packages"
+# Debian packages the suite needs: python3 (combiner reference), iproute2/ping/iperf3 and
+# wireguard-go + wireguard-tools (the namespace interop tests), curl (an independent ETSI 014 client).
+need=()
+for pair in python3:python3 ip:iproute2 ping:iputils-ping iperf3:iperf3 wg:wireguard-tools \
+            wireguard-go:wireguard-go curl:curl; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need[*]}; run as root or install them first" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
 step "format"
 cargo fmt --all -- --check
 
@@ -18,6 +35,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, property, known-answer and integration tests"
 cargo test --workspace --locked
+
+step "keymix combiner vectors, recomputed by the independent Python reference"
+python3 keymix/tests/vectors/combiner_reference.py
 
 step "benches compile"
 cargo bench --workspace --locked --no-run
