@@ -142,6 +142,8 @@ fn main() {
             "transcript_hash": hexs(&keys.transcript_hash),
             "psk": hexs(keys.psk.expose()),
             "chain": hexs(keys.chain.expose()),
+            "chain_tag": hexs(&keys.chain.tag()),
+            "confirm": hexs(&keys.confirmation()),
         }));
     }
     let doc = json!({

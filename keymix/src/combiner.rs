@@ -33,6 +33,7 @@
 use core::fmt;
 
 use hkdf::Hkdf;
+use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::mlkem::SharedSecret;
@@ -41,6 +42,8 @@ use crate::{Error, KeySources, QkdMaterial, Secret, labels};
 
 /// Length of the PSK and chain keys.
 pub const KEY_LEN: usize = 32;
+/// Length of the public tags ([`ChainKey::tag`], [`EpochKeys::confirmation`]).
+pub const TAG_LEN: usize = 16;
 
 /// The WireGuard preshared key of one epoch (fills Noise_IKpsk2's `psk` slot).
 pub type Psk = Secret<KEY_LEN>;
@@ -116,6 +119,33 @@ impl ChainKey {
     pub fn expose(&self) -> &[u8; KEY_LEN] {
         self.key.expose()
     }
+
+    /// A public tag naming this chain key: `HMAC-SHA-256(chain, "qgw v1 chain tag")[..16]`. A peer
+    /// sends it so the other side can check both hold the same ratchet state; HMAC is a PRF, so
+    /// the tag reveals nothing about the key.
+    pub fn tag(&self) -> [u8; TAG_LEN] {
+        hmac_tag(self.key.expose(), &[labels::CHAIN_TAG])
+    }
+}
+
+impl EpochKeys {
+    /// The key-confirmation tag `HMAC-SHA-256(psk, "qgw v1 confirm" ‖ th)[..16]`: equal on both
+    /// sides exactly when they derived the same PSK for the same transcript.
+    pub fn confirmation(&self) -> [u8; TAG_LEN] {
+        hmac_tag(self.psk.expose(), &[labels::CONFIRM, &self.transcript_hash])
+    }
+}
+
+fn hmac_tag(key: &[u8; KEY_LEN], parts: &[&[u8]]) -> [u8; TAG_LEN] {
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    for part in parts {
+        mac.update(part);
+    }
+    let full: [u8; 32] = mac.finalize().into_bytes().into();
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&full[..TAG_LEN]);
+    tag
 }
 
 impl fmt::Debug for ChainKey {

@@ -15,8 +15,13 @@ pub const CHAIN: &[u8] = b"qgw v1 keymix chain";
 /// HKDF-Extract salt of the genesis chain key (epoch 0).
 pub const GENESIS: &[u8] = b"qgw v1 keymix genesis";
 
+/// HMAC message of a chain key's public tag (proves which chain key a peer holds).
+pub const CHAIN_TAG: &[u8] = b"qgw v1 chain tag";
+/// HMAC message prefix of an epoch's key-confirmation tag.
+pub const CONFIRM: &[u8] = b"qgw v1 confirm";
+
 /// The full set, for tests that check the labels are pairwise prefix-free.
-pub const ALL: [&[u8]; 5] = [TRANSCRIPT, IKM, PSK, CHAIN, GENESIS];
+pub const ALL: [&[u8]; 7] = [TRANSCRIPT, IKM, PSK, CHAIN, GENESIS, CHAIN_TAG, CONFIRM];
 
 #[cfg(test)]
 mod tests {

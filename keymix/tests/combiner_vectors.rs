@@ -37,6 +37,8 @@ struct Epoch {
     transcript_hash: String,
     psk: String,
     chain: String,
+    chain_tag: String,
+    confirm: String,
 }
 
 fn bytes(hex_text: &str) -> Vec<u8> {
@@ -104,5 +106,7 @@ fn epoch_vectors() {
         );
         assert_eq!(hex::encode(keys.psk.expose()), v.psk, "{}", v.name);
         assert_eq!(hex::encode(keys.chain.expose()), v.chain, "{}", v.name);
+        assert_eq!(hex::encode(keys.chain.tag()), v.chain_tag, "{}", v.name);
+        assert_eq!(hex::encode(keys.confirmation()), v.confirm, "{}", v.name);
     }
 }

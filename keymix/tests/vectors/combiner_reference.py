@@ -19,6 +19,8 @@ IKM = b"qgw v1 keymix ikm"
 PSK = b"qgw v1 keymix psk"
 CHAIN = b"qgw v1 keymix chain"
 GENESIS = b"qgw v1 keymix genesis"
+CHAIN_TAG = b"qgw v1 chain tag"
+CONFIRM = b"qgw v1 confirm"
 
 
 def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:  # RFC 5869 §2.2
@@ -51,7 +53,10 @@ def epoch(v):
     ).digest()
     ikm = IKM + bytes([v["sources"]]) + h(v["mlkem_shared"]) + lp(qkd_key)
     prk = hkdf_extract(h(v["previous_chain"]), ikm)
-    return th, hkdf_expand_32(prk, PSK + th), hkdf_expand_32(prk, CHAIN + th)
+    psk, chain = hkdf_expand_32(prk, PSK + th), hkdf_expand_32(prk, CHAIN + th)
+    chain_tag = hmac.new(chain, CHAIN_TAG, hashlib.sha256).digest()[:16]
+    confirm = hmac.new(psk, CONFIRM + th, hashlib.sha256).digest()[:16]
+    return th, psk, chain, chain_tag, confirm
 
 
 def main():
@@ -64,8 +69,10 @@ def main():
             print(f"genesis mismatch for static_psk={g['static_psk']}")
             failures += 1
     for v in doc["epochs"]:
-        th, psk, chain = epoch(v)
-        for name, got in (("transcript_hash", th), ("psk", psk), ("chain", chain)):
+        th, psk, chain, chain_tag, confirm = epoch(v)
+        outputs = (("transcript_hash", th), ("psk", psk), ("chain", chain),
+                   ("chain_tag", chain_tag), ("confirm", confirm))
+        for name, got in outputs:
             if got.hex() != v[name]:
                 print(f"{v['name']}: {name} mismatch")
                 failures += 1
