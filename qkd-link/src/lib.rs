@@ -1,1 +1,35 @@
-//! qkd-link: ETSI GS QKD 014 client and KME simulator (issue 3).
+//! qkd-link: the ETSI GS QKD 014 v1.1.1 key-delivery client the qgw gateway uses, and
+//! `qkd-kme-sim`, a KME simulator that stands in for QKD hardware (issue 3).
+//!
+//! Layout (one concern per module):
+//! * [`api`]: the spec's data formats (§6) and the checked parsers of every response body.
+//! * [`ids`], [`key`]: validated SAE/key IDs and the zeroizing [`QkdKey`].
+//! * [`client`]: the mutual-TLS client for Get status, Get key and Get key with key IDs (§5).
+//! * [`pool`] (no I/O) and [`prefetch`] (its tokio driver): the master-side key buffer.
+//! * [`retry`], [`metrics`], [`error`].
+//! * [`sim`]: the simulator (sans-IO KME logic, link model, HTTPS driver, admin API, PKI).
+//!
+//! Roles (§4): the SAE that starts an epoch is the *master*: it calls `enc_keys` and sends only the
+//! key ID to its peer; the peer, the *slave*, calls `dec_keys` with that ID on its own KME. Both end
+//! with the same bytes.
+
+pub mod api;
+pub mod client;
+pub mod error;
+pub mod ids;
+pub mod key;
+pub mod metrics;
+pub mod pem;
+pub mod pool;
+pub mod prefetch;
+pub mod retry;
+pub mod sim;
+
+pub use client::{ClientConfig, KmeClient};
+pub use error::{Error, ErrorKind};
+pub use ids::{KeyId, SaeId};
+pub use key::QkdKey;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use pool::KeyPool;
+pub use prefetch::{PrefetchConfig, Prefetcher};
+pub use retry::RetryPolicy;

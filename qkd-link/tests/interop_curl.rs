@@ -1,0 +1,151 @@
+//! An ETSI 014 client that is not ours: curl, with the demo certificates, against the simulator.
+//! JSON is read with serde_json's generic `Value`, not with qkd-link's parsers. Requires `curl`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Harness;
+use serde_json::Value;
+
+/// Runs curl as `sae` (file stem) and returns (HTTP status, body).
+fn curl(pki: &Path, sae: &str, url: &str, post: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "10",
+        "--write-out",
+        "\n%{http_code}",
+    ])
+    .arg("--cacert")
+    .arg(pki.join("ca.pem"))
+    .arg("--cert")
+    .arg(pki.join(format!("{sae}.pem")))
+    .arg("--key")
+    .arg(pki.join(format!("{sae}.key")));
+    if let Some(body) = post {
+        cmd.args(["-H", "Content-Type: application/json", "--data", body]);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .expect("curl is required for the ETSI 014 interop test (Debian: apt-get install -y curl)");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_fetches_matching_keys_from_both_kmes() {
+    let h = Harness::default().await;
+    let pki = h.pki.path().to_path_buf();
+    let (a, b) = (
+        h.sim.kme_url("KME_A").unwrap(),
+        h.sim.kme_url("KME_B").unwrap(),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        let (code, body) = curl(
+            &pki,
+            "sae_a",
+            &format!("{a}/api/v1/keys/SAE_B/status"),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let status: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status["source_KME_ID"], "KME_A");
+        assert_eq!(status["slave_SAE_ID"], "SAE_B");
+        assert_eq!(status["key_size"], 256);
+
+        // Master: POST enc_keys for two 256-bit keys.
+        let (code, body) = curl(
+            &pki,
+            "sae_a",
+            &format!("{a}/api/v1/keys/SAE_B/enc_keys"),
+            Some(r#"{"number":2,"size":256}"#),
+        );
+        assert_eq!(code, 200, "{body}");
+        let master: Value = serde_json::from_str(&body).unwrap();
+        let keys = master["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        let (id0, key0) = (
+            keys[0]["key_ID"].as_str().unwrap(),
+            keys[0]["key"].as_str().unwrap(),
+        );
+        let (id1, key1) = (
+            keys[1]["key_ID"].as_str().unwrap(),
+            keys[1]["key"].as_str().unwrap(),
+        );
+        assert_eq!(key0.len(), 44, "256 bits in padded Base64");
+
+        // Slave: GET dec_keys?key_ID= for the first, POST dec_keys for the second.
+        let (code, body) = curl(
+            &pki,
+            "sae_b",
+            &format!("{b}/api/v1/keys/SAE_A/dec_keys?key_ID={id0}"),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(got["keys"][0]["key_ID"], id0);
+        assert_eq!(got["keys"][0]["key"], key0);
+        let ids = format!(r#"{{"key_IDs":[{{"key_ID":"{id1}"}}]}}"#);
+        let (code, body) = curl(
+            &pki,
+            "sae_b",
+            &format!("{b}/api/v1/keys/SAE_A/dec_keys"),
+            Some(&ids),
+        );
+        assert_eq!(code, 200, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(got["keys"][0]["key"], key1);
+
+        // Consumed: 400 with the spec's message, as JSON.
+        let (code, body) = curl(
+            &pki,
+            "sae_b",
+            &format!("{b}/api/v1/keys/SAE_A/dec_keys?key_ID={id0}"),
+            None,
+        );
+        assert_eq!(code, 400);
+        let err: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            err["message"],
+            "one or more keys specified are not found on KME"
+        );
+
+        // Wrong SAE for this KME: 401, with a JSON body too.
+        let (code, body) = curl(
+            &pki,
+            "sae_b",
+            &format!("{a}/api/v1/keys/SAE_A/status"),
+            None,
+        );
+        assert_eq!(code, 401);
+        assert!(serde_json::from_str::<Value>(&body).unwrap()["message"].is_string());
+
+        // Size not a multiple of 8: 400 with the spec's message.
+        let (code, body) = curl(
+            &pki,
+            "sae_a",
+            &format!("{a}/api/v1/keys/SAE_B/enc_keys?number=1&size=100"),
+            None,
+        );
+        assert_eq!(code, 400);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["message"],
+            "size shall be a multiple of 8"
+        );
+    })
+    .await;
+    h.sim.shutdown().await;
+    result.unwrap();
+}
