@@ -1,0 +1,387 @@
+//! The YAML configuration of one `qgw` interface (issue 4, "The daemon"; every key is documented in
+//! `configs/README.md`). Parsing is strict: unknown keys are errors, and every validation error names
+//! the file, the line, the field and the problem.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::proto::interface::PeerSpec;
+use crate::proto::secret::Secret;
+
+/// A configuration error, ready to print.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The local interface.
+    pub interface: InterfaceConfig,
+    /// Remote sites.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Metrics endpoint.
+    pub metrics: Option<MetricsConfig>,
+    /// This site's KME (ETSI GS QKD 014 over mutual TLS), for hybrid peers with QKD.
+    pub qkd: Option<crate::config_hybrid::KmeConfig>,
+}
+
+/// `interface:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    /// TUN interface name (1–15 bytes).
+    pub name: Spanned<String>,
+    /// Interface addresses in CIDR form, one or a list.
+    pub address: Spanned<OneOrMany>,
+    /// UDP port to listen on (0 or absent: any).
+    #[serde(default)]
+    pub listen_port: u16,
+    /// File with the Base64 private key.
+    pub private_key_file: Spanned<PathBuf>,
+    /// Tunnel MTU.
+    #[serde(default = "default_mtu")]
+    pub mtu: Spanned<usize>,
+    /// Serve WireGuard's cross-platform UAPI on `/var/run/wireguard/<name>.sock` (default true).
+    #[serde(default = "yes")]
+    pub uapi: bool,
+    /// Handshake messages per second above which cookies are required (default 512).
+    pub handshake_load_threshold: Option<Spanned<u32>>,
+    /// Off-spec, tests only: rekey after this many seconds instead of 120.
+    pub danger_rekey_after_seconds: Option<Spanned<u64>>,
+    /// This site's ML-DSA-65 private key (`qgw genkey --mldsa`), needed by hybrid peers.
+    pub mldsa_private_key_file: Option<Spanned<PathBuf>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_mtu() -> Spanned<usize> {
+    Spanned::new(
+        1420,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+/// Whether a peer uses the hybrid post-quantum + QKD key agreement.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hybrid {
+    /// Plain WireGuard.
+    #[default]
+    Off,
+    /// The hybrid post-quantum + QKD key agreement (docs/protocol.md).
+    On,
+}
+
+/// One entry of `peers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// A name for logs and status.
+    pub name: String,
+    /// The peer's Base64 X25519 public key.
+    pub public_key: Spanned<String>,
+    /// `host:port` (IP literal) of the peer; absent for responder-only peers.
+    pub endpoint: Option<Spanned<String>>,
+    /// Prefixes routed to this peer and accepted from it.
+    #[serde(default)]
+    pub allowed_ips: Vec<Spanned<String>>,
+    /// Keepalive interval in seconds.
+    pub persistent_keepalive: Option<u16>,
+    /// File with a Base64 static PSK.
+    pub preshared_key_file: Option<Spanned<PathBuf>>,
+    /// `off` (plain WireGuard) or `on` (hybrid key agreement).
+    #[serde(default)]
+    pub hybrid: Hybrid,
+    /// The peer's ML-DSA-65 public key (`qgw pubkey --mldsa`), with `hybrid: on`.
+    pub mldsa_public_key_file: Option<Spanned<PathBuf>>,
+    /// `{peer_sae_id, policy, role}`, with `hybrid: on`.
+    pub qkd: Option<crate::config_hybrid::PeerQkdConfig>,
+    /// Seconds between epochs (5-165, default 120), with `hybrid: on`.
+    pub rekey_after_seconds: Option<Spanned<u64>>,
+}
+
+/// `metrics:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics listener.
+    pub listen: SocketAddr,
+}
+
+/// A validated configuration with keys loaded.
+#[derive(Debug)]
+pub struct Validated {
+    /// Interface name.
+    pub name: String,
+    /// Interface addresses.
+    pub addresses: Vec<(IpAddr, u8)>,
+    /// UDP port.
+    pub listen_port: u16,
+    /// Private key.
+    pub private_key: Secret<32>,
+    /// MTU.
+    pub mtu: usize,
+    /// Peers with their names.
+    pub peers: Vec<(String, PeerSpec)>,
+    /// Serve the wg UAPI.
+    pub uapi: bool,
+    /// Handshake load threshold (messages per second).
+    pub load_threshold: u32,
+    /// Off-spec rekey interval (`danger_rekey_after_seconds`).
+    pub danger_rekey_after: Option<Duration>,
+    /// The interface's hybrid settings (ML-DSA key, KME), if configured.
+    pub hybrid_site: Option<crate::config_hybrid::HybridSite>,
+    /// Per peer (same order as `peers`): its hybrid settings with `hybrid: on`.
+    pub hybrid_peers: Vec<Option<crate::config_hybrid::HybridPeerSpec>>,
+    /// Metrics endpoint address (`metrics.listen`).
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Reads a 32-byte Base64 key (as `wg genkey` writes it).
+pub fn parse_key(text: &str) -> Option<[u8; 32]> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// Parses `ip/len` (a bare IP means a host route).
+pub fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = match text.split_once('/') {
+        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
+        None => {
+            let ip = text.parse::<IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+struct Ctx<'a>(&'a Path);
+
+impl Ctx<'_> {
+    fn err<T>(&self, line: u64, field: &str, problem: impl fmt::Display) -> Result<T, ConfigError> {
+        Err(ConfigError(format!(
+            "{}:{line}: {field}: {problem}",
+            self.0.display()
+        )))
+    }
+
+    /// Reads a Base64 32-byte secret from a key file that only its owner may access.
+    fn key_file(&self, f: &Spanned<PathBuf>, field: &str) -> Result<Secret<32>, ConfigError> {
+        let line = f.referenced.line();
+        let text = match crate::keyfile::read_private(&f.value) {
+            Ok(t) => t,
+            Err(e) => return self.err(line, field, e),
+        };
+        match parse_key(&text) {
+            Some(k) => Ok(Secret::new(k)),
+            None => self.err(
+                line,
+                field,
+                format_args!("{} does not hold a Base64 32-byte key", f.value.display()),
+            ),
+        }
+    }
+}
+
+impl Config {
+    /// Parses YAML text from `path` (for messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        serde_saphyr::from_str(text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks every value and loads the key files.
+    pub fn validate(&self, path: &Path) -> Result<Validated, ConfigError> {
+        let cx = Ctx(path);
+        let i = &self.interface;
+        let name = &i.name.value;
+        if name.is_empty()
+            || name.len() > 15
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return cx.err(
+                i.name.referenced.line(),
+                "interface.name",
+                "must be 1-15 characters of [A-Za-z0-9-_.]",
+            );
+        }
+        let list = match &i.address.value {
+            OneOrMany::One(a) => std::slice::from_ref(a),
+            OneOrMany::Many(v) => v.as_slice(),
+        };
+        let mut addresses = Vec::new();
+        for a in list {
+            match parse_cidr(a) {
+                Some(c) => addresses.push(c),
+                None => {
+                    return cx.err(
+                        i.address.referenced.line(),
+                        "interface.address",
+                        format_args!("{a:?} is not IP/prefix"),
+                    );
+                }
+            }
+        }
+        let mtu_line = i.mtu.referenced.line();
+        if !(576..=9000).contains(&i.mtu.value) {
+            return cx.err(mtu_line, "interface.mtu", "must be between 576 and 9000");
+        }
+        if i.mtu.value < 1280 && addresses.iter().any(|(a, _)| a.is_ipv6()) {
+            return cx.err(
+                mtu_line,
+                "interface.mtu",
+                "IPv6 needs at least 1280 (the kernel disables IPv6 below it)",
+            );
+        }
+        let load_threshold = match &i.handshake_load_threshold {
+            None => crate::proto::ratelimit::DEFAULT_LOAD_THRESHOLD,
+            Some(t) if t.value == 0 => {
+                let line = t.referenced.line();
+                return cx.err(line, "interface.handshake_load_threshold", "must be > 0");
+            }
+            Some(t) => t.value,
+        };
+        let danger_rekey_after = match &i.danger_rekey_after_seconds {
+            None => None,
+            Some(t) if !(1..=120).contains(&t.value) => {
+                let line = t.referenced.line();
+                let field = "interface.danger_rekey_after_seconds";
+                return cx.err(line, field, "must be 1-120 (test-only; omit in production)");
+            }
+            Some(t) => Some(Duration::from_secs(t.value)),
+        };
+        let private_key = cx.key_file(&i.private_key_file, "interface.private_key_file")?;
+        let hybrid_site = crate::config_hybrid::validate_site(
+            path,
+            i.mldsa_private_key_file.as_ref(),
+            self.qkd.as_ref(),
+        )?;
+        let local_public =
+            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private_key.expose()))
+                .to_bytes();
+        let mut hybrid_peers = Vec::new();
+        let mut peers = Vec::new();
+        for (n, p) in self.peers.iter().enumerate() {
+            let field = |f: &str| format!("peers[{n}] ({}).{f}", p.name);
+            let Some(public_key) = parse_key(&p.public_key.value) else {
+                return cx.err(
+                    p.public_key.referenced.line(),
+                    &field("public_key"),
+                    "not a Base64 32-byte key",
+                );
+            };
+            let endpoint = match &p.endpoint {
+                None => None,
+                Some(e) => match e.value.parse::<SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        return cx.err(e.referenced.line(), &field("endpoint"), "must be IP:port");
+                    }
+                },
+            };
+            let mut allowed_ips = Vec::new();
+            for a in &p.allowed_ips {
+                match parse_cidr(&a.value) {
+                    Some(c) => allowed_ips.push(c),
+                    None => {
+                        return cx.err(
+                            a.referenced.line(),
+                            &field("allowed_ips"),
+                            format_args!("{:?} is not IP/prefix", a.value),
+                        );
+                    }
+                }
+            }
+            let psk = match &p.preshared_key_file {
+                Some(f) => Some(cx.key_file(f, &field("preshared_key_file"))?),
+                None => None,
+            };
+            let fields = crate::config_hybrid::PeerFields {
+                on: p.hybrid == Hybrid::On,
+                line: p.public_key.referenced.line(),
+                prefix: field(""),
+                mldsa_public_key_file: p.mldsa_public_key_file.as_ref(),
+                qkd: p.qkd.as_ref(),
+                rekey_after_seconds: p.rekey_after_seconds.as_ref(),
+                keys: (local_public, public_key),
+            };
+            hybrid_peers.push(crate::config_hybrid::validate_peer(
+                path,
+                &fields,
+                hybrid_site.as_ref(),
+            )?);
+            let persistent_keepalive = p
+                .persistent_keepalive
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(s.into()));
+            peers.push((
+                p.name.clone(),
+                PeerSpec {
+                    public_key,
+                    psk,
+                    endpoint,
+                    allowed_ips,
+                    persistent_keepalive,
+                },
+            ));
+        }
+        Ok(Validated {
+            name: name.clone(),
+            addresses,
+            listen_port: i.listen_port,
+            private_key,
+            mtu: i.mtu.value,
+            peers,
+            uapi: i.uapi,
+            load_threshold,
+            danger_rekey_after,
+            hybrid_site,
+            hybrid_peers,
+            metrics: self.metrics.as_ref().map(|m| m.listen),
+        })
+    }
+}
+
+/// Reads, parses and validates `path`.
+pub fn load(path: &Path) -> Result<Validated, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    Config::parse(path, &text)?.validate(path)
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,286 @@
+//! The hybrid key agreement's part of the configuration (issue 5; docs/protocol.md; every key in
+//! `configs/README.md`): the site's ML-DSA-65 key, its KME (ETSI 014 over mutual TLS), and per
+//! peer `hybrid: on`, the peer's ML-DSA-65 public key, `qkd: {peer_sae_id, policy, role}` and
+//! `rekey_after_seconds`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keymix::mldsa::{SigningKey, VerifyingKey};
+use qkd_link::{ClientConfig, SaeId};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::config::ConfigError;
+use crate::hybrid::{QkdPolicy, Role};
+
+/// Allowed `rekey_after_seconds` (docs/protocol.md §8).
+pub const REKEY_AFTER_RANGE: std::ops::RangeInclusive<u64> = 5..=165;
+
+/// Top-level `qkd:`: this site's KME.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmeConfig {
+    /// `https://host:port` of the KME.
+    pub kme_url: Spanned<String>,
+    /// This gateway's SAE ID (must match its client certificate).
+    pub sae_id: Spanned<String>,
+    /// CA bundle that signs the KME's certificate.
+    pub ca_file: PathBuf,
+    /// Client certificate (PEM).
+    pub cert_file: PathBuf,
+    /// Client private key (PEM; must not be group/world readable).
+    pub key_file: PathBuf,
+}
+
+/// `peers[].qkd:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerQkdConfig {
+    /// The peer gateway's SAE ID at its own KME.
+    pub peer_sae_id: Option<Spanned<String>>,
+    /// `required`, `preferred` or `off`.
+    pub policy: Spanned<PolicyName>,
+    /// `master` or `slave`; default: the side with the lower X25519 public key is master.
+    pub role: Option<Spanned<RoleName>>,
+}
+
+/// `qkd.policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyName {
+    /// No epoch without QKD.
+    Required,
+    /// QKD when available.
+    Preferred,
+    /// No KME.
+    Off,
+}
+
+/// `qkd.role` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    /// Calls `enc_keys`, initiates.
+    Master,
+    /// Calls `dec_keys`, answers.
+    Slave,
+}
+
+/// A hybrid peer, validated and with keys loaded.
+#[derive(Debug, Clone)]
+pub struct HybridPeerSpec {
+    /// The peer's ML-DSA-65 public key.
+    pub verifying_key: VerifyingKey,
+    /// Master or slave.
+    pub role: Role,
+    /// QKD policy.
+    pub policy: QkdPolicy,
+    /// The peer's SAE ID (`None` with policy off).
+    pub peer_sae_id: Option<SaeId>,
+    /// New epoch after this.
+    pub rekey_after: Duration,
+}
+
+/// The interface-wide hybrid settings, validated.
+#[derive(Debug, Clone)]
+pub struct HybridSite {
+    /// This site's ML-DSA-65 key.
+    pub signing_key: Arc<SigningKey>,
+    /// The KME client configuration, if any peer uses QKD.
+    pub kme: Option<ClientConfig>,
+}
+
+/// The raw per-peer hybrid fields, as parsed.
+#[derive(Debug)]
+pub struct PeerFields<'a> {
+    /// `hybrid: on`.
+    pub on: bool,
+    /// Line of the `hybrid` key's peer entry (for errors).
+    pub line: u64,
+    /// `peers[n] (name).` prefix.
+    pub prefix: String,
+    /// `mldsa_public_key_file`.
+    pub mldsa_public_key_file: Option<&'a Spanned<PathBuf>>,
+    /// `qkd`.
+    pub qkd: Option<&'a PeerQkdConfig>,
+    /// `rekey_after_seconds`.
+    pub rekey_after_seconds: Option<&'a Spanned<u64>>,
+    /// Our X25519 public key and the peer's, for the default role.
+    pub keys: ([u8; 32], [u8; 32]),
+}
+
+fn fail<T>(
+    path: &Path,
+    line: u64,
+    field: &str,
+    problem: impl std::fmt::Display,
+) -> Result<T, ConfigError> {
+    Err(ConfigError(format!(
+        "{}:{line}: {field}: {problem}",
+        path.display()
+    )))
+}
+
+/// Validates one peer's hybrid fields. `site` is the interface's hybrid settings (if configured).
+pub fn validate_peer(
+    path: &Path,
+    f: &PeerFields<'_>,
+    site: Option<&HybridSite>,
+) -> Result<Option<HybridPeerSpec>, ConfigError> {
+    let field = |name: &str| format!("{}{name}", f.prefix);
+    if !f.on {
+        let stray = [
+            f.mldsa_public_key_file
+                .map(|s| ("mldsa_public_key_file", s.referenced.line())),
+            f.qkd.map(|q| ("qkd", q.policy.referenced.line())),
+            f.rekey_after_seconds
+                .map(|s| ("rekey_after_seconds", s.referenced.line())),
+        ];
+        if let Some((name, line)) = stray.into_iter().flatten().next() {
+            return fail(path, line, &field(name), "only applies with `hybrid: on`");
+        }
+        return Ok(None);
+    }
+    let Some(site) = site else {
+        return fail(
+            path,
+            f.line,
+            &field("hybrid"),
+            "`hybrid: on` needs interface.mldsa_private_key_file",
+        );
+    };
+    let Some(vk_file) = f.mldsa_public_key_file else {
+        return fail(
+            path,
+            f.line,
+            &field("mldsa_public_key_file"),
+            "required with `hybrid: on` (qgw pubkey --mldsa)",
+        );
+    };
+    let verifying_key = crate::keyfile::load_mldsa_public(&vk_file.value).or_else(|e| {
+        fail(
+            path,
+            vk_file.referenced.line(),
+            &field("mldsa_public_key_file"),
+            e,
+        )
+    })?;
+    let (policy, peer_sae_id, role) = match f.qkd {
+        None => (QkdPolicy::Off, None, None),
+        Some(q) => {
+            let policy = match q.policy.value {
+                PolicyName::Required => QkdPolicy::Required,
+                PolicyName::Preferred => QkdPolicy::Preferred,
+                PolicyName::Off => QkdPolicy::Off,
+            };
+            let sae =
+                match (&q.peer_sae_id, policy) {
+                    (Some(s), _) => Some(SaeId::new(s.value.as_str()).or_else(|e| {
+                        fail(path, s.referenced.line(), &field("qkd.peer_sae_id"), e)
+                    })?),
+                    (None, QkdPolicy::Off) => None,
+                    (None, _) => {
+                        return fail(
+                            path,
+                            q.policy.referenced.line(),
+                            &field("qkd.peer_sae_id"),
+                            "required unless policy is off",
+                        );
+                    }
+                };
+            if policy != QkdPolicy::Off && site.kme.is_none() {
+                return fail(
+                    path,
+                    q.policy.referenced.line(),
+                    &field("qkd.policy"),
+                    "needs the top-level `qkd:` block (this site's KME)",
+                );
+            }
+            (policy, sae, q.role.as_ref().map(|r| r.value))
+        }
+    };
+    let role = match role {
+        Some(RoleName::Master) => Role::Master,
+        Some(RoleName::Slave) => Role::Slave,
+        None if f.keys.0 < f.keys.1 => Role::Master,
+        None => Role::Slave,
+    };
+    let rekey_after = match f.rekey_after_seconds {
+        None => crate::hybrid::constants::DEFAULT_REKEY_AFTER,
+        Some(s) if REKEY_AFTER_RANGE.contains(&s.value) => Duration::from_secs(s.value),
+        Some(s) => {
+            return fail(
+                path,
+                s.referenced.line(),
+                &field("rekey_after_seconds"),
+                "must be 5-165",
+            );
+        }
+    };
+    Ok(Some(HybridPeerSpec {
+        verifying_key,
+        role,
+        policy,
+        peer_sae_id,
+        rekey_after,
+    }))
+}
+
+/// Validates the interface-wide part: the ML-DSA key file and the KME block.
+pub fn validate_site(
+    path: &Path,
+    mldsa_private_key_file: Option<&Spanned<PathBuf>>,
+    kme: Option<&KmeConfig>,
+) -> Result<Option<HybridSite>, ConfigError> {
+    let Some(file) = mldsa_private_key_file else {
+        if let Some(k) = kme {
+            return fail(
+                path,
+                k.kme_url.referenced.line(),
+                "qkd",
+                "needs interface.mldsa_private_key_file (QKD is only used by hybrid peers)",
+            );
+        }
+        return Ok(None);
+    };
+    let line = file.referenced.line();
+    let signing_key = crate::keyfile::load_mldsa_private(&file.value)
+        .or_else(|e| fail(path, line, "interface.mldsa_private_key_file", e))?;
+    let kme = match kme {
+        None => None,
+        Some(k) => {
+            let sae = SaeId::new(k.sae_id.value.as_str())
+                .or_else(|e| fail(path, k.sae_id.referenced.line(), "qkd.sae_id", e))?;
+            let url = &k.kme_url.value;
+            if !url.starts_with("https://") {
+                return fail(
+                    path,
+                    k.kme_url.referenced.line(),
+                    "qkd.kme_url",
+                    "must be https:// (ETSI 014 requires TLS)",
+                );
+            }
+            let base = path.parent().unwrap_or(Path::new("."));
+            let cfg = ClientConfig::new(
+                url.clone(),
+                sae,
+                base.join(&k.ca_file),
+                base.join(&k.cert_file),
+                base.join(&k.key_file),
+            );
+            cfg.validate(&path.display().to_string())
+                .or_else(|e| fail(path, k.kme_url.referenced.line(), "qkd", e))?;
+            Some(cfg)
+        }
+    };
+    Ok(Some(HybridSite {
+        signing_key: Arc::new(signing_key),
+        kme,
+    }))
+}
+
+#[cfg(test)]
+#[path = "config_hybrid_tests.rs"]
+mod tests;

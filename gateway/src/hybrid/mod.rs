@@ -1,0 +1,210 @@
+//! The hybrid key agreement (docs/protocol.md): an ML-KEM-768 exchange, signed with ML-DSA-65
+//! and optionally carrying ETSI 014 QKD key IDs, that makes each epoch's WireGuard PSK through
+//! keymix before every WireGuard handshake.
+//!
+//! Sans-IO like the WireGuard core: [`HybridPeer`] takes `now`, datagrams and KME results in, and
+//! hands back [`Output`]s (datagrams to send, KME requests, PSKs to install, events). It never
+//! reads a clock, touches a socket or waits for the KME.
+//!
+//! | file | concern | protocol.md |
+//! |---|---|---|
+//! | `constants.rs` | sizes, timers, labels | §4, §7, §11 |
+//! | `wire.rs` | fragment header, MAC, fragmentation | §4 |
+//! | `body.rs` | Init / Response / EpochRequest / Reject bodies, transcripts | §5 |
+//! | `pair.rs` | `K_pair`, `pair_id`, identities | §3 |
+//! | `reassembly.rs` | bounded reassembly | §4 step 5 |
+//! | `peer.rs` | the per-peer state shared by both roles | §6 |
+//! | `master.rs`, `slave.rs` | each role's processing | §6.1, §6.2 |
+
+mod body;
+pub mod constants;
+mod master;
+mod pair;
+mod peer;
+mod reassembly;
+mod slave;
+mod stats;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use body::{RejectReason, RequestReason};
+pub use pair::{PairKeys, identity};
+pub use peer::{HybridPeer, HybridSettings, PeerKeys};
+pub use stats::HybridStats;
+
+use keymix::{KeySources, Psk};
+
+/// Which side of the pair runs the exchange (§2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Calls `enc_keys` and initiates every exchange.
+    Master,
+    /// Calls `dec_keys` and answers.
+    Slave,
+}
+
+/// `qkd.policy` (§8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QkdPolicy {
+    /// No epoch without a fresh QKD key; fail closed when the KME cannot deliver.
+    Required,
+    /// QKD when available, X25519 + ML-KEM otherwise (reported).
+    Preferred,
+    /// No KME.
+    Off,
+}
+
+/// Why a KME request failed, as the state machine needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QkdFailure {
+    /// The KME is unreachable, slow, or has no key (503).
+    Unavailable,
+    /// The KME does not know the key ID (or it was already delivered).
+    NotFound,
+}
+
+/// Why a hybrid datagram or message was dropped; each is a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HybridDrop {
+    /// Wrong size, unknown type/kind/version, bad fragment numbering, trailing bytes.
+    Malformed,
+    /// `pair_id` names no hybrid peer.
+    UnknownPair,
+    /// The fragment MAC did not verify.
+    BadMac,
+    /// A message this side does not expect now (wrong role, no exchange in flight, stale id).
+    Unexpected,
+    /// Init admission or EpochRequest rate exceeded.
+    RateLimited,
+    /// A timestamp not newer than the last accepted one.
+    Replay,
+    /// The ML-DSA-65 signature did not verify.
+    BadSignature,
+    /// The ML-KEM encapsulation key failed the FIPS 203 modulus check.
+    BadEncapsulationKey,
+    /// A Response's key confirmation did not match (different keys at the two sides).
+    BadConfirm,
+    /// Fields that must echo the Init (epoch, sources) do not.
+    EpochMismatch,
+}
+
+impl HybridDrop {
+    /// Every reason, for metrics.
+    pub const ALL: [Self; 10] = [
+        Self::Malformed,
+        Self::UnknownPair,
+        Self::BadMac,
+        Self::Unexpected,
+        Self::RateLimited,
+        Self::Replay,
+        Self::BadSignature,
+        Self::BadEncapsulationKey,
+        Self::BadConfirm,
+        Self::EpochMismatch,
+    ];
+
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownPair => "unknown_pair",
+            Self::BadMac => "bad_mac",
+            Self::Unexpected => "unexpected",
+            Self::RateLimited => "rate_limited",
+            Self::Replay => "replay",
+            Self::BadSignature => "bad_signature",
+            Self::BadEncapsulationKey => "bad_encapsulation_key",
+            Self::BadConfirm => "bad_confirm",
+            Self::EpochMismatch => "epoch_mismatch",
+        }
+    }
+}
+
+/// A fact about an epoch, for status, metrics and the audit log (never key bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochInfo {
+    /// Epoch number.
+    pub epoch: u64,
+    /// Sources used.
+    pub sources: KeySources,
+    /// QKD key IDs (empty without QKD).
+    pub key_ids: Vec<String>,
+    /// keymix transcript hash (public).
+    pub transcript_hash: [u8; 32],
+}
+
+/// Things that happened, for logs, metrics and the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HybridEvent {
+    /// A new epoch's PSK was installed.
+    EpochInstalled(EpochInfo),
+    /// Under `preferred`, an epoch is made without QKD.
+    Fallback {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// Under `required`, no epoch could be made because the KME gave no key.
+    QkdBlocked {
+        /// The epoch that could not be made.
+        epoch: u64,
+    },
+    /// The slave refused an Init (sent or received).
+    Rejected {
+        /// The epoch.
+        epoch: u64,
+        /// Why.
+        reason: RejectReason,
+        /// Whether this side sent it.
+        sent: bool,
+    },
+    /// An exchange got no answer for REKEY_ATTEMPT_TIME.
+    ExchangeAbandoned {
+        /// The epoch.
+        epoch: u64,
+    },
+}
+
+/// What the state machine asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send this datagram to the peer's endpoint.
+    Transmit(Vec<u8>),
+    /// Master: get a fresh key from the local KME (`enc_keys` for the slave's SAE).
+    FetchQkdKey {
+        /// Echo this in [`HybridPeer::handle_qkd_result`].
+        request: u64,
+    },
+    /// Slave: get these keys from the local KME (`dec_keys` for the master's SAE).
+    ResolveQkdKeys {
+        /// Echo this in [`HybridPeer::handle_qkd_result`].
+        request: u64,
+        /// The key IDs the master sent.
+        key_ids: Vec<String>,
+    },
+    /// Put this PSK into the WireGuard peer for its next handshake; `handshake_now` asks for the
+    /// handshake at once (the master).
+    InstallPsk {
+        /// The epoch, used as the WireGuard layer's PSK id.
+        epoch: u64,
+        /// The PSK.
+        psk: Psk,
+        /// Start the WireGuard handshake now.
+        handshake_now: bool,
+    },
+    /// Something to log, count and audit.
+    Event(HybridEvent),
+}
+
+/// Fuzzing entry point: every parser of hybrid bytes on arbitrary input (the fragment header and
+/// each message body as if it had passed the MAC). Must never panic.
+#[doc(hidden)]
+pub fn fuzz_parsers(data: &[u8]) {
+    let _ = wire::parse(data);
+    let _ = body::Init::decode(data);
+    let _ = body::Response::decode(data);
+    let _ = body::EpochRequest::decode(data);
+    let _ = body::Reject::decode(data);
+}

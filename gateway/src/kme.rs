@@ -1,0 +1,236 @@
+//! The bridge between the daemon's synchronous event loop and the asynchronous ETSI 014 client
+//! (qkd-link): one thread runs a tokio runtime with the KME client and, for every peer this site
+//! is master of, a prefetch pool. Jobs go in over a channel; results come back over a channel and
+//! a byte on a socket pair the event loop polls. So a KME call never runs on the packet path, and
+//! a slow or dead KME delays only the next epoch (docs/protocol.md §7).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use keymix::{QkdMaterial, SecretVec};
+use qkd_link::{
+    ClientConfig, KeyId, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId,
+};
+use tokio::sync::mpsc;
+
+use crate::hybrid::QkdFailure;
+
+/// Work for the KME thread.
+#[derive(Debug)]
+pub enum KmeJob {
+    /// Master: one key shared with `slave` (from the prefetch pool when it has one).
+    Fetch {
+        /// The daemon's peer index.
+        peer: usize,
+        /// The hybrid state machine's request id.
+        request: u64,
+        /// The peer's SAE ID.
+        slave: SaeId,
+    },
+    /// Slave: the keys with these IDs, which `master` fetched.
+    Resolve {
+        /// The daemon's peer index.
+        peer: usize,
+        /// The hybrid state machine's request id.
+        request: u64,
+        /// The peer's SAE ID.
+        master: SaeId,
+        /// Key IDs from the Init.
+        key_ids: Vec<String>,
+    },
+}
+
+/// Why the KME thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The client configuration (certificates, key file permissions, URL) is unusable.
+    #[error("KME client: {0}")]
+    Client(qkd_link::Error),
+    /// The thread, runtime or wake-up socket could not be created.
+    #[error("KME bridge: {0}")]
+    Io(std::io::Error),
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct KmeResult {
+    /// The daemon's peer index.
+    pub peer: usize,
+    /// The request id the job carried.
+    pub request: u64,
+    /// The key material, or why there is none.
+    pub result: Result<QkdMaterial, QkdFailure>,
+}
+
+/// The running KME thread.
+#[derive(Debug)]
+pub struct KmeBridge {
+    jobs: Option<mpsc::UnboundedSender<KmeJob>>,
+    results: std_mpsc::Receiver<KmeResult>,
+    wake: UnixStream,
+    metrics: Arc<Metrics>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KmeBridge {
+    /// Starts the thread: builds the mutual-TLS client (which reads and checks the PEM files, so
+    /// a bad key file fails here, before the tunnel starts) and a prefetch pool per `masters_for`.
+    pub fn start(
+        config: ClientConfig,
+        masters_for: Vec<SaeId>,
+        timeout: Duration,
+    ) -> Result<Self, BridgeError> {
+        let metrics = Arc::new(Metrics::default());
+        let client = Arc::new(
+            KmeClient::with_metrics(config, Arc::clone(&metrics)).map_err(BridgeError::Client)?,
+        );
+        let (wake_write, wake) = UnixStream::pair().map_err(BridgeError::Io)?;
+        wake.set_nonblocking(true).map_err(BridgeError::Io)?;
+        let (jobs, mut job_rx) = mpsc::unbounded_channel::<KmeJob>();
+        let (result_tx, results) = std_mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BridgeError::Io)?;
+        let thread = std::thread::Builder::new()
+            .name("qgw-kme".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let pools: Arc<HashMap<SaeId, Prefetcher>> = Arc::new(
+                        masters_for
+                            .into_iter()
+                            .map(|slave| {
+                                let pool = Prefetcher::spawn(
+                                    Arc::clone(&client),
+                                    PrefetchConfig::new(slave.clone()),
+                                );
+                                (slave, pool)
+                            })
+                            .collect(),
+                    );
+                    let wake_write = Arc::new(std::sync::Mutex::new(wake_write));
+                    while let Some(job) = job_rx.recv().await {
+                        let (client, pools, tx, wake) = (
+                            Arc::clone(&client),
+                            Arc::clone(&pools),
+                            result_tx.clone(),
+                            Arc::clone(&wake_write),
+                        );
+                        tokio::spawn(async move {
+                            let result = run(&client, &pools, job, timeout).await;
+                            if tx.send(result).is_ok() {
+                                let mut w = wake.lock().unwrap_or_else(|p| p.into_inner());
+                                // A full socket buffer already wakes the loop; the byte is only a signal.
+                                let _ = w.write(&[1]);
+                            }
+                        });
+                    }
+                });
+            })
+            .map_err(BridgeError::Io)?;
+        Ok(Self {
+            jobs: Some(jobs),
+            results,
+            wake,
+            metrics,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a job; never blocks.
+    pub fn submit(&self, job: KmeJob) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// The descriptor the event loop polls for readability.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    /// Finished jobs (clears the wake-up signal).
+    pub fn drain(&self) -> Vec<KmeResult> {
+        let mut sink = [0u8; 64];
+        while matches!((&self.wake).read(&mut sink), Ok(n) if n > 0) {}
+        self.results.try_iter().collect()
+    }
+
+    /// The client's counters (keys, bytes, errors, latency, buffer level, reachability).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+impl Drop for KmeBridge {
+    fn drop(&mut self) {
+        self.jobs = None; // closes the channel: the thread's loop ends
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn run(
+    client: &KmeClient,
+    pools: &HashMap<SaeId, Prefetcher>,
+    job: KmeJob,
+    timeout: Duration,
+) -> KmeResult {
+    match job {
+        KmeJob::Fetch {
+            peer,
+            request,
+            slave,
+        } => {
+            let key = match pools.get(&slave) {
+                Some(pool) => pool.take(timeout).await.ok_or(QkdFailure::Unavailable),
+                None => Err(QkdFailure::Unavailable),
+            };
+            KmeResult {
+                peer,
+                request,
+                result: key.and_then(|k| material(vec![k])),
+            }
+        }
+        KmeJob::Resolve {
+            peer,
+            request,
+            master,
+            key_ids,
+        } => {
+            let ids: Result<Vec<KeyId>, _> = key_ids.iter().map(|id| KeyId::parse(id)).collect();
+            let result = match ids {
+                Err(_) => Err(QkdFailure::NotFound),
+                Ok(ids) => {
+                    match tokio::time::timeout(timeout, client.dec_keys(&master, &ids)).await {
+                        Ok(Ok(keys)) => material(keys),
+                        Ok(Err(e)) if e.is_key_not_found() => Err(QkdFailure::NotFound),
+                        Ok(Err(_)) | Err(_) => Err(QkdFailure::Unavailable),
+                    }
+                }
+            };
+            KmeResult {
+                peer,
+                request,
+                result,
+            }
+        }
+    }
+}
+
+/// Concatenates KME keys, in order, into keymix's QKD contribution.
+fn material(keys: Vec<QkdKey>) -> Result<QkdMaterial, QkdFailure> {
+    let ids = keys.iter().map(|k| k.id().to_string()).collect();
+    let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.expose().len()).sum());
+    for key in &keys {
+        bytes.extend_from_slice(key.expose());
+    }
+    QkdMaterial::new(ids, SecretVec::new(bytes)).map_err(|_| QkdFailure::Unavailable)
+}

@@ -1,0 +1,147 @@
+//! The daemon's KME bridge against the real simulator over mutual TLS on loopback: a master
+//! fetches a key for its slave, the slave resolves it by ID on its own KME, both hold the same
+//! bytes, the key is gone afterwards, and an unknown ID is a `NotFound` — all without blocking the
+//! caller, which only polls the wake-up descriptor.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use gateway::hybrid::QkdFailure;
+use gateway::kme::{KmeBridge, KmeJob, KmeResult};
+use qkd_link::sim::{SimConfig, pki};
+use qkd_link::{ClientConfig, RetryPolicy, SaeId};
+
+const SIM: &str = r#"
+admin:
+  listen: 127.0.0.1:0
+limits:
+  key_size: 256
+  min_key_size: 64
+  max_key_size: 1024
+  max_key_per_request: 16
+  max_sae_id_count: 0
+kmes:
+  - id: KME_A
+    listen: 127.0.0.1:0
+    saes: [SAE_A]
+  - id: KME_B
+    listen: 127.0.0.1:0
+    saes: [SAE_B]
+links:
+  - kmes: [KME_A, KME_B]
+    secret_key_rate_bps: 1000000
+    max_key_count: 1000
+    initial_key_count: 100
+"#;
+
+fn sae(s: &str) -> SaeId {
+    SaeId::new(s).expect("valid SAE ID")
+}
+
+/// Waits (bounded) for one result, polling the wake-up descriptor as the event loop does.
+fn wait(bridge: &KmeBridge) -> KmeResult {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            bridge.wake_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
+        if let Some(result) = bridge.drain().pop() {
+            return result;
+        }
+        assert!(Instant::now() < deadline, "no KME result within 10 s");
+    }
+}
+
+#[test]
+fn master_and_slave_get_the_same_key_once_through_the_bridge() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    pki::generate_entities(
+        dir.path(),
+        &[
+            ("kme_a", "KME_A", true),
+            ("kme_b", "KME_B", true),
+            ("sae_a", "SAE_A", false),
+            ("sae_b", "SAE_B", false),
+        ],
+        &[],
+        false,
+    )
+    .expect("pki");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = runtime
+        .block_on(qkd_link::sim::start(
+            SimConfig::from_yaml(SIM, "sim.yaml").expect("config"),
+            dir.path(),
+        ))
+        .expect("simulator starts");
+    let client = |file: &str, id: &str, kme: &str| {
+        let mut cfg = ClientConfig::new(
+            sim.kme_url(kme).expect("url"),
+            sae(id),
+            dir.path().join("ca.pem"),
+            dir.path().join(format!("{file}.pem")),
+            dir.path().join(format!("{file}.key")),
+        );
+        cfg.retry = RetryPolicy::none();
+        cfg
+    };
+    let timeout = Duration::from_secs(2);
+    let master = KmeBridge::start(
+        client("sae_a", "SAE_A", "KME_A"),
+        vec![sae("SAE_B")],
+        timeout,
+    )
+    .expect("master bridge");
+    let slave =
+        KmeBridge::start(client("sae_b", "SAE_B", "KME_B"), vec![], timeout).expect("slave bridge");
+
+    master.submit(KmeJob::Fetch {
+        peer: 0,
+        request: 7,
+        slave: sae("SAE_B"),
+    });
+    let fetched = wait(&master);
+    assert_eq!((fetched.peer, fetched.request), (0, 7));
+    let fetched = fetched.result.expect("a key from the prefetch pool");
+    let ids = fetched.key_ids().to_vec();
+    assert_eq!(fetched.key().len(), 32, "256-bit keys");
+
+    slave.submit(KmeJob::Resolve {
+        peer: 3,
+        request: 9,
+        master: sae("SAE_A"),
+        key_ids: ids.clone(),
+    });
+    let resolved = wait(&slave);
+    assert_eq!((resolved.peer, resolved.request), (3, 9));
+    let resolved = resolved.result.expect("the same key at KME_B");
+    assert_eq!(resolved.key_ids(), ids.as_slice());
+    assert!(
+        resolved.key().ct_eq(fetched.key()),
+        "equal bytes at both ends"
+    );
+
+    slave.submit(KmeJob::Resolve {
+        peer: 3,
+        request: 10,
+        master: sae("SAE_A"),
+        key_ids: ids,
+    });
+    assert_eq!(
+        wait(&slave).result.err(),
+        Some(QkdFailure::NotFound),
+        "delivered exactly once"
+    );
+    slave.submit(KmeJob::Resolve {
+        peer: 3,
+        request: 11,
+        master: sae("SAE_A"),
+        key_ids: vec!["not-a-uuid".into()],
+    });
+    assert_eq!(wait(&slave).result.err(), Some(QkdFailure::NotFound));
+    assert!(master.metrics().snapshot().keys_fetched >= 1);
+    drop((master, slave));
+    runtime.block_on(async move { drop(sim) });
+}

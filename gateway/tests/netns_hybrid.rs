@@ -1,0 +1,266 @@
+//! The hybrid key agreement end to end (issue 5): two qgw sites in network namespaces joined by a
+//! 1280-byte-MTU underlay, each with its own KME from the simulator over real ETSI 014 and mutual
+//! TLS, `hybrid: on`, `qkd.policy: required` and a 5 s rekey. A numbered UDP stream crosses at least five rotations
+//! with no loss and no duplicate, and every epoch used its own QKD key, the same at both sites.
+//! See `netns/mod.rs` for the harness and its CI rules.
+#![allow(clippy::unwrap_used)]
+
+mod netns;
+
+use std::collections::BTreeSet;
+use std::net::UdpSocket;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use netns::traffic::in_netns;
+use netns::{Lab, QgwSite, prerequisites, start_qgw, status};
+
+/// Two KMEs in namespace `a`: KME_A on its loopback (site a's gateway), KME_B on the underlay
+/// address 10.200.0.1 (site b reaches it over the veth).
+const SIM: &str = r#"
+limits:
+  key_size: 256
+  min_key_size: 64
+  max_key_size: 1024
+  max_key_per_request: 16
+  max_sae_id_count: 0
+kmes:
+  - id: KME_A
+    listen: 127.0.0.1:8441
+    saes: [SAE_A]
+  - id: KME_B
+    listen: 10.200.0.1:8442
+    saes: [SAE_B]
+links:
+  - kmes: [KME_A, KME_B]
+    secret_key_rate_bps: 500000
+    max_key_count: 10000
+    initial_key_count: 200
+"#;
+
+/// Runs the simulator on a thread inside `ns` until the returned sender is dropped.
+fn start_sim(ns: &str, pki: std::path::PathBuf) -> mpsc::Sender<()> {
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = qkd_link::sim::SimConfig::from_yaml(SIM, "sim.yaml").unwrap();
+        let sim = rt.block_on(qkd_link::sim::start(cfg, &pki)).unwrap();
+        ready_tx.send(()).unwrap();
+        // Serve until the test drops the sender (bounded by the test's own deadlines).
+        rt.block_on(async {
+            while stop_rx.try_recv() == Err(mpsc::TryRecvError::Empty) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            sim.shutdown().await;
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("simulator started");
+    stop_tx
+}
+
+/// Site configuration lines for the hybrid peer and the site's KME.
+fn hybrid_lines(lab: &Lab, site: char, peer_site: char) -> (String, String) {
+    let d = lab.dir.display();
+    let upper = site.to_ascii_uppercase();
+    let peer_upper = peer_site.to_ascii_uppercase();
+    let kme = if site == 'a' {
+        "127.0.0.1:8441"
+    } else {
+        "10.200.0.1:8442"
+    };
+    let peer = format!(
+        "hybrid: on\nmldsa_public_key_file: {d}/{peer_site}.mldsa.pub\nqkd: {{ peer_sae_id: SAE_{peer_upper}, policy: required }}\nrekey_after_seconds: 5\n"
+    );
+    let top = format!(
+        "qkd:\n  kme_url: https://{kme}\n  sae_id: SAE_{upper}\n  ca_file: {d}/pki/ca.pem\n  cert_file: {d}/pki/sae_{site}.pem\n  key_file: {d}/pki/sae_{site}.key\n"
+    );
+    (peer, top)
+}
+
+/// `hybrid epoch installed` log lines: (epoch, QKD key IDs).
+fn epochs(log: &str) -> Vec<(u64, String)> {
+    log.lines()
+        .filter(|l| l.contains("hybrid epoch installed") && l.contains("x25519+mlkem+qkd"))
+        .filter_map(|l| {
+            let epoch = l
+                .split("epoch=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            let ids = l
+                .split("qkd_key_ids=")
+                .nth(1)?
+                .split(']')
+                .next()?
+                .to_owned();
+            Some((epoch, ids))
+        })
+        .collect()
+}
+
+#[test]
+fn required_qkd_rotates_every_5s_without_losing_a_packet() {
+    if !prerequisites("required_qkd_rotates_every_5s_without_losing_a_packet", &[]) {
+        return;
+    }
+    // The underlay MTU is IPv6's minimum, 1280: every hybrid datagram (≤ 1232 bytes) must fit.
+    let mut lab = Lab::new("y", Some(1280));
+    qkd_link::sim::pki::generate_entities(
+        &lab.dir.join("pki"),
+        &[
+            ("kme_a", "KME_A", true),
+            ("kme_b", "KME_B", true),
+            ("sae_a", "SAE_A", false),
+            ("sae_b", "SAE_B", false),
+        ],
+        &["10.200.0.1".to_string()],
+        false,
+    )
+    .unwrap();
+    let _sim = start_sim(&lab.a, lab.dir.join("pki"));
+    for site in ['a', 'b'] {
+        let private = gateway::keyfile::generate_mldsa_private().unwrap();
+        let key = gateway::keyfile::parse_mldsa_private(&private, "test").unwrap();
+        lab.write(&format!("{site}.mldsa"), &private);
+        lab.write(
+            &format!("{site}.mldsa.pub"),
+            &gateway::keyfile::mldsa_public_text(&key),
+        );
+    }
+    let (ia, ib) = (format!("ha{}", lab.id), format!("hb{}", lab.id));
+    let ((ka, pa), (kb, pb)) = (netns::keypair(), netns::keypair());
+    let (ka, kb) = (lab.write("ka", &ka), lab.write("kb", &kb));
+    let (peer_a, top_a) = hybrid_lines(&lab, 'a', 'b');
+    let (peer_b, top_b) = hybrid_lines(&lab, 'b', 'a');
+    let extra_a = format!("mldsa_private_key_file: {}/a.mldsa", lab.dir.display());
+    let extra_b = format!("mldsa_private_key_file: {}/b.mldsa", lab.dir.display());
+    let site = |iface, addr, key, extra, peer_pub, endpoint, allowed, peer_extra| QgwSite {
+        iface,
+        addresses: addr,
+        key_file: key,
+        mtu: 1200,
+        extra,
+        peer_pub,
+        endpoint: Some(endpoint),
+        allowed,
+        peer_extra,
+    };
+    let a = site(
+        &ia,
+        &["10.201.0.1/24"],
+        &ka,
+        &extra_a,
+        &pb,
+        "10.200.0.2:51820",
+        &["10.201.0.2/32"],
+        &peer_a,
+    );
+    let b = site(
+        &ib,
+        &["10.201.0.2/24"],
+        &kb,
+        &extra_b,
+        &pa,
+        "10.200.0.1:51820",
+        &["10.201.0.1/32"],
+        &peer_b,
+    );
+    let cfg_a = lab.write("a.yaml", &(a.yaml() + &top_a));
+    let cfg_b = lab.write("b.yaml", &(b.yaml() + &top_b));
+    let (na, nb) = (lab.a.clone(), lab.b.clone());
+    start_qgw(&mut lab, &na, &ia, &cfg_a, "ha.log");
+    start_qgw(&mut lab, &nb, &ib, &cfg_b, "hb.log");
+    assert!(
+        lab.ping_until(&na, "10.201.0.2", Duration::from_secs(30)),
+        "no tunnel: a: {}\nb: {}",
+        lab.log("ha.log"),
+        lab.log("hb.log")
+    );
+
+    // A numbered stream a -> b across >= 5 rotations: 3000 datagrams, one every 10 ms.
+    let count = 3000u32;
+    let receiver = std::thread::spawn({
+        let nb = nb.clone();
+        move || {
+            in_netns(&nb, move || {
+                let sock = UdpSocket::bind("10.201.0.2:6000").unwrap();
+                sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 64];
+                let deadline = Instant::now() + Duration::from_secs(90);
+                while Instant::now() < deadline {
+                    match sock.recv(&mut buf) {
+                        Ok(4) => seen.push(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]])),
+                        Ok(_) => {}
+                        Err(_) => break, // 5 s of silence: the sender is done
+                    }
+                }
+                seen
+            })
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    in_netns(&na, move || {
+        let sock = UdpSocket::bind("10.201.0.1:0").unwrap();
+        for seq in 0..count {
+            sock.send_to(&seq.to_be_bytes(), "10.201.0.2:6000").unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let seen = receiver.join().unwrap();
+    let distinct: BTreeSet<u32> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "duplicates delivered");
+    let missing: Vec<u32> = (0..count).filter(|s| !distinct.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {count} lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+
+    let (log_a, log_b) = (lab.log("ha.log"), lab.log("hb.log"));
+    let (ea, eb) = (epochs(&log_a), epochs(&log_b));
+    assert!(
+        ea.len() >= 5,
+        "at least 5 QKD epochs, got {}: {log_a}",
+        ea.len()
+    );
+    assert_eq!(ea, eb, "the same epochs and QKD key IDs at both sites");
+    let ids: BTreeSet<&String> = ea.iter().map(|(_, ids)| ids).collect();
+    assert_eq!(ids.len(), ea.len(), "every epoch its own QKD key");
+
+    // `qgw status --json` reports the epoch, its age, its sources and its QKD key ID.
+    let (sa, sb) = (status(&lab, &na, &ia), status(&lab, &nb, &ib));
+    let (pa, pb) = (&sa["peers"][0], &sb["peers"][0]);
+    let roles: BTreeSet<&str> = [
+        pa["hybrid"].as_str().unwrap(),
+        pb["hybrid"].as_str().unwrap(),
+    ]
+    .into();
+    assert_eq!(roles, BTreeSet::from(["master", "slave"]));
+    for p in [pa, pb] {
+        assert!(p["epoch"].as_u64().unwrap() >= 5, "{p}");
+        assert_eq!(
+            p["key_sources"],
+            serde_json::json!(["x25519", "mlkem", "qkd"]),
+            "{p}"
+        );
+        assert!(p["epoch_age_seconds"].as_u64().unwrap() <= 15, "{p}");
+        let id = p["qkd_key_id"].as_str().unwrap();
+        assert!(
+            log_a.contains(id) || lab.log("ha.log").contains(id),
+            "status key ID {id} is one the gateways logged"
+        );
+    }
+}
