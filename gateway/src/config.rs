@@ -64,6 +64,8 @@ pub struct InterfaceConfig {
     pub handshake_load_threshold: Option<Spanned<u32>>,
     /// Off-spec, tests only: rekey after this many seconds instead of 120.
     pub danger_rekey_after_seconds: Option<Spanned<u64>>,
+    /// Off-spec, tests only: refuse sessions after this many seconds instead of 180.
+    pub danger_reject_after_seconds: Option<Spanned<u64>>,
     /// This site's ML-DSA-65 private key (`qgw genkey --mldsa`), needed by hybrid peers.
     pub mldsa_private_key_file: Option<Spanned<PathBuf>>,
 }
@@ -158,6 +160,8 @@ pub struct Validated {
     pub load_threshold: u32,
     /// Off-spec rekey interval (`danger_rekey_after_seconds`).
     pub danger_rekey_after: Option<Duration>,
+    /// Off-spec session lifetime (`danger_reject_after_seconds`).
+    pub danger_reject_after: Option<Duration>,
     /// The interface's hybrid settings (ML-DSA key, KME), if configured.
     pub hybrid_site: Option<crate::config_hybrid::HybridSite>,
     /// Per peer (same order as `peers`): its hybrid settings with `hybrid: on`.
@@ -283,6 +287,19 @@ impl Config {
             }
             Some(t) => Some(Duration::from_secs(t.value)),
         };
+        let danger_reject_after = match &i.danger_reject_after_seconds {
+            None => None,
+            Some(t) if !(10..=180).contains(&t.value) => {
+                let line = t.referenced.line();
+                let field = "interface.danger_reject_after_seconds";
+                return cx.err(
+                    line,
+                    field,
+                    "must be 10-180 (test-only; omit in production)",
+                );
+            }
+            Some(t) => Some(Duration::from_secs(t.value)),
+        };
         let private_key = cx.key_file(&i.private_key_file, "interface.private_key_file")?;
         let hybrid_site = crate::config_hybrid::validate_site(
             path,
@@ -368,6 +385,7 @@ impl Config {
             uapi: i.uapi,
             load_threshold,
             danger_rekey_after,
+            danger_reject_after,
             hybrid_site,
             hybrid_peers,
             metrics: self.metrics.as_ref().map(|m| m.listen),

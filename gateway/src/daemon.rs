@@ -108,7 +108,16 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         if let (Some(d), Some(p)) = (cfg.danger_rekey_after, ifc.peer_mut(id)) {
             p.set_rekey_after_time(d);
         }
+        if let (Some(d), Some(p)) = (cfg.danger_reject_after, ifc.peer_mut(id)) {
+            p.set_reject_after_time(d);
+        }
         control.names.push(name.clone());
+    }
+    if let Some(d) = cfg.danger_reject_after {
+        warn!(
+            seconds = d.as_secs(),
+            "danger_reject_after_seconds: off-spec session lifetime (tests only)"
+        );
     }
     if let Some(d) = cfg.danger_rekey_after {
         warn!(

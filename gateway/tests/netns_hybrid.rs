@@ -38,8 +38,22 @@ links:
     initial_key_count: 200
 "#;
 
-/// Runs the simulator on a thread inside `ns` until the returned sender is dropped.
-fn start_sim(ns: &str, pki: std::path::PathBuf) -> mpsc::Sender<()> {
+/// A simulator running on a thread inside a namespace; dropping it stops the simulator.
+struct Sim {
+    _stop: mpsc::Sender<()>,
+    control: std::sync::Arc<qkd_link::sim::SimControl>,
+}
+
+impl Sim {
+    /// KME down (connections refused) or up again.
+    fn kme_down(&self, kme: &str, down: bool) {
+        let id = qkd_link::SaeId::new(kme).unwrap();
+        self.control.set_kme_down(&id, down).unwrap();
+    }
+}
+
+/// Runs the simulator on a thread inside `ns` until the returned handle is dropped.
+fn start_sim(ns: &str, pki: std::path::PathBuf) -> Sim {
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (ready_tx, ready_rx) = mpsc::channel();
     let path = format!("/var/run/netns/{ns}");
@@ -52,7 +66,7 @@ fn start_sim(ns: &str, pki: std::path::PathBuf) -> mpsc::Sender<()> {
             .unwrap();
         let cfg = qkd_link::sim::SimConfig::from_yaml(SIM, "sim.yaml").unwrap();
         let sim = rt.block_on(qkd_link::sim::start(cfg, &pki)).unwrap();
-        ready_tx.send(()).unwrap();
+        ready_tx.send(std::sync::Arc::clone(sim.control())).unwrap();
         // Serve until the test drops the sender (bounded by the test's own deadlines).
         rt.block_on(async {
             while stop_rx.try_recv() == Err(mpsc::TryRecvError::Empty) {
@@ -61,14 +75,17 @@ fn start_sim(ns: &str, pki: std::path::PathBuf) -> mpsc::Sender<()> {
             sim.shutdown().await;
         });
     });
-    ready_rx
+    let control = ready_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("simulator started");
-    stop_tx
+    Sim {
+        _stop: stop_tx,
+        control,
+    }
 }
 
 /// Site configuration lines for the hybrid peer and the site's KME.
-fn hybrid_lines(lab: &Lab, site: char, peer_site: char) -> (String, String) {
+fn hybrid_lines(lab: &Lab, site: char, peer_site: char, policy: &str) -> (String, String) {
     let d = lab.dir.display();
     let upper = site.to_ascii_uppercase();
     let peer_upper = peer_site.to_ascii_uppercase();
@@ -77,8 +94,10 @@ fn hybrid_lines(lab: &Lab, site: char, peer_site: char) -> (String, String) {
     } else {
         "10.200.0.1:8442"
     };
+    // Site a is the master (calls enc_keys at KME_A), site b the slave (dec_keys at KME_B).
+    let role = if site == 'a' { "master" } else { "slave" };
     let peer = format!(
-        "hybrid: on\nmldsa_public_key_file: {d}/{peer_site}.mldsa.pub\nqkd: {{ peer_sae_id: SAE_{peer_upper}, policy: required }}\nrekey_after_seconds: 5\n"
+        "hybrid: on\nmldsa_public_key_file: {d}/{peer_site}.mldsa.pub\nqkd: {{ peer_sae_id: SAE_{peer_upper}, policy: {policy}, role: {role} }}\nrekey_after_seconds: 5\n"
     );
     let top = format!(
         "qkd:\n  kme_url: https://{kme}\n  sae_id: SAE_{upper}\n  ca_file: {d}/pki/ca.pem\n  cert_file: {d}/pki/sae_{site}.pem\n  key_file: {d}/pki/sae_{site}.key\n"
@@ -109,13 +128,19 @@ fn epochs(log: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-#[test]
-fn required_qkd_rotates_every_5s_without_losing_a_packet() {
-    if !prerequisites("required_qkd_rotates_every_5s_without_losing_a_packet", &[]) {
-        return;
-    }
+/// Two hybrid sites (a = master at KME_A, b = slave at KME_B), up and passing traffic.
+struct Sites {
+    lab: Lab,
+    sim: Sim,
+    na: String,
+    nb: String,
+    ia: String,
+    ib: String,
+}
+
+fn start_sites(tag: &str, policy: &str, extra_interface: &str) -> Sites {
     // The underlay MTU is IPv6's minimum, 1280: every hybrid datagram (≤ 1232 bytes) must fit.
-    let mut lab = Lab::new("y", Some(1280));
+    let mut lab = Lab::new(tag, Some(1280));
     qkd_link::sim::pki::generate_entities(
         &lab.dir.join("pki"),
         &[
@@ -128,7 +153,7 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
         false,
     )
     .unwrap();
-    let _sim = start_sim(&lab.a, lab.dir.join("pki"));
+    let sim = start_sim(&lab.a, lab.dir.join("pki"));
     for site in ['a', 'b'] {
         let private = gateway::keyfile::generate_mldsa_private().unwrap();
         let key = gateway::keyfile::parse_mldsa_private(&private, "test").unwrap();
@@ -141,10 +166,16 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
     let (ia, ib) = (format!("ha{}", lab.id), format!("hb{}", lab.id));
     let ((ka, pa), (kb, pb)) = (netns::keypair(), netns::keypair());
     let (ka, kb) = (lab.write("ka", &ka), lab.write("kb", &kb));
-    let (peer_a, top_a) = hybrid_lines(&lab, 'a', 'b');
-    let (peer_b, top_b) = hybrid_lines(&lab, 'b', 'a');
-    let extra_a = format!("mldsa_private_key_file: {}/a.mldsa", lab.dir.display());
-    let extra_b = format!("mldsa_private_key_file: {}/b.mldsa", lab.dir.display());
+    let (peer_a, top_a) = hybrid_lines(&lab, 'a', 'b', policy);
+    let (peer_b, top_b) = hybrid_lines(&lab, 'b', 'a', policy);
+    let extra_a = format!(
+        "mldsa_private_key_file: {}/a.mldsa\n{extra_interface}",
+        lab.dir.display()
+    );
+    let extra_b = format!(
+        "mldsa_private_key_file: {}/b.mldsa\n{extra_interface}",
+        lab.dir.display()
+    );
     let site = |iface, addr, key, extra, peer_pub, endpoint, allowed, peer_extra| QgwSite {
         iface,
         addresses: addr,
@@ -188,6 +219,29 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
         lab.log("hb.log")
     );
 
+    Sites {
+        lab,
+        sim,
+        na,
+        nb,
+        ia,
+        ib,
+    }
+}
+
+#[test]
+fn required_qkd_rotates_every_5s_without_losing_a_packet() {
+    if !prerequisites("required_qkd_rotates_every_5s_without_losing_a_packet", &[]) {
+        return;
+    }
+    let Sites {
+        lab,
+        sim: _sim,
+        na,
+        nb,
+        ia,
+        ib,
+    } = start_sites("y", "required", "");
     // A numbered stream a -> b across >= 5 rotations: 3000 datagrams, one every 10 ms.
     let count = 3000u32;
     let receiver = std::thread::spawn({
@@ -263,4 +317,106 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
             "status key ID {id} is one the gateways logged"
         );
     }
+}
+
+/// Whether one ping from `ns` to `dst` gets an answer within a second.
+fn ping_once(lab: &Lab, ns: &str, dst: &str) -> bool {
+    lab.exec(ns, &["ping", "-c", "1", "-W", "1", dst])
+        .status
+        .success()
+}
+
+#[test]
+fn required_fails_closed_while_the_slave_kme_is_down_and_recovers() {
+    if !prerequisites(
+        "required_fails_closed_while_the_slave_kme_is_down_and_recovers",
+        &[],
+    ) {
+        return;
+    }
+    // Sessions are refused after 20 s instead of 180 s, so the fail-closed point comes quickly.
+    let s = start_sites("r", "required", "danger_reject_after_seconds: 20");
+    s.sim.kme_down("KME_B", true);
+    let down_at = Instant::now();
+    assert!(
+        ping_once(&s.lab, &s.na, "10.201.0.2"),
+        "the current keys still carry traffic"
+    );
+    // No new epoch can be made (the slave cannot fetch the key): the tunnel closes by itself
+    // when the last session reaches its (shortened) REJECT_AFTER_TIME.
+    let mut closed = false;
+    while down_at.elapsed() < Duration::from_secs(45) {
+        if !ping_once(&s.lab, &s.na, "10.201.0.2") && !ping_once(&s.lab, &s.na, "10.201.0.2") {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        closed,
+        "traffic still flows 45 s after the KME went down: {}",
+        s.lab.log("ha.log")
+    );
+    let closed_after = down_at.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(5),
+        "closed too early ({closed_after:?}): old keys must serve"
+    );
+    for _ in 0..3 {
+        assert!(
+            !ping_once(&s.lab, &s.na, "10.201.0.2"),
+            "fail closed stays closed while the KME is down"
+        );
+    }
+    let log_b = s.lab.log("hb.log");
+    assert!(
+        log_b.contains("QkdUnavailable"),
+        "the slave refused for lack of QKD: {log_b}"
+    );
+    // The KME returns: the next exchange succeeds and the tunnel comes back by itself.
+    s.sim.kme_down("KME_B", false);
+    assert!(
+        s.lab
+            .ping_until(&s.na, "10.201.0.2", Duration::from_secs(40)),
+        "no recovery: {}",
+        s.lab.log("ha.log")
+    );
+    let st = status(&s.lab, &s.na, &s.ia);
+    assert_eq!(
+        st["peers"][0]["key_sources"],
+        serde_json::json!(["x25519", "mlkem", "qkd"])
+    );
+    let _ = &s.ib;
+}
+
+#[test]
+fn preferred_falls_back_to_x25519_mlkem_and_keeps_traffic_flowing() {
+    if !prerequisites(
+        "preferred_falls_back_to_x25519_mlkem_and_keeps_traffic_flowing",
+        &[],
+    ) {
+        return;
+    }
+    let s = start_sites("p", "preferred", "");
+    s.sim.kme_down("KME_B", true);
+    let down_at = Instant::now();
+    let mut lost = 0;
+    while down_at.elapsed() < Duration::from_secs(15) {
+        if !ping_once(&s.lab, &s.na, "10.201.0.2") {
+            lost += 1;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(lost <= 1, "{lost} pings lost during the fallback");
+    let log_a = s.lab.log("ha.log");
+    assert!(
+        log_a.contains("falls back to x25519+mlkem"),
+        "fallback reported: {log_a}"
+    );
+    let st = status(&s.lab, &s.nb, &s.ib);
+    assert_eq!(
+        st["peers"][0]["key_sources"],
+        serde_json::json!(["x25519", "mlkem"]),
+        "the current epoch is x25519+mlkem"
+    );
 }

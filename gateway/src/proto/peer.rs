@@ -54,6 +54,8 @@ pub struct Peer {
     psk_fresh: bool,
     /// When [`Event::EpochNeeded`] was last emitted (at most one per REKEY_TIMEOUT).
     epoch_needed_at: Option<Instant>,
+    /// Off-spec shorter REJECT_AFTER_TIME for new sessions (tests only).
+    reject_after: Option<Duration>,
     mtu: usize,
     endpoint: Option<SocketAddr>,
     pending: Option<InitiationSent>,
@@ -82,6 +84,7 @@ impl Peer {
             gate: HandshakeGate::Open,
             psk_fresh: false,
             epoch_needed_at: None,
+            reject_after: None,
             mtu,
             endpoint: None,
             pending: None,
@@ -184,6 +187,12 @@ impl Peer {
     /// The persistent keepalive interval, if on.
     pub fn persistent_keepalive(&self) -> Option<Duration> {
         self.timers.persistent_keepalive()
+    }
+
+    /// Off-spec: sessions made from now on are refused after `after` instead of
+    /// `REJECT_AFTER_TIME` (tests of the fail-closed policy).
+    pub fn set_reject_after_time(&mut self, after: Duration) {
+        self.reject_after = Some(after);
     }
 
     /// Off-spec: rekey after `after` instead of `REKEY_AFTER_TIME` (tests observe rekeys quickly).
@@ -375,7 +384,10 @@ impl Peer {
         self.last_initiation_received = Some(now);
         self.endpoint = Some(from);
         self.epochs += 1;
-        let session = Session::new(keys, now, self.epochs);
+        let mut session = Session::new(keys, now, self.epochs);
+        if let Some(after) = self.reject_after {
+            session.set_reject_after(after);
+        }
         self.keys.install_unconfirmed(session, cx.indices);
         self.timers.on_any_received(now);
         self.timers.on_any_sent(now);
@@ -400,7 +412,10 @@ impl Peer {
         self.pending = None;
         self.endpoint = Some(from);
         self.epochs += 1;
-        let session = Session::new(keys, now, self.epochs);
+        let mut session = Session::new(keys, now, self.epochs);
+        if let Some(after) = self.reject_after {
+            session.set_reject_after(after);
+        }
         self.keys.install_confirmed(session, cx.indices);
         self.confirmed(now);
         self.timers.on_any_received(now);

@@ -107,6 +107,8 @@ pub struct Session {
     initiator: bool,
     psk_id: PskId,
     epoch: u64,
+    /// REJECT_AFTER_TIME, or an off-spec shorter value (`danger_reject_after_seconds`).
+    reject_after: std::time::Duration,
 }
 
 impl Session {
@@ -127,7 +129,14 @@ impl Session {
             initiator: keys.initiator,
             psk_id: keys.psk_id,
             epoch,
+            reject_after: super::constants::REJECT_AFTER_TIME,
         }
+    }
+
+    /// Off-spec: refuse this session after `after` instead of REJECT_AFTER_TIME (tests of the
+    /// fail-closed policy need it within seconds). Never longer than REJECT_AFTER_TIME.
+    pub fn set_reject_after(&mut self, after: std::time::Duration) {
+        self.reject_after = after.min(super::constants::REJECT_AFTER_TIME);
     }
 
     /// Our index: transport messages for this session carry it as receiver.
@@ -157,12 +166,13 @@ impl Session {
 
     /// Whether the sending key may still be used at `now` (§6.1).
     pub fn can_send(&self, now: Instant) -> bool {
-        !super::timers::is_expired(self.age(now), self.send.sent())
+        self.age(now) < self.reject_after
+            && !super::timers::is_expired(self.age(now), self.send.sent())
     }
 
     /// Whether a received message may still be accepted at `now` (§6.1).
     pub fn can_receive(&self, now: Instant) -> bool {
-        self.age(now) < super::constants::REJECT_AFTER_TIME
+        self.age(now) < self.reject_after
     }
 
     /// Opens a message for this session and records its counter if it authenticated and is fresh.
@@ -269,6 +279,23 @@ mod tests {
             Err(DropReason::SessionExpired)
         );
         assert!(!a.can_send(now));
+    }
+
+    #[test]
+    fn a_shortened_reject_time_expires_earlier_but_never_later_than_the_spec() {
+        let now = Instant::now();
+        let (mut a, mut b) = pair(now);
+        a.set_reject_after(std::time::Duration::from_secs(20));
+        b.set_reject_after(std::time::Duration::from_secs(20));
+        let t19 = now + std::time::Duration::from_secs(19);
+        let t20 = now + std::time::Duration::from_secs(20);
+        assert!(a.can_send(t19) && !a.can_send(t20));
+        assert!(b.can_receive(t19) && !b.can_receive(t20));
+        a.set_reject_after(std::time::Duration::from_secs(1000));
+        assert!(
+            !a.can_send(now + super::super::constants::REJECT_AFTER_TIME),
+            "capped at 180 s"
+        );
     }
 
     #[test]
