@@ -12,10 +12,11 @@ rustup component list --installed 2>/dev/null | grep -qE '^(clippy|rustfmt)' || 
 
 step "packages"
 # Debian packages the suite needs: python3 (combiner reference), iproute2/ping/iperf3 and
-# wireguard-go + wireguard-tools (the namespace interop tests), curl (an independent ETSI 014 client).
+# wireguard-go + wireguard-tools (the namespace interop tests), curl (an independent ETSI 014 client),
+# tcpdump (the test that no plaintext crosses the underlay).
 need=()
 for pair in python3:python3 ip:iproute2 ping:iputils-ping iperf3:iperf3 wg:wireguard-tools \
-            wireguard-go:wireguard-go curl:curl; do
+            wireguard-go:wireguard-go curl:curl tcpdump:tcpdump; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -294,6 +294,14 @@ impl HybridHost {
             age_seconds: current.map(|(_, at)| now.saturating_duration_since(at).as_secs()),
             key_sources,
             qkd_key_id: current.and_then(|(info, _)| info.key_ids.first().cloned()),
+            drops: machine
+                .stats()
+                .drops
+                .iter()
+                .map(|(reason, n)| (reason.label().to_owned(), *n))
+                .collect(),
+            signature_verifications: machine.stats().signature_verifications,
+            kem_operations: machine.stats().kem_operations,
         })
     }
 

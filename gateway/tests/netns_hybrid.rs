@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netns::traffic::in_netns;
-use netns::{Lab, QgwSite, prerequisites, start_qgw, status};
+use netns::{Lab, QgwSite, prerequisites, start_qgw, status, wait_for};
 
 /// Two KMEs in namespace `a`: KME_A on its loopback (site a's gateway), KME_B on the underlay
 /// address 10.200.0.1 (site b reaches it over the veth).
@@ -231,11 +231,14 @@ fn start_sites(tag: &str, policy: &str, extra_interface: &str) -> Sites {
 
 #[test]
 fn required_qkd_rotates_every_5s_without_losing_a_packet() {
-    if !prerequisites("required_qkd_rotates_every_5s_without_losing_a_packet", &[]) {
+    if !prerequisites(
+        "required_qkd_rotates_every_5s_without_losing_a_packet",
+        &["tcpdump"],
+    ) {
         return;
     }
     let Sites {
-        lab,
+        mut lab,
         sim: _sim,
         na,
         nb,
@@ -273,6 +276,8 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
         }
     });
     let seen = receiver.join().unwrap();
+    no_plaintext_on_the_underlay(&mut lab, &na, &nb);
+    forged_flood_costs_no_post_quantum_work(&lab, &na, &nb, &ib);
     let distinct: BTreeSet<u32> = seen.iter().copied().collect();
     assert_eq!(distinct.len(), seen.len(), "duplicates delivered");
     let missing: Vec<u32> = (0..count).filter(|s| !distinct.contains(s)).collect();
@@ -418,5 +423,95 @@ fn preferred_falls_back_to_x25519_mlkem_and_keeps_traffic_flowing() {
         st["peers"][0]["key_sources"],
         serde_json::json!(["x25519", "mlkem"]),
         "the current epoch is x25519+mlkem"
+    );
+}
+
+/// Captures site b's underlay while site a sends a marker through the tunnel and, as a control,
+/// another marker in the clear over the underlay: the capture must hold the control marker (so
+/// it works) and never the tunnel marker (so nothing left the tunnel unencrypted).
+fn no_plaintext_on_the_underlay(lab: &mut Lab, na: &str, nb: &str) {
+    const SECRET: &[u8] = b"QGW-MARKER-PATIENT-7f3a9c-DICOM";
+    const CLEAR: &[u8] = b"QGW-CONTROL-CLEARTEXT-5521";
+    let pcap = lab.dir.join("underlay.pcap");
+    let pcap_arg = pcap.to_str().unwrap().to_owned();
+    let h = lab.spawn(
+        nb,
+        &["tcpdump", "-i", "vb", "-U", "-n", "-w", &pcap_arg, "udp"],
+        "tcpdump.log",
+    );
+    wait_for("tcpdump to listen", Duration::from_secs(10), || {
+        lab.log("tcpdump.log").contains("listening on")
+    });
+    in_netns(na, move || {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for _ in 0..50 {
+            sock.send_to(SECRET, "10.201.0.2:6001").unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sock.send_to(CLEAR, "10.200.0.2:6002").unwrap();
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    lab.stop(h, "-TERM");
+    let captured = std::fs::read(&pcap).unwrap();
+    let contains = |needle: &[u8]| captured.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(CLEAR),
+        "the capture works (control marker seen, {} bytes)",
+        captured.len()
+    );
+    assert!(
+        captured.len() > 50 * SECRET.len(),
+        "the tunnel packets were captured"
+    );
+    assert!(
+        !contains(SECRET),
+        "a tunnel payload crossed the underlay in plaintext"
+    );
+}
+
+/// Floods site b (the slave, which verifies Inits) with 3000 forged hybrid Init fragments that
+/// carry the right `pair_id` but no valid MAC: each is dropped at the MAC and counted, and none
+/// costs an ML-DSA verification or an ML-KEM operation (docs/protocol.md §7).
+fn forged_flood_costs_no_post_quantum_work(lab: &Lab, na: &str, nb: &str, ib: &str) {
+    use x25519_dalek::{PublicKey, StaticSecret};
+    let key = |name: &str| {
+        let text = std::fs::read_to_string(lab.dir.join(name)).unwrap();
+        StaticSecret::from(gateway::config::parse_key(&text).unwrap())
+    };
+    let (a, b) = (key("ka"), key("kb"));
+    let pair = gateway::hybrid::PairKeys::derive(&a, &PublicKey::from(&b).to_bytes()).unwrap();
+    let pair_id = *pair.pair_id();
+    let before = status(lab, nb, ib)["peers"][0].clone();
+    let epochs_before = lab.log("hb.log").matches("hybrid epoch installed").count();
+    let sent = 3000u32;
+    in_netns(na, move || {
+        let sock = UdpSocket::bind("10.200.0.1:0").unwrap();
+        let mut d = vec![0u8; 1232];
+        d[..8].copy_from_slice(&[0x51, 1, 1, 0, 4, 0, 0, 0]);
+        d[8..16].copy_from_slice(&pair_id);
+        for i in 0..sent {
+            d[16..20].copy_from_slice(&i.to_le_bytes());
+            d[100..104].copy_from_slice(&i.to_be_bytes());
+            sock.send_to(&d, "10.200.0.2:51820").unwrap();
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(10)); // bounded rate, ~10k/s at most
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let after = status(lab, nb, ib)["peers"][0].clone();
+    let count = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let bad_mac = |v: &serde_json::Value| v["hybrid_drops"]["bad_mac"].as_u64().unwrap_or(0);
+    assert!(
+        bad_mac(&after) - bad_mac(&before) >= u64::from(sent) * 9 / 10,
+        "forged datagrams counted: {} of {sent}",
+        bad_mac(&after) - bad_mac(&before)
+    );
+    let epochs = lab.log("hb.log").matches("hybrid epoch installed").count() - epochs_before;
+    let verifications =
+        count(&after, "pq_signature_verifications") - count(&before, "pq_signature_verifications");
+    assert!(
+        verifications <= epochs as u64 + 1,
+        "{verifications} ML-DSA verifications for {epochs} genuine epochs during the flood"
     );
 }

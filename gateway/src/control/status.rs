@@ -67,6 +67,15 @@ pub struct PeerStatus {
     /// The ETSI 014 key ID of the current epoch's QKD key (never the key).
     #[serde(default)]
     pub qkd_key_id: Option<String>,
+    /// Hybrid datagrams or messages dropped, by reason (`bad_mac`, `replay`, `bad_signature`, …).
+    #[serde(default)]
+    pub hybrid_drops: BTreeMap<String, u64>,
+    /// ML-DSA-65 verifications performed (forged traffic must not drive this up).
+    #[serde(default)]
+    pub pq_signature_verifications: u64,
+    /// ML-KEM-768 operations performed.
+    #[serde(default)]
+    pub pq_kem_operations: u64,
 }
 
 /// What the hybrid layer reports about one peer.
@@ -82,6 +91,12 @@ pub struct HybridView {
     pub key_sources: Vec<String>,
     /// QKD key ID of the current epoch.
     pub qkd_key_id: Option<String>,
+    /// Drops by reason label.
+    pub drops: BTreeMap<String, u64>,
+    /// ML-DSA-65 verifications performed.
+    pub signature_verifications: u64,
+    /// ML-KEM-768 operations performed.
+    pub kem_operations: u64,
 }
 
 /// Base64 as `wg` prints keys.
@@ -132,7 +147,10 @@ impl Status {
                     epoch: h.as_ref().map_or(0, |h| h.epoch),
                     epoch_age_seconds: h.as_ref().and_then(|h| h.age_seconds),
                     key_sources,
-                    qkd_key_id: h.and_then(|h| h.qkd_key_id),
+                    qkd_key_id: h.as_ref().and_then(|h| h.qkd_key_id.clone()),
+                    hybrid_drops: h.as_ref().map(|h| h.drops.clone()).unwrap_or_default(),
+                    pq_signature_verifications: h.as_ref().map_or(0, |h| h.signature_verifications),
+                    pq_kem_operations: h.as_ref().map_or(0, |h| h.kem_operations),
                 })
             })
             .collect();
