@@ -139,19 +139,23 @@ site_config a b 10.200.0.1 10.200.0.2 10.201.0.1 10.201.0.2 127.0.0.1:8441 9586
 site_config b a 10.200.0.2 10.200.0.1 10.201.0.2 10.201.0.1 10.200.0.1:8442 9586
 
 say "starting qgw at both sites (hybrid: on, qkd.policy: required, new epoch every ${ROTATION}s)"
+for s in a b; do "$BIN/qgw" check-config "$STATE/site-$s.yaml"; done
+t_up=$(date +%s.%N)
 for s in a b; do
   ns=$NS_A; [ "$s" = b ] && ns=$NS_B
-  "$BIN/qgw" check-config "$STATE/site-$s.yaml"
   ip netns exec "$ns" "$BIN/qgw" up --config "$STATE/site-$s.yaml" 2> "$STATE/qgw-$s.log" &
   started $!
 done
 
 say "waiting for the first hybrid epoch and the tunnel"
 ok=0
-for _ in $(seq 60); do
-  if ip netns exec "$NS_A" ping -c 1 -W 1 10.201.0.2 >/dev/null 2>&1; then ok=1; break; fi
+for _ in $(seq 300); do
+  if ip netns exec "$NS_A" ping -c 1 -W 0.2 10.201.0.2 >/dev/null 2>&1; then ok=1; break; fi
 done
 [ "$ok" = 1 ] || die "no tunnel; see $STATE/qgw-a.log"
+t_first=$(date +%s.%N)
+first_packet=$(awk -v a="$t_up" -v b="$t_first" 'BEGIN { printf "%.2f", b - a }')
+echo "  first packet through the tunnel ${first_packet}s after starting both gateways"
 
 say "ping through the tunnel (site A -> site B)"
 ip netns exec "$NS_A" ping -c 3 -i 0.3 10.201.0.2
@@ -171,6 +175,7 @@ ip netns exec "$NS_A" "$BIN/qgw" status qgw-a
 say "summary"
 epochs=$(grep -c 'hybrid epoch installed' "$STATE/qgw-a.log" || true)
 with_qkd=$(grep 'hybrid epoch installed' "$STATE/qgw-a.log" | grep -c 'x25519+mlkem+qkd' || true)
+echo "  time from qgw up to the first user packet: ${first_packet}s (first KME fetch, hybrid exchange, WireGuard handshake)"
 echo "  epochs installed at site A: $epochs ($with_qkd with x25519+mlkem+qkd)"
 echo "  QKD key IDs consumed (same at both sites):"
 grep -o 'qkd_key_ids=\[[^]]*\]' "$STATE/qgw-a.log" | sed 's/^/    /'
