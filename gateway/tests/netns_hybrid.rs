@@ -40,8 +40,25 @@ links:
 
 /// A simulator running on a thread inside a namespace; dropping it stops the simulator.
 struct Sim {
-    _stop: mpsc::Sender<()>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     control: std::sync::Arc<qkd_link::sim::SimControl>,
+}
+
+impl Sim {
+    /// Stops the KMEs and waits until their ports are free.
+    fn stop_and_join(&mut self) {
+        self.stop = None; // the serving loop sees the channel close and shuts the KMEs down
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
 }
 
 impl Sim {
@@ -57,7 +74,7 @@ fn start_sim(ns: &str, pki: std::path::PathBuf) -> Sim {
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (ready_tx, ready_rx) = mpsc::channel();
     let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).unwrap();
         nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -79,7 +96,8 @@ fn start_sim(ns: &str, pki: std::path::PathBuf) -> Sim {
         .recv_timeout(Duration::from_secs(20))
         .expect("simulator started");
     Sim {
-        _stop: stop_tx,
+        stop: Some(stop_tx),
+        thread: Some(thread),
         control,
     }
 }
@@ -139,6 +157,17 @@ struct Sites {
 }
 
 fn start_sites(tag: &str, policy: &str, extra_interface: &str) -> Sites {
+    start_sites_with(tag, policy, extra_interface, false)
+}
+
+/// As [`start_sites`]; with `wrong_master_key` site b is given a different ML-DSA public key for
+/// site a than a signs with, and the tunnel is not expected to come up.
+fn start_sites_with(
+    tag: &str,
+    policy: &str,
+    extra_interface: &str,
+    wrong_master_key: bool,
+) -> Sites {
     // The underlay MTU is IPv6's minimum, 1280: every hybrid datagram (≤ 1232 bytes) must fit.
     let mut lab = Lab::new(tag, Some(1280));
     qkd_link::sim::pki::generate_entities(
@@ -162,6 +191,11 @@ fn start_sites(tag: &str, policy: &str, extra_interface: &str) -> Sites {
             &format!("{site}.mldsa.pub"),
             &gateway::keyfile::mldsa_public_text(&key),
         );
+    }
+    if wrong_master_key {
+        let other = gateway::keyfile::generate_mldsa_private().unwrap();
+        let other = gateway::keyfile::parse_mldsa_private(&other, "test").unwrap();
+        lab.write("a.mldsa.pub", &gateway::keyfile::mldsa_public_text(&other));
     }
     let (ia, ib) = (format!("ha{}", lab.id), format!("hb{}", lab.id));
     let ((ka, pa), (kb, pb)) = (netns::keypair(), netns::keypair());
@@ -212,6 +246,16 @@ fn start_sites(tag: &str, policy: &str, extra_interface: &str) -> Sites {
     let (na, nb) = (lab.a.clone(), lab.b.clone());
     start_qgw(&mut lab, &na, &ia, &cfg_a, "ha.log");
     start_qgw(&mut lab, &nb, &ib, &cfg_b, "hb.log");
+    if wrong_master_key {
+        return Sites {
+            lab,
+            sim,
+            na,
+            nb,
+            ia,
+            ib,
+        };
+    }
     assert!(
         lab.ping_until(&na, "10.201.0.2", Duration::from_secs(30)),
         "no tunnel: a: {}\nb: {}",
@@ -514,4 +558,149 @@ fn forged_flood_costs_no_post_quantum_work(lab: &Lab, na: &str, nb: &str, ib: &s
         verifications <= epochs as u64 + 1,
         "{verifications} ML-DSA verifications for {epochs} genuine epochs during the flood"
     );
+}
+
+/// UDP payloads from `src` to `dst` (IPv4) in a classic pcap file of an Ethernet (veth) capture.
+fn udp_payloads(pcap: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 24; // global header
+    while at + 16 <= pcap.len() {
+        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = &pcap[at + 16..(at + 16 + len).min(pcap.len())];
+        at += 16 + len;
+        if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        if ip[9] != 17 || ip[12..16] != src || ip[16..20] != dst || ip.len() < ihl + 8 {
+            continue;
+        }
+        out.push(ip[ihl + 8..].to_vec());
+    }
+    out
+}
+
+/// Status counter `hybrid_drops[reason]` of site b.
+fn drops_at_b(s: &Sites, reason: &str) -> u64 {
+    status(&s.lab, &s.nb, &s.ib)["peers"][0]["hybrid_drops"][reason]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay() {
+    let test = "replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay";
+    if !prerequisites(test, &["tcpdump"]) {
+        return;
+    }
+    let mut s = start_sites("z", "required", "");
+    // Capture site a's Inits for one rotation, then let a newer epoch replace them.
+    let pcap = s.lab.dir.join("inits.pcap");
+    let pcap_arg = pcap.to_str().unwrap().to_owned();
+    let nb = s.nb.clone();
+    let h = s.lab.spawn(
+        &nb,
+        &[
+            "tcpdump",
+            "-i",
+            "vb",
+            "-U",
+            "-n",
+            "-w",
+            &pcap_arg,
+            "udp port 51820",
+        ],
+        "tcpdump.log",
+    );
+    wait_for("tcpdump to listen", Duration::from_secs(10), || {
+        s.lab.log("tcpdump.log").contains("listening on")
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    s.lab.stop(h, "-TERM");
+    let inits: Vec<Vec<u8>> = udp_payloads(
+        &std::fs::read(&pcap).unwrap(),
+        [10, 200, 0, 1],
+        [10, 200, 0, 2],
+    )
+    .into_iter()
+    .filter(|d| d.len() > 24 && d[0] == 0x51 && d[2] == 1)
+    .collect();
+    let first_exchange = inits.first().expect("an Init was captured")[16..24].to_vec();
+    let old: Vec<Vec<u8>> = inits
+        .iter()
+        .filter(|d| d[16..24] == first_exchange[..])
+        .cloned()
+        .collect();
+    assert_eq!(old.len(), 4, "an Init is 4 fragments");
+    std::thread::sleep(Duration::from_secs(6)); // a newer epoch supersedes the captured one
+    let epoch_before = status(&s.lab, &s.nb, &s.ib)["peers"][0]["epoch"]
+        .as_u64()
+        .unwrap();
+
+    // Replayed: the timestamp is older than the last accepted one.
+    let (replay_before, mac_before) = (drops_at_b(&s, "replay"), drops_at_b(&s, "bad_mac"));
+    let mut tampered = old[0].clone();
+    tampered[200] ^= 0x01;
+    in_netns(&s.na, move || {
+        let sock = UdpSocket::bind("10.200.0.1:0").unwrap();
+        for d in &old {
+            sock.send_to(d, "10.200.0.2:51820").unwrap();
+        }
+        sock.send_to(&tampered, "10.200.0.2:51820").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        drops_at_b(&s, "replay") > replay_before,
+        "the replayed Init is refused and counted"
+    );
+    assert!(
+        drops_at_b(&s, "bad_mac") > mac_before,
+        "the tampered fragment is refused and counted"
+    );
+    let st = status(&s.lab, &s.nb, &s.ib);
+    assert!(
+        st["peers"][0]["epoch"].as_u64().unwrap() >= epoch_before,
+        "no epoch went back"
+    );
+    assert!(
+        ping_once(&s.lab, &s.na, "10.201.0.2"),
+        "the tunnel keeps its keys"
+    );
+
+    // Unknown key IDs: the KMEs restart and forget every key, but the master still holds
+    // prefetched IDs; the slave's KME refuses them, the slave rejects, the keys stay.
+    s.sim.stop_and_join();
+    s.sim = start_sim(&s.lab.a, s.lab.dir.join("pki"));
+    wait_for(
+        "a QkdRefused reject at the slave",
+        Duration::from_secs(30),
+        || s.lab.log("hb.log").contains("QkdRefused"),
+    );
+    assert!(
+        ping_once(&s.lab, &s.na, "10.201.0.2"),
+        "the tunnel keeps its keys after the refusal"
+    );
+}
+
+#[test]
+fn a_master_signing_with_another_ml_dsa_key_gets_no_tunnel() {
+    if !prerequisites(
+        "a_master_signing_with_another_ml_dsa_key_gets_no_tunnel",
+        &[],
+    ) {
+        return;
+    }
+    let s = start_sites_with("w", "required", "", true);
+    wait_for(
+        "a refused signature at the slave",
+        Duration::from_secs(20),
+        || drops_at_b(&s, "bad_signature") >= 1,
+    );
+    assert!(
+        !ping_once(&s.lab, &s.na, "10.201.0.2"),
+        "no session without an authenticated epoch"
+    );
+    let st = status(&s.lab, &s.nb, &s.ib);
+    assert_eq!(st["peers"][0]["epoch"], 0, "no epoch was installed");
 }
