@@ -302,6 +302,12 @@ impl HybridHost {
                 .collect(),
             signature_verifications: machine.stats().signature_verifications,
             kem_operations: machine.stats().kem_operations,
+            rejects: machine
+                .stats()
+                .rejects
+                .iter()
+                .map(|(reason, n)| (reason.to_string(), *n))
+                .collect(),
         })
     }
 

@@ -681,6 +681,11 @@ fn replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay() {
         ping_once(&s.lab, &s.na, "10.201.0.2"),
         "the tunnel keeps its keys after the refusal"
     );
+    let rejects = &status(&s.lab, &s.nb, &s.ib)["peers"][0]["hybrid_rejects"];
+    assert!(
+        rejects["qkd_refused"].as_u64().unwrap_or(0) >= 1,
+        "the refusal is counted: {rejects}"
+    );
 }
 
 #[test]

@@ -111,7 +111,7 @@ pub fn render(st: &Status) -> String {
             esc(reason)
         );
     }
-    let per_peer: [PerPeer; 4] = [
+    let per_peer: [PerPeer; 7] = [
         (
             "qgw_peer_rx_bytes_total",
             "counter",
@@ -136,7 +136,76 @@ pub fn render(st: &Status) -> String {
             "Unix time of the last handshake (0: none).",
             |p| p.latest_handshake_unix.unwrap_or(0),
         ),
+        (
+            "qgw_peer_hybrid_epoch",
+            "gauge",
+            "Hybrid key-agreement epoch in force (0: none or plain WireGuard).",
+            |p| p.epoch,
+        ),
+        (
+            "qgw_peer_pq_signature_verifications_total",
+            "counter",
+            "ML-DSA-65 verifications performed for this peer.",
+            |p| p.pq_signature_verifications,
+        ),
+        (
+            "qgw_peer_pq_kem_operations_total",
+            "counter",
+            "ML-KEM-768 operations performed for this peer.",
+            |p| p.pq_kem_operations,
+        ),
     ];
+    let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
+    let _ = writeln!(
+        s,
+        "# HELP qgw_peer_epoch_age_seconds Age of the hybrid epoch in force.\n# TYPE qgw_peer_epoch_age_seconds gauge"
+    );
+    for p in hybrid.iter().filter(|p| p.epoch_age_seconds.is_some()) {
+        let age = p.epoch_age_seconds.unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "qgw_peer_epoch_age_seconds{{interface=\"{i}\",peer=\"{}\"}} {age}",
+            esc(&p.name)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP qgw_peer_epoch_sources Key sources of the epoch in force (1 for the current combination).\n# TYPE qgw_peer_epoch_sources gauge"
+    );
+    for p in hybrid.iter().filter(|p| !p.key_sources.is_empty()) {
+        let sources = p.key_sources.join("+");
+        let _ = writeln!(
+            s,
+            "qgw_peer_epoch_sources{{interface=\"{i}\",peer=\"{}\",source=\"{}\"}} 1",
+            esc(&p.name),
+            esc(&sources)
+        );
+    }
+    for (name, help, get) in [
+        (
+            "qgw_hybrid_dropped_total",
+            "Hybrid key-agreement datagrams or messages dropped, by reason.",
+            (|p: &PeerStatus| &p.hybrid_drops)
+                as fn(&PeerStatus) -> &std::collections::BTreeMap<String, u64>,
+        ),
+        (
+            "qgw_hybrid_rejects_total",
+            "Hybrid exchanges refused (Reject sent or received), by reason.",
+            |p: &PeerStatus| &p.hybrid_rejects,
+        ),
+    ] {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+        for p in &hybrid {
+            for (reason, n) in get(p) {
+                let _ = writeln!(
+                    s,
+                    "{name}{{interface=\"{i}\",peer=\"{}\",reason=\"{}\"}} {n}",
+                    esc(&p.name),
+                    esc(reason)
+                );
+            }
+        }
+    }
     for (name, kind, help, get) in per_peer {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for p in &st.peers {
@@ -183,6 +252,42 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
+    }
+
+    #[test]
+    fn hybrid_peers_export_epoch_sources_drops_and_rejects_but_no_key_id() {
+        let peer = serde_json::json!({
+            "name": "site-b", "public_key": "", "endpoint": null, "allowed_ips": [],
+            "latest_handshake_unix": null, "rx_bytes": 0, "tx_bytes": 0, "key_epoch": 9,
+            "persistent_keepalive": null, "hybrid": "master", "epoch": 7,
+            "epoch_age_seconds": 3, "key_sources": ["x25519", "mlkem", "qkd"],
+            "qkd_key_id": "bc490419-7d60-487f-adc1-4ddcc177c139",
+            "hybrid_drops": {"bad_mac": 5}, "pq_signature_verifications": 7,
+            "pq_kem_operations": 14, "hybrid_rejects": {"qkd_refused": 1}
+        });
+        let st = Status {
+            interface: "qgw0".into(),
+            public_key: String::new(),
+            listen_port: 1,
+            cookie_replies_sent: 0,
+            drops: Default::default(),
+            peers: vec![serde_json::from_value(peer).unwrap()],
+        };
+        let text = render(&st);
+        for line in [
+            "qgw_peer_hybrid_epoch{interface=\"qgw0\",peer=\"site-b\"} 7",
+            "qgw_peer_epoch_age_seconds{interface=\"qgw0\",peer=\"site-b\"} 3",
+            "qgw_peer_epoch_sources{interface=\"qgw0\",peer=\"site-b\",source=\"x25519+mlkem+qkd\"} 1",
+            "qgw_hybrid_dropped_total{interface=\"qgw0\",peer=\"site-b\",reason=\"bad_mac\"} 5",
+            "qgw_hybrid_rejects_total{interface=\"qgw0\",peer=\"site-b\",reason=\"qkd_refused\"} 1",
+            "qgw_peer_pq_signature_verifications_total{interface=\"qgw0\",peer=\"site-b\"} 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(
+            !text.contains("bc490419"),
+            "a key ID is never a label or value"
+        );
     }
 
     #[test]

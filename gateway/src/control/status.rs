@@ -76,6 +76,9 @@ pub struct PeerStatus {
     /// ML-KEM-768 operations performed.
     #[serde(default)]
     pub pq_kem_operations: u64,
+    /// Hybrid exchanges refused (Reject sent or received), by reason (`qkd_refused`, …).
+    #[serde(default)]
+    pub hybrid_rejects: BTreeMap<String, u64>,
 }
 
 /// What the hybrid layer reports about one peer.
@@ -97,6 +100,8 @@ pub struct HybridView {
     pub signature_verifications: u64,
     /// ML-KEM-768 operations performed.
     pub kem_operations: u64,
+    /// Rejects by reason label.
+    pub rejects: BTreeMap<String, u64>,
 }
 
 /// Base64 as `wg` prints keys.
@@ -151,6 +156,7 @@ impl Status {
                     hybrid_drops: h.as_ref().map(|h| h.drops.clone()).unwrap_or_default(),
                     pq_signature_verifications: h.as_ref().map_or(0, |h| h.signature_verifications),
                     pq_kem_operations: h.as_ref().map_or(0, |h| h.kem_operations),
+                    hybrid_rejects: h.as_ref().map(|h| h.rejects.clone()).unwrap_or_default(),
                 })
             })
             .collect();

@@ -80,6 +80,18 @@ pub enum RejectReason {
     PolicyMismatch = 4,
 }
 
+impl RejectReason {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::QkdUnavailable => "qkd_unavailable",
+            Self::QkdRefused => "qkd_refused",
+            Self::ChainMismatch => "chain_mismatch",
+            Self::PolicyMismatch => "policy_mismatch",
+        }
+    }
+}
+
 /// §5.4 (body without signature).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reject {

@@ -220,6 +220,9 @@ impl HybridPeer {
     }
 
     pub(super) fn event(&mut self, event: HybridEvent) {
+        if let HybridEvent::Rejected { reason, .. } = &event {
+            self.stats.reject(*reason);
+        }
         self.outputs.push_back(Output::Event(event));
     }
 

@@ -25,11 +25,17 @@ pub struct HybridStats {
     pub cached_answers: u64,
     /// QKD key IDs refused because they were seen before.
     pub qkd_key_reuse: u64,
+    /// Exchanges refused with a Reject (sent by the slave, received by the master), by reason.
+    pub rejects: HashMap<&'static str, u64>,
 }
 
 impl HybridStats {
     pub(super) fn drop(&mut self, reason: HybridDrop) {
         *self.drops.entry(reason).or_default() += 1;
+    }
+
+    pub(super) fn reject(&mut self, reason: super::RejectReason) {
+        *self.rejects.entry(reason.label()).or_default() += 1;
     }
 
     /// Drops counted for `reason`.
