@@ -198,9 +198,9 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
                 Event::EpochNeeded => tracing::debug!(peer, "hybrid epoch needed"),
             }
         }
-        if !hybrid.is_empty() {
-            hybrid.poll(now, kme_ready, &mut ifc, &udp);
-            // A PSK just installed may want its handshake now.
+        // A PSK just installed wants its handshake now, not at the next wake-up; otherwise the
+        // interface's timers already ran once in this iteration.
+        if !hybrid.is_empty() && hybrid.poll(now, kme_ready, &mut ifc, &udp) {
             loop_state.timers(now, &mut ifc, &udp);
         }
     }

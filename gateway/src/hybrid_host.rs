@@ -184,14 +184,16 @@ impl HybridHost {
         }
     }
 
-    /// Runs timers, collects KME results and carries out every output.
+    /// Runs timers, collects KME results and carries out every output. Returns whether a
+    /// WireGuard handshake was requested (the caller then runs the interface's timers again).
     pub fn poll<R: Entropy>(
         &mut self,
         now: Instant,
         kme_ready: bool,
         ifc: &mut Interface<R>,
         udp: &Udp,
-    ) {
+    ) -> bool {
+        let mut handshake_requested = false;
         if let Some(kme) = self.kme.as_ref().filter(|_| kme_ready) {
             for r in kme.drain() {
                 if let Some(p) = self.peers.get_mut(&r.peer) {
@@ -248,12 +250,14 @@ impl HybridHost {
                         ifc.set_psk(id, Secret::new(*psk.expose()), epoch);
                         if handshake_now && let Some(p) = ifc.peer_mut(id) {
                             p.request_handshake();
+                            handshake_requested = true;
                         }
                     }
                     Output::Event(e) => log_event(&peer.name, &e),
                 }
             }
         }
+        handshake_requested
     }
 
     /// The earliest hybrid timer.
