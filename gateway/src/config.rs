@@ -39,6 +39,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// This site's KME (ETSI GS QKD 014 over mutual TLS), for hybrid peers with QKD.
     pub qkd: Option<crate::config_hybrid::KmeConfig>,
+    /// The tamper-evident audit trail (docs/audit.md).
+    pub audit: Option<crate::config_audit::AuditConfig>,
 }
 
 /// `interface:`.
@@ -168,6 +170,11 @@ pub struct Validated {
     pub hybrid_peers: Vec<Option<crate::config_hybrid::HybridPeerSpec>>,
     /// Metrics endpoint address (`metrics.listen`).
     pub metrics: Option<SocketAddr>,
+    /// The audit trail (`audit:`); its checkpoints are signed with `hybrid_site`'s ML-DSA key.
+    pub audit: Option<crate::audit::AuditSettings>,
+    /// The file this came from and the SHA-256 of its bytes (set by [`load`], for the audit log's
+    /// `config_loaded` record).
+    pub source: Option<(PathBuf, [u8; 32])>,
 }
 
 /// Reads a 32-byte Base64 key (as `wg genkey` writes it).
@@ -306,6 +313,7 @@ impl Config {
             i.mldsa_private_key_file.as_ref(),
             self.qkd.as_ref(),
         )?;
+        let audit = crate::config_audit::validate(path, self.audit.as_ref())?;
         let local_public =
             x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private_key.expose()))
                 .to_bytes();
@@ -389,6 +397,8 @@ impl Config {
             hybrid_site,
             hybrid_peers,
             metrics: self.metrics.as_ref().map(|m| m.listen),
+            audit,
+            source: None,
         })
     }
 }
@@ -397,7 +407,10 @@ impl Config {
 pub fn load(path: &Path) -> Result<Validated, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    Config::parse(path, &text)?.validate(path)
+    let mut v = Config::parse(path, &text)?.validate(path)?;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+    v.source = Some((path.to_path_buf(), digest.into()));
+    Ok(v)
 }
 
 #[cfg(test)]

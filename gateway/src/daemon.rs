@@ -22,6 +22,7 @@ use crate::control::serve::Control;
 use crate::hybrid_host::HybridHost;
 use crate::io::tun::Tun;
 use crate::io::udp::{BATCH, Batch, Udp};
+use crate::ops_host::OpsHost;
 use crate::proto::constants::TRANSPORT_HEADER_LEN;
 use crate::proto::crypto::OsEntropy;
 use crate::proto::interface::{Incoming, Interface};
@@ -88,6 +89,8 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         .with_context(|| format!("control sockets of {}", cfg.name))?;
     // The KME client loads its certificates now, so a bad one stops us before the network.
     let kme = HybridHost::start_kme(&cfg).context("starting the KME client")?;
+    // So does an audit log that cannot be opened.
+    let mut ops = OpsHost::new(Instant::now(), &cfg)?;
     let tun =
         Tun::open(&cfg.name).with_context(|| format!("creating TUN interface {}", cfg.name))?;
     configure_link(&cfg)?;
@@ -129,6 +132,7 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
     let port = udp.local_addr()?.port();
     control.set_runtime(port, clock, cfg.danger_rekey_after);
     info!(interface = %cfg.name, listen = %udp.local_addr()?, peers = control.names.len(), "qgw up");
+    ops.ready(&cfg.name);
 
     let slot = cfg.mtu + 2 * TRANSPORT_HEADER_LEN + 64;
     let mut loop_state = Loop {
@@ -136,77 +140,94 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         tx: Batch::new(slot),
         out: vec![0; slot],
     };
-    loop {
-        let now = Instant::now();
-        let deadline = [ifc.next_deadline(), hybrid.next_deadline()]
+    // The loop runs in a closure so that an I/O error still records `stop` in the audit log.
+    let mut run_loop = || -> anyhow::Result<()> {
+        loop {
+            let now = Instant::now();
+            let deadline = [
+                ifc.next_deadline(),
+                hybrid.next_deadline(),
+                ops.next_deadline(),
+            ]
             .into_iter()
             .flatten()
             .min();
-        let sleep = deadline.map_or(MAX_SLEEP, |d| d.saturating_duration_since(now));
-        let timeout = PollTimeout::try_from(sleep.min(MAX_SLEEP)).unwrap_or(PollTimeout::MAX);
-        // A fixed array: nothing allocates per wake-up.
-        let [status_fd, uapi_fd, metrics_fd] = control.fds();
-        // Without a KME the signal fd stands in for the KME wake-up fd (polled twice, harmless).
-        let kme_fd = hybrid.wake_fd().unwrap_or(signals.as_fd());
-        let mut fds = [
-            tun.as_fd(),
-            udp.as_fd(),
-            signals.as_fd(),
-            status_fd,
-            uapi_fd,
-            kme_fd,
-            metrics_fd,
-        ]
-        .map(|fd| PollFd::new(fd, PollFlags::POLLIN));
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("poll"),
-        }
-        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
-        let (tun_ready, udp_ready, sig_ready) = (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]));
-        let ctl_ready = fds[3..5].iter().any(ready) || ready(&fds[6]);
-        let kme_ready = ready(&fds[5]);
-        if sig_ready {
-            info!(interface = %cfg.name, "signal received, shutting down");
-            break;
-        }
-        let now = Instant::now();
-        if udp_ready {
-            loop_state.network(now, &mut ifc, &mut hybrid, &mut udp, &tun)?;
-        }
-        if tun_ready {
-            loop_state.tunnel(now, &mut ifc, &mut udp, &tun)?;
-        }
-        if ctl_ready {
-            control.serve(now, &mut ifc, &|id| hybrid.view(now, id));
-        }
-        loop_state.timers(now, &mut ifc, &udp);
-        while let Some((id, e)) = ifc.poll_event() {
-            hybrid.on_event(now, id, &e);
-            let peer = control.names.get(id).map_or("?", String::as_str);
-            match e {
-                Event::SessionConfirmed {
-                    epoch,
-                    psk_id,
-                    initiator,
-                } => {
-                    info!(peer, epoch, psk_id, initiator, "session confirmed")
-                }
-                Event::HandshakeGaveUp => warn!(peer, "handshake gave up"),
-                Event::KeysZeroed => info!(peer, "keys zeroed"),
-                Event::EpochNeeded => tracing::debug!(peer, "hybrid epoch needed"),
+            let sleep = deadline.map_or(MAX_SLEEP, |d| d.saturating_duration_since(now));
+            let timeout = PollTimeout::try_from(sleep.min(MAX_SLEEP)).unwrap_or(PollTimeout::MAX);
+            // A fixed array: nothing allocates per wake-up.
+            let [status_fd, uapi_fd, metrics_fd] = control.fds();
+            // Without a KME the signal fd stands in for the KME wake-up fd (polled twice, harmless).
+            let kme_fd = hybrid.wake_fd().unwrap_or(signals.as_fd());
+            let mut fds = [
+                tun.as_fd(),
+                udp.as_fd(),
+                signals.as_fd(),
+                status_fd,
+                uapi_fd,
+                kme_fd,
+                metrics_fd,
+            ]
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN));
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("poll"),
             }
-        }
-        // A PSK just installed wants its handshake now, not at the next wake-up; otherwise the
-        // interface's timers already ran once in this iteration.
-        if !hybrid.is_empty() && hybrid.poll(now, kme_ready, &mut ifc, &udp) {
+            let ready =
+                |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
+            let (tun_ready, udp_ready, sig_ready) =
+                (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]));
+            let ctl_ready = fds[3..5].iter().any(ready) || ready(&fds[6]);
+            let kme_ready = ready(&fds[5]);
+            if sig_ready {
+                info!(interface = %cfg.name, "signal received, shutting down");
+                break;
+            }
+            let now = Instant::now();
+            if udp_ready {
+                loop_state.network(now, &mut ifc, &mut hybrid, &mut udp, &tun)?;
+            }
+            if tun_ready {
+                loop_state.tunnel(now, &mut ifc, &mut udp, &tun)?;
+            }
+            if ctl_ready {
+                control.serve(now, &mut ifc, &ops.extra(now, &hybrid));
+            }
             loop_state.timers(now, &mut ifc, &udp);
+            while let Some((id, e)) = ifc.poll_event() {
+                hybrid.on_event(now, id, &e);
+                let peer = control.names.get(id).map_or("?", String::as_str);
+                match e {
+                    Event::SessionConfirmed {
+                        epoch,
+                        psk_id,
+                        initiator,
+                    } => {
+                        info!(peer, epoch, psk_id, initiator, "session confirmed")
+                    }
+                    Event::HandshakeGaveUp => warn!(peer, "handshake gave up"),
+                    Event::KeysZeroed => info!(peer, "keys zeroed"),
+                    Event::EpochNeeded => tracing::debug!(peer, "hybrid epoch needed"),
+                }
+            }
+            // A PSK just installed wants its handshake now, not at the next wake-up; otherwise the
+            // interface's timers already ran once in this iteration.
+            if !hybrid.is_empty() && hybrid.poll(now, kme_ready, &mut ifc, &udp) {
+                loop_state.timers(now, &mut ifc, &udp);
+            }
+            ops.poll(now, &ifc, &mut hybrid, &control.names);
         }
-    }
+        Ok(())
+    };
+    let result = run_loop();
+    let reason = match &result {
+        Ok(()) => "signal".to_owned(),
+        Err(e) => format!("error: {e:#}"),
+    };
+    ops.shutdown(&reason);
     drop(tun);
     info!(interface = %cfg.name, "qgw down");
-    Ok(())
+    result
 }
 
 struct Loop {

@@ -58,11 +58,15 @@ pub enum DropReason {
     /// without ML-KEM).
     #[error("no hybrid key yet")]
     NoHybridKey,
+    /// A packet from the TUN device whose destination no peer's allowed IPs cover (e.g. the
+    /// kernel's IPv6 router solicitations on the tunnel interface). Not an authentication failure.
+    #[error("no route to a peer")]
+    NoRoute,
 }
 
 impl DropReason {
     /// Every reason, in [`DropReason::index`] order (for counter arrays and metrics labels).
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         Self::Malformed,
         Self::InvalidMac1,
         Self::CookieRequired,
@@ -79,6 +83,7 @@ impl DropReason {
         Self::SourceNotAllowed,
         Self::BufferTooSmall,
         Self::NoHybridKey,
+        Self::NoRoute,
     ];
 
     /// Position in [`DropReason::ALL`].
@@ -105,6 +110,7 @@ impl DropReason {
             Self::SourceNotAllowed => "source_not_allowed",
             Self::BufferTooSmall => "buffer_too_small",
             Self::NoHybridKey => "no_hybrid_key",
+            Self::NoRoute => "no_route",
         }
     }
 }

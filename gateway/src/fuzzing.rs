@@ -8,6 +8,7 @@
 //! | `gateway_datagram` | [`datagram`] | the interface's datagram entry point, raw or mutating a real handshake/transport message, then a tunnel packet |
 //! | `gateway_uapi` | [`uapi_request`] | the UAPI `get=1`/`set=1` parser and applier |
 //! | `gateway_config` | [`config_text`] | the YAML config parser (no validation: that reads key files) |
+//! | `gateway_audit_verify` | [`audit_verify`] | the audit-log verifier, raw or mutating a real signed log |
 //!
 //! Every body must return without panicking on any input; memory stays bounded because the
 //! interface bounds its queues and tables.
@@ -166,6 +167,40 @@ pub fn config_text(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Config::parse(Path::new("fuzz.yaml"), text);
     }
+}
+
+/// Feeds `data` to the audit-log verifier (docs/audit.md §6). `data[0]`: bit 0 overlays the rest
+/// onto a real signed log (XOR: zero bytes leave it valid, so the fuzzer starts from a log that
+/// verifies), otherwise the rest is the file; bit 1 pins the signer key; bit 2 splits the bytes
+/// into two files.
+pub fn audit_verify(data: &[u8]) {
+    use crate::audit::{testing, verify_bytes};
+    static BASE: std::sync::OnceLock<(Vec<u8>, keymix::mldsa::VerifyingKey)> =
+        std::sync::OnceLock::new();
+    let (base, key) = BASE.get_or_init(|| {
+        let k = testing::signing_key(1);
+        (testing::sample_log(Some(&k), 6), k.verifying_key().clone())
+    });
+    let (mode, rest) = data.split_first().map_or((0, data), |(m, r)| (*m, r));
+    let mut bytes = if mode & 1 == 1 {
+        base.clone()
+    } else {
+        Vec::new()
+    };
+    for (i, x) in rest.iter().enumerate() {
+        match bytes.get_mut(i) {
+            Some(b) if mode & 1 == 1 => *b ^= x,
+            _ => bytes.push(*x),
+        }
+    }
+    let pinned = (mode & 2 != 0).then(|| key.clone());
+    let cut = if mode & 4 != 0 {
+        bytes.len() / 2
+    } else {
+        bytes.len()
+    };
+    let (a, b) = bytes.split_at(cut);
+    let _ = verify_bytes(&[("a.jsonl", a), ("b.jsonl", b)], pinned);
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct HybridHost {
     peers: HashMap<usize, HostPeer>,
     by_pair: HashMap<[u8; 8], usize>,
     kme: Option<KmeBridge>,
+    /// Events since the last [`HybridHost::take_events`] (the daemon drains them every turn).
+    events: Vec<(usize, HybridEvent)>,
 }
 
 impl std::fmt::Debug for HybridHost {
@@ -91,6 +93,7 @@ impl HybridHost {
             peers: HashMap::new(),
             by_pair: HashMap::new(),
             kme,
+            events: Vec::new(),
         };
         let Some(site) = &cfg.hybrid_site else {
             return Ok(host);
@@ -253,7 +256,10 @@ impl HybridHost {
                             handshake_requested = true;
                         }
                     }
-                    Output::Event(e) => log_event(&peer.name, &e),
+                    Output::Event(e) => {
+                        log_event(&peer.name, &e);
+                        self.events.push((id, e));
+                    }
                 }
             }
         }
@@ -313,6 +319,11 @@ impl HybridHost {
                 .map(|(reason, n)| (reason.to_string(), *n))
                 .collect(),
         })
+    }
+
+    /// The events since the last call, oldest first (for the ops tracker and the audit log).
+    pub fn take_events(&mut self) -> std::vec::Drain<'_, (usize, HybridEvent)> {
+        self.events.drain(..)
     }
 
     /// The KME client's counters, if a KME is configured.

@@ -8,6 +8,9 @@
 //! qgw genkey --mldsa          print a new Base64 ML-DSA-65 private key (its 32-byte seed)
 //! qgw pubkey --mldsa          read an ML-DSA-65 private key on stdin, print its public key
 //! qgw status [IFACE] [--json] show interfaces and peers (all running interfaces without IFACE)
+//! qgw audit verify [--key PUB] FILE...
+//!                             check an audit log's hash chain and signed checkpoints (docs/audit.md);
+//!                             exit 0 verified, 1 altered/removed/reordered/malformed, 2 usage or I/O
 //! ```
 
 use std::io::Read;
@@ -20,7 +23,7 @@ use gateway::proto::crypto::{Entropy, OsEntropy};
 use gateway::proto::handshake::StaticKeys;
 use gateway::proto::secret::Secret;
 
-const USAGE: &str = "usage: qgw up --config FILE | qgw check-config FILE | qgw genkey [--mldsa] | qgw pubkey [--mldsa] | qgw status [INTERFACE] [--json]";
+const USAGE: &str = "usage: qgw up --config FILE | qgw check-config FILE | qgw genkey [--mldsa] | qgw pubkey [--mldsa] | qgw status [INTERFACE] [--json] | qgw audit verify [--key MLDSA_PUBLIC_KEY_FILE] FILE...";
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -79,7 +82,45 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         ["status", rest @ ..] => status(rest),
+        ["audit", "verify", rest @ ..] => std::process::exit(audit_verify(rest)),
         _ => bail!(USAGE),
+    }
+}
+
+/// `qgw audit verify [--key FILE] FILE...` (docs/audit.md §6). Returns the exit code: 0 verified,
+/// 1 the log fails verification (the first problem is printed with file:line), 2 usage or I/O error.
+fn audit_verify(args: &[&str]) -> i32 {
+    use gateway::audit::{Outcome, verify_files};
+    let (key, files) = match args {
+        ["--key", key, files @ ..] => (Some(*key), files),
+        files => (None, files),
+    };
+    if files.is_empty() || files.iter().any(|f| f.starts_with("--")) {
+        eprintln!("{USAGE}");
+        return 2;
+    }
+    let pinned = match key.map(|k| gateway::keyfile::load_mldsa_public(Path::new(k))) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            eprintln!("qgw audit verify: --key {e}");
+            return 2;
+        }
+    };
+    let paths: Vec<std::path::PathBuf> = files.iter().map(std::path::PathBuf::from).collect();
+    match verify_files(&paths, pinned) {
+        Ok(Outcome::Verified(report)) => {
+            print!("{}", report.render());
+            0
+        }
+        Ok(Outcome::Failed(finding)) => {
+            println!("FAILED: {finding}");
+            1
+        }
+        Err(e) => {
+            eprintln!("qgw audit verify: {e}");
+            2
+        }
     }
 }
 

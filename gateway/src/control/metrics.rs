@@ -1,17 +1,54 @@
-//! The metrics endpoint (`metrics.listen`): the [`Status`] counters in the Prometheus text format
-//! (version 0.0.4) over plain HTTP/1.0, served by the event loop like the control sockets.
+//! The metrics endpoint (`metrics.listen`), plain HTTP/1.0 served by the event loop like the
+//! control sockets:
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/metrics` | the [`Status`] as Prometheus text ([`super::exposition`]) |
+//! | `/healthz` | liveness: `200 ok` whenever the event loop answers |
+//! | `/readyz` | readiness: `200 ready` when every peer has a session that may send, else `503` with the peers that have none |
 //!
 //! No authentication: bind it to loopback or a management network. Like the control sockets, a
 //! request is read with a short timeout and a size cap, and only a few connections are served per
 //! wake-up, so a slow client costs the data path a bounded amount of time.
 
-use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::IO_TIMEOUT;
-use super::status::{PeerStatus, Status};
+pub use super::exposition::render;
+use super::status::Status;
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /metrics` (also `/`).
+    Metrics,
+    /// `GET /healthz`.
+    Health,
+    /// `GET /readyz`.
+    Ready,
+    /// Anything else.
+    NotFound,
+}
+
+impl Route {
+    /// Routes a request by its first line (`GET /path HTTP/1.x`); query strings are ignored.
+    pub fn parse(request: &[u8]) -> Self {
+        let line = request.split(|b| *b == b'\n').next().unwrap_or_default();
+        let mut words = line.split(|b| *b == b' ');
+        let (Some(b"GET" | b"HEAD"), Some(target)) = (words.next(), words.next()) else {
+            return Self::NotFound;
+        };
+        let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+        match path {
+            b"/metrics" | b"/" => Self::Metrics,
+            b"/healthz" => Self::Health,
+            b"/readyz" => Self::Ready,
+            _ => Self::NotFound,
+        }
+    }
+}
 
 /// Largest request read (headers only; the body is ignored).
 const MAX_REQUEST: usize = 8 * 1024;
@@ -35,8 +72,8 @@ impl Metrics {
         self.listener.local_addr()
     }
 
-    /// The next waiting connection with its request read, if any.
-    pub fn accept(&self) -> Option<TcpStream> {
+    /// The next waiting connection with its request read and routed, if any.
+    pub fn accept(&self) -> Option<(TcpStream, Route)> {
         let (mut s, _) = self.listener.accept().ok()?;
         s.set_nonblocking(false).ok()?;
         s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
@@ -49,14 +86,30 @@ impl Metrics {
                 Ok(k) => n += k,
             }
         }
-        Some(s)
+        Some((s, Route::parse(&buf[..n])))
     }
 
-    /// Answers `stream` with `status` as Prometheus text.
-    pub fn respond(mut stream: TcpStream, status: &Status) {
-        let body = render(status);
+    /// Answers `stream`'s request for `route` from `status`.
+    pub fn respond(mut stream: TcpStream, route: Route, status: &Status) {
+        let (code, kind, body) = match route {
+            Route::Metrics => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                render(status),
+            ),
+            Route::Health => ("200 OK", "text/plain", "ok\n".to_owned()),
+            Route::Ready => match status.peers_not_ready().as_slice() {
+                [] => ("200 OK", "text/plain", "ready\n".to_owned()),
+                down => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("not ready: no usable session with {}\n", down.join(", ")),
+                ),
+            },
+            Route::NotFound => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        };
         let head = format!(
-            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         let _ = stream.write_all(head.as_bytes());
@@ -68,156 +121,6 @@ impl AsFd for Metrics {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.listener.as_fd()
     }
-}
-
-/// Escapes a label value (backslash, double quote, newline).
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// A per-peer series: name, type, help, value.
-type PerPeer = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&PeerStatus) -> u64,
-);
-
-/// The Prometheus text of `st`.
-pub fn render(st: &Status) -> String {
-    let i = esc(&st.interface);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# HELP qgw_cookie_replies_sent_total Cookie replies sent under handshake load."
-    );
-    let _ = writeln!(s, "# TYPE qgw_cookie_replies_sent_total counter");
-    let _ = writeln!(
-        s,
-        "qgw_cookie_replies_sent_total{{interface=\"{i}\"}} {}",
-        st.cookie_replies_sent
-    );
-    let _ = writeln!(
-        s,
-        "# HELP qgw_dropped_total Datagrams and packets dropped, by reason."
-    );
-    let _ = writeln!(s, "# TYPE qgw_dropped_total counter");
-    for (reason, n) in &st.drops {
-        let _ = writeln!(
-            s,
-            "qgw_dropped_total{{interface=\"{i}\",reason=\"{}\"}} {n}",
-            esc(reason)
-        );
-    }
-    let per_peer: [PerPeer; 7] = [
-        (
-            "qgw_peer_rx_bytes_total",
-            "counter",
-            "Transport bytes received.",
-            |p| p.rx_bytes,
-        ),
-        (
-            "qgw_peer_tx_bytes_total",
-            "counter",
-            "Transport bytes sent.",
-            |p| p.tx_bytes,
-        ),
-        (
-            "qgw_peer_key_epoch",
-            "gauge",
-            "Number of the session in force.",
-            |p| p.key_epoch,
-        ),
-        (
-            "qgw_peer_latest_handshake_seconds",
-            "gauge",
-            "Unix time of the last handshake (0: none).",
-            |p| p.latest_handshake_unix.unwrap_or(0),
-        ),
-        (
-            "qgw_peer_hybrid_epoch",
-            "gauge",
-            "Hybrid key-agreement epoch in force (0: none or plain WireGuard).",
-            |p| p.epoch,
-        ),
-        (
-            "qgw_peer_pq_signature_verifications_total",
-            "counter",
-            "ML-DSA-65 verifications performed for this peer.",
-            |p| p.pq_signature_verifications,
-        ),
-        (
-            "qgw_peer_pq_kem_operations_total",
-            "counter",
-            "ML-KEM-768 operations performed for this peer.",
-            |p| p.pq_kem_operations,
-        ),
-    ];
-    let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
-    let _ = writeln!(
-        s,
-        "# HELP qgw_peer_epoch_age_seconds Age of the hybrid epoch in force.\n# TYPE qgw_peer_epoch_age_seconds gauge"
-    );
-    for p in hybrid.iter().filter(|p| p.epoch_age_seconds.is_some()) {
-        let age = p.epoch_age_seconds.unwrap_or(0);
-        let _ = writeln!(
-            s,
-            "qgw_peer_epoch_age_seconds{{interface=\"{i}\",peer=\"{}\"}} {age}",
-            esc(&p.name)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "# HELP qgw_peer_epoch_sources Key sources of the epoch in force (1 for the current combination).\n# TYPE qgw_peer_epoch_sources gauge"
-    );
-    for p in hybrid.iter().filter(|p| !p.key_sources.is_empty()) {
-        let sources = p.key_sources.join("+");
-        let _ = writeln!(
-            s,
-            "qgw_peer_epoch_sources{{interface=\"{i}\",peer=\"{}\",source=\"{}\"}} 1",
-            esc(&p.name),
-            esc(&sources)
-        );
-    }
-    for (name, help, get) in [
-        (
-            "qgw_hybrid_dropped_total",
-            "Hybrid key-agreement datagrams or messages dropped, by reason.",
-            (|p: &PeerStatus| &p.hybrid_drops)
-                as fn(&PeerStatus) -> &std::collections::BTreeMap<String, u64>,
-        ),
-        (
-            "qgw_hybrid_rejects_total",
-            "Hybrid exchanges refused (Reject sent or received), by reason.",
-            |p: &PeerStatus| &p.hybrid_rejects,
-        ),
-    ] {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
-        for p in &hybrid {
-            for (reason, n) in get(p) {
-                let _ = writeln!(
-                    s,
-                    "{name}{{interface=\"{i}\",peer=\"{}\",reason=\"{}\"}} {n}",
-                    esc(&p.name),
-                    esc(reason)
-                );
-            }
-        }
-    }
-    for (name, kind, help, get) in per_peer {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for p in &st.peers {
-            let _ = writeln!(
-                s,
-                "{name}{{interface=\"{i}\",peer=\"{}\"}} {}",
-                esc(&p.name),
-                get(p)
-            );
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -242,6 +145,7 @@ mod tests {
                 }))
                 .unwrap(),
             ],
+            ..Default::default()
         };
         let text = render(&st);
         for line in [
@@ -272,6 +176,7 @@ mod tests {
             cookie_replies_sent: 0,
             drops: Default::default(),
             peers: vec![serde_json::from_value(peer).unwrap()],
+            ..Default::default()
         };
         let text = render(&st);
         for line in [
@@ -317,8 +222,9 @@ mod tests {
             cookie_replies_sent: 0,
             drops: Default::default(),
             peers: Vec::new(),
+            ..Default::default()
         };
-        Metrics::respond(stream, &st);
+        Metrics::respond(stream.0, stream.1, &st);
         let out = client.join().unwrap();
         assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
         assert!(out.contains("qgw_cookie_replies_sent_total{interface=\"x\"} 0"));

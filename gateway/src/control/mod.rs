@@ -11,6 +11,7 @@
 //! a live one makes startup fail. Requests are read with a short timeout and a size cap, so a stuck
 //! or hostile client costs the data path at most [`IO_TIMEOUT`] per connection.
 
+pub mod exposition;
 pub mod metrics;
 pub mod serve;
 pub mod status;

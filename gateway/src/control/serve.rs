@@ -19,6 +19,14 @@ use crate::proto::tai64n::WallClock;
 /// Connections served per listener per wake-up (the data path gets the rest of the time).
 const PER_WAKE: usize = 4;
 
+/// What the daemon adds to a [`Status`] beyond the WireGuard interface.
+pub trait StatusExtra {
+    /// The hybrid key agreement's view of peer `id`, if it is a hybrid peer.
+    fn hybrid(&self, id: usize) -> Option<super::status::HybridView>;
+    /// Fills the process, KME, audit and ops fields.
+    fn annotate(&self, status: &mut Status);
+}
+
 /// The interface's control sockets and what answering them needs.
 #[derive(Debug)]
 pub struct Control {
@@ -70,6 +78,18 @@ impl Control {
         self.rekey_after = rekey;
     }
 
+    fn status<R: Entropy>(
+        &self,
+        now: Instant,
+        ifc: &Interface<R>,
+        extra: &dyn StatusExtra,
+    ) -> Status {
+        let (n, p, names, c) = (&self.name, self.listen_port, &self.names, &self.clock);
+        let mut st = Status::collect(now, n, p, ifc, names, c, &|id| extra.hybrid(id));
+        extra.annotate(&mut st);
+        st
+    }
+
     /// The listeners' descriptors, to poll for readability (the status socket stands in for an
     /// absent one, so the caller's poll set has a fixed size).
     pub fn fds(&self) -> [BorrowedFd<'_>; 3] {
@@ -81,19 +101,19 @@ impl Control {
         ]
     }
 
-    /// Answers waiting requests (a few per listener).
+    /// Answers waiting requests (a few per listener). `extra` adds what the control plane does not
+    /// own itself (hybrid state, ops tracker, KME and audit counters).
     pub fn serve<R: Entropy>(
         &mut self,
         now: Instant,
         ifc: &mut Interface<R>,
-        hybrid: &dyn Fn(usize) -> Option<super::status::HybridView>,
+        extra: &dyn StatusExtra,
     ) {
         for _ in 0..PER_WAKE {
-            let Some(stream) = self.metrics.as_ref().and_then(Metrics::accept) else {
+            let Some((stream, route)) = self.metrics.as_ref().and_then(Metrics::accept) else {
                 break;
             };
-            let (n, p, names, c) = (&self.name, self.listen_port, &self.names, &self.clock);
-            Metrics::respond(stream, &Status::collect(n, p, ifc, names, c, hybrid));
+            Metrics::respond(stream, route, &self.status(now, ifc, extra));
         }
         for _ in 0..PER_WAKE {
             let Some((mut s, req)) = self.status.accept() else {
@@ -101,14 +121,7 @@ impl Control {
             };
             let answer = match req {
                 Ok(r) if r.trim() == "status" => {
-                    let st = Status::collect(
-                        &self.name,
-                        self.listen_port,
-                        ifc,
-                        &self.names,
-                        &self.clock,
-                        hybrid,
-                    );
+                    let st = self.status(now, ifc, extra);
                     serde_json::to_string(&st).unwrap_or_default() + "\n"
                 }
                 Ok(_) => "{\"error\":\"unknown request\"}\n".to_owned(),

@@ -16,7 +16,7 @@ use crate::proto::interface::Interface;
 use crate::proto::tai64n::WallClock;
 
 /// One interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// Interface name.
     pub interface: String,
@@ -30,6 +30,83 @@ pub struct Status {
     pub drops: BTreeMap<String, u64>,
     /// Peers in configuration order.
     pub peers: Vec<PeerStatus>,
+    /// Build and uptime of the daemon.
+    #[serde(default)]
+    pub process: Option<ProcessStatus>,
+    /// The KME client's counters (absent without a KME).
+    #[serde(default)]
+    pub qkd: Option<QkdStatus>,
+    /// The audit log's counters (absent without `audit:`).
+    #[serde(default)]
+    pub audit: Option<AuditStatus>,
+}
+
+/// The daemon process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    /// Crate version.
+    pub version: String,
+    /// Git commit it was built from (`unknown` outside a checkout).
+    pub commit: String,
+    /// Unix seconds when the daemon started.
+    pub start_time_unix: u64,
+    /// Seconds since then.
+    pub uptime_seconds: u64,
+}
+
+/// The KME client (ETSI GS QKD 014) of this interface: a copy of [`qkd_link::MetricsSnapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QkdStatus {
+    /// HTTP requests completed or failed.
+    pub requests: u64,
+    /// Keys received.
+    pub keys_fetched: u64,
+    /// Bytes of key material received.
+    pub key_bytes: u64,
+    /// Errors by kind (`connect`, `timeout`, `tls`, `service_unavailable`, …).
+    pub errors: BTreeMap<String, u64>,
+    /// Request latency: `(upper bound in ms, cumulative count)`; the last bound is `None` (+Inf).
+    pub latency_buckets: Vec<(Option<u64>, u64)>,
+    /// Sum of all request latencies in microseconds.
+    pub latency_sum_us: u64,
+    /// Keys waiting in the prefetch buffer.
+    pub prefetch_keys: u64,
+    /// Whether the last request reached the KME.
+    pub kme_reachable: bool,
+}
+
+impl QkdStatus {
+    /// Copies the client's counters.
+    pub fn from_snapshot(m: &qkd_link::MetricsSnapshot) -> Self {
+        let bounds = qkd_link::metrics::LATENCY_BUCKETS_MS
+            .iter()
+            .map(|b| Some(*b));
+        Self {
+            requests: m.requests,
+            keys_fetched: m.keys_fetched,
+            key_bytes: m.key_bytes,
+            errors: m
+                .errors
+                .iter()
+                .map(|(k, n)| (k.as_str().to_owned(), *n))
+                .collect(),
+            latency_buckets: bounds.chain([None]).zip(m.latency_cumulative()).collect(),
+            latency_sum_us: m.latency_sum_us,
+            prefetch_keys: m.buffer_level,
+            kme_reachable: m.kme_reachable,
+        }
+    }
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditStatus {
+    /// Where it is written.
+    pub path: String,
+    /// Records written since start.
+    pub records: u64,
+    /// Records that could not be written.
+    pub write_errors: u64,
 }
 
 /// One peer.
@@ -79,6 +156,31 @@ pub struct PeerStatus {
     /// Hybrid exchanges refused (Reject sent or received), by reason (`qkd_refused`, …).
     #[serde(default)]
     pub hybrid_rejects: BTreeMap<String, u64>,
+    /// Transport packets received (keepalives included).
+    #[serde(default)]
+    pub rx_packets: u64,
+    /// Transport packets sent (keepalives included).
+    #[serde(default)]
+    pub tx_packets: u64,
+    /// Handshakes completed.
+    #[serde(default)]
+    pub handshakes: u64,
+    /// Handshake failures by reason: `timeout` (an attempt retransmitted), `gave_up`,
+    /// `hybrid_abandoned`, `hybrid_rejected`.
+    #[serde(default)]
+    pub handshake_failures: BTreeMap<String, u64>,
+    /// Whether a session that may send exists now.
+    #[serde(default)]
+    pub session_usable: bool,
+    /// `normal`, `fallback` or `fail_closed` (hybrid peers; see [`crate::ops::PolicyState`]).
+    #[serde(default)]
+    pub policy_state: Option<String>,
+    /// Whether the peer's policy asks for QKD.
+    #[serde(default)]
+    pub qkd_configured: bool,
+    /// Hybrid epochs installed since start, by key-source combination.
+    #[serde(default)]
+    pub epochs_by_source: BTreeMap<String, u64>,
 }
 
 /// What the hybrid layer reports about one peer.
@@ -111,7 +213,9 @@ pub fn b64(bytes: &[u8]) -> String {
 
 impl Status {
     /// Collects the status of `ifc` at `now`; `names[i]` names peer `i`.
+    #[allow(clippy::too_many_arguments)]
     pub fn collect<R: Entropy>(
+        now: Instant,
         name: &str,
         listen_port: u16,
         ifc: &Interface<R>,
@@ -157,6 +261,20 @@ impl Status {
                     pq_signature_verifications: h.as_ref().map_or(0, |h| h.signature_verifications),
                     pq_kem_operations: h.as_ref().map_or(0, |h| h.kem_operations),
                     hybrid_rejects: h.as_ref().map(|h| h.rejects.clone()).unwrap_or_default(),
+                    rx_packets: st.rx_packets,
+                    tx_packets: st.tx_packets,
+                    handshakes: st.handshakes,
+                    handshake_failures: [
+                        ("timeout", st.handshake_timeouts),
+                        ("gave_up", st.handshake_gave_up),
+                    ]
+                    .into_iter()
+                    .map(|(k, n)| (k.to_owned(), n))
+                    .collect(),
+                    session_usable: p.has_usable_session(now),
+                    policy_state: None,
+                    qkd_configured: false,
+                    epochs_by_source: BTreeMap::new(),
                 })
             })
             .collect();
@@ -167,7 +285,32 @@ impl Status {
             cookie_replies_sent: ifc.drops()[DropReason::CookieRequired.index()],
             drops,
             peers,
+            process: None,
+            qkd: None,
+            audit: None,
         }
+    }
+
+    /// Adds what the ops tracker knows to peer `id` (policy state, epochs by source, hybrid
+    /// exchange failures).
+    pub fn annotate_peer(&mut self, id: usize, view: &crate::ops::PeerOpsView) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        p.policy_state = view.policy_state.map(|s| s.label().to_owned());
+        p.qkd_configured = view.qkd_configured;
+        p.epochs_by_source = view.epochs_by_source.clone();
+        for (reason, n) in &view.hybrid_failures {
+            p.handshake_failures.insert(reason.clone(), *n);
+        }
+    }
+
+    /// Peers whose traffic would not pass now (no usable session): readiness fails while any.
+    pub fn peers_not_ready(&self) -> Vec<&str> {
+        (self.peers.iter())
+            .filter(|p| !p.session_usable)
+            .map(|p| p.name.as_str())
+            .collect()
     }
 
     /// `wg show`-like text; `now_unix` turns handshake times into ages.
@@ -267,7 +410,15 @@ mod tests {
             persistent_keepalive: Some(std::time::Duration::from_secs(25)),
         })
         .unwrap();
-        let st = Status::collect("qgw0", 51820, &ifc, &["site-b".into()], &clock, &|_| None);
+        let st = Status::collect(
+            Instant::now(),
+            "qgw0",
+            51820,
+            &ifc,
+            &["site-b".into()],
+            &clock,
+            &|_| None,
+        );
         let p = &st.peers[0];
         assert_eq!(p.name, "site-b");
         assert_eq!(p.endpoint.as_deref(), Some("10.0.0.2:51820"));

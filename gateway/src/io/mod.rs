@@ -1,5 +1,6 @@
 //! The I/O edge: the TUN device and the UDP socket. The protocol core ([`crate::proto`]) never sees
 //! these; the daemon's event loop moves bytes between them and the core.
 
+pub mod notify;
 pub mod tun;
 pub mod udp;

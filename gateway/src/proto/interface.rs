@@ -339,7 +339,7 @@ impl<R: Entropy> Interface<R> {
         let id = self
             .routes
             .lookup(info.dst)
-            .ok_or(DropReason::UnknownPeer)?;
+            .ok_or(DropReason::NoRoute)?;
         match self.peers[id].encapsulate(now, buf, len) {
             Err(DropReason::NoSession) => {
                 let q = &mut self.staged[id];

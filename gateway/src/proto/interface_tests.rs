@@ -144,7 +144,7 @@ fn unroutable_and_spoofed_packets_are_dropped_and_counted() {
     let nowhere = ipv4([10, 0, 1, 1], [172, 16, 0, 1], b"x");
     assert_eq!(
         send(t0, &mut a, &mut b, &nowhere),
-        Err(DropReason::UnknownPeer)
+        Err(DropReason::NoRoute)
     );
     send(
         t0,
@@ -159,7 +159,7 @@ fn unroutable_and_spoofed_packets_are_dropped_and_counted() {
     send(t0, &mut a, &mut b, &spoofed).unwrap();
     assert_eq!(b.tun.len(), 1, "only the legitimate staged packet");
     assert_eq!(b.ifc.drops()[DropReason::SourceNotAllowed.index()], 1);
-    assert_eq!(a.ifc.drops()[DropReason::UnknownPeer.index()], 1);
+    assert_eq!(a.ifc.drops()[DropReason::NoRoute.index()], 1);
 }
 
 #[test]

@@ -237,12 +237,19 @@ impl Peer {
             self.want_handshake = true;
         }
         self.stats.tx_bytes += len as u64;
+        self.stats.tx_packets += 1;
         self.timers.on_any_sent(now);
         self.want_keepalive = false;
         if plain_len > 0 {
             self.timers.on_data_sent(now);
         }
         Ok(Transmit { len, to })
+    }
+
+    /// Whether a session that may still send exists at `now` (false: traffic to this peer is
+    /// refused until a handshake completes; for a hybrid peer that is the fail-closed state).
+    pub fn has_usable_session(&self, now: Instant) -> bool {
+        self.keys.current().is_some_and(|s| s.can_send(now))
     }
 
     /// Runs the timers and writes at most one due datagram (handshake initiation or keepalive) into
@@ -289,6 +296,7 @@ impl Peer {
     fn run_timers(&mut self, now: Instant, indices: &mut dyn IndexTable) {
         let due = self.timers.poll(now);
         if due.gave_up {
+            self.stats.handshake_gave_up += 1;
             self.want_handshake = false;
             self.retry_due = false;
             if let Some(p) = self.pending.take() {
@@ -297,6 +305,7 @@ impl Peer {
             self.events.push(Event::HandshakeGaveUp);
         }
         if due.initiate {
+            self.stats.handshake_timeouts += u64::from(due.retry);
             self.want_handshake = true;
             self.retry_due |= due.retry;
         }
@@ -430,6 +439,7 @@ impl Peer {
         self.retry_due = false;
         self.timers.on_handshake_complete(now);
         self.stats.last_handshake = Some(now);
+        self.stats.handshakes += 1;
         if let Some(s) = self.keys.current() {
             if s.psk_id() == self.psk_id {
                 self.psk_fresh = false;
@@ -468,6 +478,7 @@ impl Peer {
         }
         self.endpoint = Some(from);
         self.stats.rx_bytes += wire_len;
+        self.stats.rx_packets += 1;
         self.timers.on_any_received(now);
         if n > 0 {
             self.timers.on_data_received(now);

@@ -69,6 +69,16 @@ pub struct PeerStats {
     pub rx_bytes: u64,
     /// Transport bytes sent (UDP payload).
     pub tx_bytes: u64,
+    /// Transport packets received (keepalives included; handshake messages not).
+    pub rx_packets: u64,
+    /// Transport packets sent (keepalives included; handshake messages not).
+    pub tx_packets: u64,
+    /// Handshakes completed (sessions confirmed).
+    pub handshakes: u64,
+    /// Handshake attempts retransmitted because no response came within REKEY_TIMEOUT (§6.4).
+    pub handshake_timeouts: u64,
+    /// Times the handshake was given up after REKEY_ATTEMPT_TIME (§6.4).
+    pub handshake_gave_up: u64,
     /// When the last session was confirmed.
     pub last_handshake: Option<Instant>,
     /// The epoch of the current session (0: none yet).

@@ -9,6 +9,7 @@
 //! CI the test prints why and skips.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod hybrid;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};
@@ -140,11 +141,17 @@ impl Lab {
 
     /// Starts `args` inside `ns` with output to `log` in the scratch dir; returns its handle.
     pub fn spawn(&mut self, ns: &str, args: &[&str], log: &str) -> usize {
+        self.spawn_env(ns, args, log, &[])
+    }
+
+    /// As [`Lab::spawn`], with extra environment variables.
+    pub fn spawn_env(&mut self, ns: &str, args: &[&str], log: &str, env: &[(&str, &str)]) -> usize {
         let log = std::fs::File::create(self.dir.join(log)).unwrap();
         // `ip netns exec` execs the command: the child's PID is the command's.
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(args)
+            .envs(env.iter().copied())
             .env("WG_PROCESS_FOREGROUND", "1")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -327,8 +334,25 @@ impl QgwSite<'_> {
 
 /// Starts `qgw up` with `config` in `ns` and waits for its interface and status socket.
 pub fn start_qgw(lab: &mut Lab, ns: &str, iface: &str, config: &Path, log: &str) -> usize {
+    start_qgw_env(lab, ns, iface, config, log, &[])
+}
+
+/// As [`start_qgw`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+pub fn start_qgw_env(
+    lab: &mut Lab,
+    ns: &str,
+    iface: &str,
+    config: &Path,
+    log: &str,
+    env: &[(&str, &str)],
+) -> usize {
     let qgw = env!("CARGO_BIN_EXE_qgw");
-    let h = lab.spawn(ns, &[qgw, "up", "--config", config.to_str().unwrap()], log);
+    let h = lab.spawn_env(
+        ns,
+        &[qgw, "up", "--config", config.to_str().unwrap()],
+        log,
+        env,
+    );
     let ns2 = ns.to_owned();
     wait_for(
         &format!("qgw {iface} to come up"),

@@ -1,0 +1,474 @@
+//! A [`Status`] as Prometheus text exposition format 0.0.4
+//! (prometheus.io/docs/instrumenting/exposition_formats): every family with `# HELP` and
+//! `# TYPE`, base units (`_seconds`, `_bytes`), `_total` counters, and labels of low cardinality
+//! only (`interface`, `peer`, `reason`, `source`, `state`, `kind`). Key IDs and keys are never
+//! labels or values. The list of families is in `docs/operations.md` and
+//! `configs/prometheus/metric-names.txt`.
+
+use std::collections::BTreeMap;
+use std::fmt::{Display, Write as _};
+
+use super::status::{PeerStatus, Status};
+use crate::ops::PolicyState;
+
+/// Escapes a label value (backslash, double quote, newline).
+pub fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes families into one text body.
+struct Text {
+    s: String,
+    interface: String,
+}
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample; `labels` come after `interface` (and are escaped here).
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        let _ = write!(self.s, "{name}{{interface=\"{}\"", self.interface);
+        for (k, v) in labels {
+            let _ = write!(self.s, ",{k}=\"{}\"", esc(v));
+        }
+        let _ = writeln!(self.s, "}} {value}");
+    }
+
+    /// A family with one sample per peer.
+    fn per_peer<V: Display>(
+        &mut self,
+        peers: &[&PeerStatus],
+        (name, kind, help): (&str, &str, &str),
+        get: impl Fn(&PeerStatus) -> V,
+    ) {
+        self.family(name, kind, help);
+        for p in peers {
+            self.sample(name, &[("peer", &p.name)], get(p));
+        }
+    }
+
+    /// A family with one sample per peer and map entry, the key labelled `label`.
+    fn per_peer_map(
+        &mut self,
+        peers: &[&PeerStatus],
+        (name, kind, help): (&str, &str, &str),
+        label: &str,
+        get: impl Fn(&PeerStatus) -> &BTreeMap<String, u64>,
+    ) {
+        self.family(name, kind, help);
+        for p in peers {
+            for (k, n) in get(p) {
+                self.sample(name, &[("peer", &p.name), (label, k)], n);
+            }
+        }
+    }
+}
+
+/// The Prometheus text of `st`.
+pub fn render(st: &Status) -> String {
+    let mut t = Text {
+        s: String::with_capacity(8 * 1024),
+        interface: esc(&st.interface),
+    };
+    process(&mut t, st);
+    t.family(
+        "qgw_cookie_replies_sent_total",
+        "counter",
+        "Cookie replies sent under handshake load.",
+    );
+    t.sample("qgw_cookie_replies_sent_total", &[], st.cookie_replies_sent);
+    t.family(
+        "qgw_dropped_total",
+        "counter",
+        "Datagrams and packets dropped by the WireGuard layer, by reason.",
+    );
+    for (reason, n) in &st.drops {
+        t.sample("qgw_dropped_total", &[("reason", reason)], n);
+    }
+    let all: Vec<&PeerStatus> = st.peers.iter().collect();
+    wireguard_peers(&mut t, &all);
+    let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
+    hybrid_peers(&mut t, &hybrid);
+    qkd(&mut t, st);
+    audit(&mut t, st);
+    t.s
+}
+
+fn process(t: &mut Text, st: &Status) {
+    let Some(p) = &st.process else { return };
+    t.family(
+        "qgw_build_info",
+        "gauge",
+        "Build of the running qgw (always 1).",
+    );
+    let labels = [
+        ("version", p.version.as_str()),
+        ("commit", p.commit.as_str()),
+    ];
+    t.sample("qgw_build_info", &labels, 1);
+    t.family(
+        "qgw_start_time_seconds",
+        "gauge",
+        "Unix time the daemon started.",
+    );
+    t.sample("qgw_start_time_seconds", &[], p.start_time_unix);
+    t.family(
+        "qgw_uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+    );
+    t.sample("qgw_uptime_seconds", &[], p.uptime_seconds);
+}
+
+fn wireguard_peers(t: &mut Text, peers: &[&PeerStatus]) {
+    let c = "counter";
+    let g = "gauge";
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_rx_bytes_total",
+            c,
+            "Transport bytes received (UDP payload).",
+        ),
+        |p| p.rx_bytes,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_tx_bytes_total",
+            c,
+            "Transport bytes sent (UDP payload).",
+        ),
+        |p| p.tx_bytes,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_rx_packets_total",
+            c,
+            "Transport packets received, keepalives included.",
+        ),
+        |p| p.rx_packets,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_tx_packets_total",
+            c,
+            "Transport packets sent, keepalives included.",
+        ),
+        |p| p.tx_packets,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_handshakes_total",
+            c,
+            "WireGuard handshakes completed.",
+        ),
+        |p| p.handshakes,
+    );
+    t.per_peer_map(
+        peers,
+        ("qgw_peer_handshake_failures_total", c, "Handshake failures: timeout (attempt retransmitted), gave_up, hybrid_abandoned, hybrid_rejected."),
+        "reason",
+        |p| &p.handshake_failures,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_latest_handshake_timestamp_seconds",
+            g,
+            "Unix time of the last completed handshake (0: none).",
+        ),
+        |p| p.latest_handshake_unix.unwrap_or(0),
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_key_epoch",
+            g,
+            "Number of the WireGuard session in force.",
+        ),
+        |p| p.key_epoch,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_up",
+            g,
+            "1 if a session that may send exists (traffic would pass now).",
+        ),
+        |p| u8::from(p.session_usable),
+    );
+}
+
+fn hybrid_peers(t: &mut Text, peers: &[&PeerStatus]) {
+    let c = "counter";
+    let g = "gauge";
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_hybrid_epoch",
+            g,
+            "Hybrid key-agreement epoch in force (0: none yet).",
+        ),
+        |p| p.epoch,
+    );
+    let aged: Vec<&PeerStatus> = peers
+        .iter()
+        .copied()
+        .filter(|p| p.epoch_age_seconds.is_some())
+        .collect();
+    t.per_peer(
+        &aged,
+        (
+            "qgw_peer_epoch_age_seconds",
+            g,
+            "Age of the hybrid epoch in force.",
+        ),
+        |p| p.epoch_age_seconds.unwrap_or(0),
+    );
+    t.per_peer_map(
+        peers,
+        (
+            "qgw_peer_epochs_total",
+            c,
+            "Hybrid epochs installed, by key-source combination.",
+        ),
+        "source",
+        |p| &p.epochs_by_source,
+    );
+    t.family(
+        "qgw_peer_epoch_sources",
+        g,
+        "Key-source combination of the epoch in force (1).",
+    );
+    for p in peers.iter().filter(|p| !p.key_sources.is_empty()) {
+        let sources = p.key_sources.join("+");
+        t.sample(
+            "qgw_peer_epoch_sources",
+            &[("peer", &p.name), ("source", &sources)],
+            1,
+        );
+    }
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_qkd_configured",
+            g,
+            "1 if the peer's policy asks for QKD keys.",
+        ),
+        |p| u8::from(p.qkd_configured),
+    );
+    t.family("qgw_peer_policy_state", g, "Key policy state: normal, fallback (no QKD in the keys in force) or fail_closed (traffic refused); 1 for the current one.");
+    for p in peers {
+        for s in PolicyState::ALL {
+            let on = p.policy_state.as_deref() == Some(s.label());
+            t.sample(
+                "qgw_peer_policy_state",
+                &[("peer", &p.name), ("state", s.label())],
+                u8::from(on),
+            );
+        }
+    }
+    t.per_peer_map(
+        peers,
+        (
+            "qgw_hybrid_dropped_total",
+            c,
+            "Hybrid key-agreement datagrams or messages dropped, by reason.",
+        ),
+        "reason",
+        |p| &p.hybrid_drops,
+    );
+    t.per_peer_map(
+        peers,
+        (
+            "qgw_hybrid_rejects_total",
+            c,
+            "Hybrid exchanges refused (Reject sent or received), by reason.",
+        ),
+        "reason",
+        |p| &p.hybrid_rejects,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_pq_signature_verifications_total",
+            c,
+            "ML-DSA-65 verifications performed for this peer.",
+        ),
+        |p| p.pq_signature_verifications,
+    );
+    t.per_peer(
+        peers,
+        (
+            "qgw_peer_pq_kem_operations_total",
+            c,
+            "ML-KEM-768 operations performed for this peer.",
+        ),
+        |p| p.pq_kem_operations,
+    );
+}
+
+fn qkd(t: &mut Text, st: &Status) {
+    let Some(q) = &st.qkd else { return };
+    for (name, help, v) in [
+        (
+            "qgw_qkd_requests_total",
+            "ETSI 014 requests made to the KME.",
+            q.requests,
+        ),
+        (
+            "qgw_qkd_keys_fetched_total",
+            "QKD keys received from the KME.",
+            q.keys_fetched,
+        ),
+        (
+            "qgw_qkd_key_bytes_total",
+            "Bytes of QKD key material received.",
+            q.key_bytes,
+        ),
+    ] {
+        t.family(name, "counter", help);
+        t.sample(name, &[], v);
+    }
+    t.family(
+        "qgw_qkd_errors_total",
+        "counter",
+        "KME request failures, by kind.",
+    );
+    for (kind, n) in &q.errors {
+        t.sample("qgw_qkd_errors_total", &[("kind", kind)], n);
+    }
+    let h = "qgw_qkd_request_duration_seconds";
+    t.family(h, "histogram", "KME request latency.");
+    for (le_ms, n) in &q.latency_buckets {
+        let le = le_ms.map_or_else(|| "+Inf".to_owned(), |ms| format!("{}", ms as f64 / 1000.0));
+        t.sample(&format!("{h}_bucket"), &[("le", &le)], n);
+    }
+    t.sample(&format!("{h}_sum"), &[], q.latency_sum_us as f64 / 1e6);
+    let count = q.latency_buckets.last().map_or(0, |(_, n)| *n);
+    t.sample(&format!("{h}_count"), &[], count);
+    t.family(
+        "qgw_qkd_prefetch_keys",
+        "gauge",
+        "QKD keys waiting in the prefetch buffer.",
+    );
+    t.sample("qgw_qkd_prefetch_keys", &[], q.prefetch_keys);
+    // Unknown until the first request: no sample rather than a false "unreachable".
+    t.family(
+        "qgw_qkd_kme_reachable",
+        "gauge",
+        "1 if the last request reached the KME (absent before the first request).",
+    );
+    if q.requests > 0 {
+        t.sample("qgw_qkd_kme_reachable", &[], u8::from(q.kme_reachable));
+    }
+}
+
+fn audit(t: &mut Text, st: &Status) {
+    let Some(a) = &st.audit else { return };
+    t.family(
+        "qgw_audit_records_total",
+        "counter",
+        "Audit records written.",
+    );
+    t.sample("qgw_audit_records_total", &[], a.records);
+    t.family(
+        "qgw_audit_write_errors_total",
+        "counter",
+        "Audit records that could not be written.",
+    );
+    t.sample("qgw_audit_write_errors_total", &[], a.write_errors);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus};
+
+    fn full_status() -> Status {
+        let peer = serde_json::json!({
+            "name": "site-b", "public_key": "", "endpoint": null, "allowed_ips": [],
+            "latest_handshake_unix": 1_700_000_000u64, "rx_bytes": 1, "tx_bytes": 2,
+            "key_epoch": 3, "persistent_keepalive": null, "hybrid": "master", "epoch": 4,
+            "rx_packets": 5, "tx_packets": 6, "handshakes": 7, "session_usable": true,
+            "handshake_failures": {"timeout": 1, "hybrid_abandoned": 2},
+            "policy_state": "fallback", "qkd_configured": true,
+            "epochs_by_source": {"x25519+mlkem": 1, "x25519+mlkem+qkd": 3}
+        });
+        Status {
+            interface: "qgw0".into(),
+            peers: vec![serde_json::from_value(peer).unwrap()],
+            process: Some(ProcessStatus {
+                version: "0.1.0".into(),
+                commit: "abc".into(),
+                start_time_unix: 10,
+                uptime_seconds: 20,
+            }),
+            qkd: Some(QkdStatus {
+                requests: 3,
+                keys_fetched: 8,
+                key_bytes: 256,
+                errors: [("timeout".to_owned(), 2)].into_iter().collect(),
+                latency_buckets: vec![(Some(1), 1), (Some(5), 2), (None, 3)],
+                latency_sum_us: 1_500_000,
+                prefetch_keys: 4,
+                kme_reachable: false,
+            }),
+            audit: Some(AuditStatus {
+                path: "/var/log/qgw/x".into(),
+                records: 9,
+                write_errors: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_documented_family_is_rendered_with_its_samples() {
+        let text = render(&full_status());
+        let p = "interface=\"qgw0\",peer=\"site-b\"";
+        for line in [
+            "qgw_build_info{interface=\"qgw0\",version=\"0.1.0\",commit=\"abc\"} 1".to_owned(),
+            "qgw_uptime_seconds{interface=\"qgw0\"} 20".to_owned(),
+            format!("qgw_peer_rx_packets_total{{{p}}} 5"),
+            format!("qgw_peer_handshakes_total{{{p}}} 7"),
+            format!("qgw_peer_handshake_failures_total{{{p},reason=\"hybrid_abandoned\"}} 2"),
+            format!("qgw_peer_latest_handshake_timestamp_seconds{{{p}}} 1700000000"),
+            format!("qgw_peer_epochs_total{{{p},source=\"x25519+mlkem+qkd\"}} 3"),
+            format!("qgw_peer_policy_state{{{p},state=\"fallback\"}} 1"),
+            format!("qgw_peer_policy_state{{{p},state=\"normal\"}} 0"),
+            format!("qgw_peer_qkd_configured{{{p}}} 1"),
+            format!("qgw_peer_up{{{p}}} 1"),
+            "qgw_qkd_errors_total{interface=\"qgw0\",kind=\"timeout\"} 2".to_owned(),
+            "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",le=\"0.005\"} 2".to_owned(),
+            "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",le=\"+Inf\"} 3".to_owned(),
+            "qgw_qkd_request_duration_seconds_sum{interface=\"qgw0\"} 1.5".to_owned(),
+            "qgw_qkd_request_duration_seconds_count{interface=\"qgw0\"} 3".to_owned(),
+            "qgw_qkd_kme_reachable{interface=\"qgw0\"} 0".to_owned(),
+            "qgw_audit_records_total{interface=\"qgw0\"} 9".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn families_are_declared_once_and_counters_end_in_total() {
+        let text = render(&full_status());
+        let mut seen = std::collections::BTreeSet::new();
+        for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut w = l.split(' ').skip(2);
+            let (name, kind) = (w.next().unwrap(), w.next().unwrap());
+            assert!(seen.insert(name.to_owned()), "{name} declared twice");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{l}");
+        }
+    }
+}
