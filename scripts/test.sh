@@ -13,10 +13,13 @@ rustup component list --installed 2>/dev/null | grep -qE '^(clippy|rustfmt)' || 
 step "packages"
 # Debian packages the suite needs: python3 (combiner reference), iproute2/ping/iperf3 and
 # wireguard-go + wireguard-tools (the namespace interop tests), curl (an independent ETSI 014 client),
-# tcpdump (the test that no plaintext crosses the underlay).
+# tcpdump (the test that no plaintext crosses the underlay), promtool from prometheus (metrics and
+# rules lint), dcmtk + mosquitto (the demo's DICOM store and MQTT telemetry), shellcheck.
 need=()
 for pair in python3:python3 ip:iproute2 ping:iputils-ping iperf3:iperf3 wg:wireguard-tools \
-            wireguard-go:wireguard-go curl:curl tcpdump:tcpdump; do
+            wireguard-go:wireguard-go curl:curl tcpdump:tcpdump promtool:prometheus \
+            storescu:dcmtk mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
+            shellcheck:shellcheck systemd-analyze:systemd; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -24,8 +27,17 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing packages: ${need[*]}; run as root or install them first" >&2
     exit 1
   fi
+  # Packages such as prometheus and mosquitto start a system service on install; the suite starts
+  # its own servers, so keep theirs from starting (policy-rc.d exit 101 = "action forbidden").
+  policy_rc_created=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy_rc_created=1
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+  if [ "$policy_rc_created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 step "format"
@@ -42,3 +54,9 @@ python3 keymix/tests/vectors/combiner_reference.py
 
 step "fuzz targets type-check (they also run as property tests above)"
 CARGO_TARGET_DIR="$PWD/target" cargo check --manifest-path fuzz/Cargo.toml --locked --bins
+
+step "deployment files: Prometheus config, alert rules and their tests, Grafana dashboard, systemd units, Dockerfile"
+./scripts/check-deploy.sh
+
+step "the two-hospital demo, non-interactive, with its outcomes, /metrics (promtool) and audit-log checks"
+./scripts/demo-check.sh

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Reads the facts demo.sh summarises (Python standard library only). Each prints one line.
+
+  facts.py status STATUS_JSON      hybrid role, epoch, key sources and QKD key ID of the first peer
+                                   (`qgw status --json`), as "ROLE EPOCH SOURCES KEY_ID"
+  facts.py epochs LOG              the "hybrid epoch installed" lines of a qgw log: "COUNT WITH_QKD
+                                   LAST_EPOCH KEY_IDS SUMMARY", e.g. "3 3 3 3 3x x25519+mlkem+qkd"
+  facts.py metric METRICS NAME     sum of every sample of NAME in a Prometheus text file, or "n/a"
+  facts.py iperf IPERF_JSON        received Gbit/s of an `iperf3 -J` client run, or "n/a"
+  facts.py kme ADMIN_STATE_JSON    "ISSUED DELIVERED" from the simulator's GET /admin/state
+"""
+
+import json
+import re
+import sys
+from collections import Counter
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def status(path):
+    with open(path) as f:
+        peer = (json.load(f).get("peers") or [{}])[0]
+    sources = "+".join(peer.get("key_sources") or []) or "none"
+    print(peer.get("hybrid", "off"), peer.get("epoch", 0), sources, peer.get("qkd_key_id") or "-")
+
+
+def epochs(path):
+    count, labels, key_ids, last = 0, Counter(), set(), 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = ANSI.sub("", line)
+            if "hybrid epoch installed" not in line:
+                continue
+            count += 1
+            m = re.search(r'sources="?([a-z0-9+]+)', line)
+            labels[m.group(1) if m else "?"] += 1
+            m = re.search(r"\bepoch=(\d+)", line)
+            if m:
+                last = max(last, int(m.group(1)))
+            m = re.search(r"qkd_key_ids=\[([^\]]*)\]", line)
+            if m:
+                key_ids.update(re.findall(r"[0-9a-fA-F-]{36}", m.group(1)))
+    with_qkd = sum(n for label, n in labels.items() if "qkd" in label.split("+"))
+    summary = ", ".join("%dx %s" % (n, label) for label, n in labels.most_common()) or "none"
+    print(count, with_qkd, last, len(key_ids), summary)
+
+
+def metric(path, name):
+    total, seen = 0.0, False
+    sample = re.compile(r"^%s(\{[^}]*\})?\s+(\S+)" % re.escape(name))
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = sample.match(line)
+            if m:
+                try:
+                    total += float(m.group(2))
+                    seen = True
+                except ValueError:
+                    pass
+    print(("%g" % total) if seen else "n/a")
+
+
+def iperf(path):
+    try:
+        with open(path) as f:
+            end = json.load(f)["end"]
+        bps = end["sum_received"]["bits_per_second"]
+        print("%.2f" % (bps / 1e9))
+    except (OSError, ValueError, KeyError, TypeError):
+        print("n/a")
+
+
+def kme(path):
+    try:
+        with open(path) as f:
+            stats = json.load(f)["stats"]
+        print(stats.get("keys_issued", "n/a"), stats.get("keys_delivered", "n/a"))
+    except (OSError, ValueError, KeyError, TypeError):
+        print("n/a n/a")
+
+
+def main(argv):
+    commands = {"status": status, "epochs": epochs, "metric": metric, "iperf": iperf, "kme": kme}
+    if len(argv) >= 3 and argv[1] in commands:
+        try:
+            commands[argv[1]](*argv[2:])
+            return 0
+        except (OSError, ValueError, TypeError) as e:
+            print("n/a (%s)" % e, file=sys.stderr)
+            return 1
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
