@@ -336,10 +336,7 @@ impl<R: Entropy> Interface<R> {
             .get(start..start + len)
             .ok_or(DropReason::BufferTooSmall)?;
         let info = super::ip::parse(packet).ok_or(DropReason::Malformed)?;
-        let id = self
-            .routes
-            .lookup(info.dst)
-            .ok_or(DropReason::NoRoute)?;
+        let id = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
         match self.peers[id].encapsulate(now, buf, len) {
             Err(DropReason::NoSession) => {
                 let q = &mut self.staged[id];

@@ -142,10 +142,7 @@ fn unroutable_and_spoofed_packets_are_dropped_and_counted() {
     let t0 = Instant::now();
     let (mut a, mut b) = sites(t0, 1000);
     let nowhere = ipv4([10, 0, 1, 1], [172, 16, 0, 1], b"x");
-    assert_eq!(
-        send(t0, &mut a, &mut b, &nowhere),
-        Err(DropReason::NoRoute)
-    );
+    assert_eq!(send(t0, &mut a, &mut b, &nowhere), Err(DropReason::NoRoute));
     send(
         t0,
         &mut a,
