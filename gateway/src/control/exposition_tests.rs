@@ -1,0 +1,82 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus};
+
+fn full_status() -> Status {
+    let peer = serde_json::json!({
+        "name": "site-b", "public_key": "", "endpoint": null, "allowed_ips": [],
+        "latest_handshake_unix": 1_700_000_000u64, "rx_bytes": 1, "tx_bytes": 2,
+        "key_epoch": 3, "persistent_keepalive": null, "hybrid": "master", "epoch": 4,
+        "rx_packets": 5, "tx_packets": 6, "handshakes": 7, "session_usable": true,
+        "handshake_failures": {"timeout": 1, "hybrid_abandoned": 2},
+        "policy_state": "fallback", "qkd_configured": true,
+        "epochs_by_source": {"x25519+mlkem": 1, "x25519+mlkem+qkd": 3}
+    });
+    Status {
+        interface: "qgw0".into(),
+        peers: vec![serde_json::from_value(peer).unwrap()],
+        process: Some(ProcessStatus {
+            version: "0.1.0".into(),
+            commit: "abc".into(),
+            start_time_unix: 10,
+            uptime_seconds: 20,
+        }),
+        qkd: Some(QkdStatus {
+            requests: 3,
+            keys_fetched: 8,
+            key_bytes: 256,
+            errors: [("timeout".to_owned(), 2)].into_iter().collect(),
+            latency_buckets: vec![(Some(1), 1), (Some(5), 2), (None, 3)],
+            latency_sum_us: 1_500_000,
+            prefetch_keys: 4,
+            kme_reachable: false,
+        }),
+        audit: Some(AuditStatus {
+            path: "/var/log/qgw/x".into(),
+            records: 9,
+            write_errors: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_documented_family_is_rendered_with_its_samples() {
+    let text = render(&full_status());
+    let p = "interface=\"qgw0\",peer=\"site-b\"";
+    for line in [
+        "qgw_build_info{interface=\"qgw0\",version=\"0.1.0\",commit=\"abc\"} 1".to_owned(),
+        "qgw_uptime_seconds{interface=\"qgw0\"} 20".to_owned(),
+        format!("qgw_peer_rx_packets_total{{{p}}} 5"),
+        format!("qgw_peer_handshakes_total{{{p}}} 7"),
+        format!("qgw_peer_handshake_failures_total{{{p},reason=\"hybrid_abandoned\"}} 2"),
+        format!("qgw_peer_latest_handshake_timestamp_seconds{{{p}}} 1700000000"),
+        format!("qgw_peer_epochs_total{{{p},source=\"x25519+mlkem+qkd\"}} 3"),
+        format!("qgw_peer_policy_state{{{p},state=\"fallback\"}} 1"),
+        format!("qgw_peer_policy_state{{{p},state=\"normal\"}} 0"),
+        format!("qgw_peer_qkd_configured{{{p}}} 1"),
+        format!("qgw_peer_up{{{p}}} 1"),
+        "qgw_qkd_errors_total{interface=\"qgw0\",kind=\"timeout\"} 2".to_owned(),
+        "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",le=\"0.005\"} 2".to_owned(),
+        "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",le=\"+Inf\"} 3".to_owned(),
+        "qgw_qkd_request_duration_seconds_sum{interface=\"qgw0\"} 1.5".to_owned(),
+        "qgw_qkd_request_duration_seconds_count{interface=\"qgw0\"} 3".to_owned(),
+        "qgw_qkd_kme_reachable{interface=\"qgw0\"} 0".to_owned(),
+        "qgw_audit_records_total{interface=\"qgw0\"} 9".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+}
+
+#[test]
+fn families_are_declared_once_and_counters_end_in_total() {
+    let text = render(&full_status());
+    let mut seen = std::collections::BTreeSet::new();
+    for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut w = l.split(' ').skip(2);
+        let (name, kind) = (w.next().unwrap(), w.next().unwrap());
+        assert!(seen.insert(name.to_owned()), "{name} declared twice");
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{l}");
+    }
+}
