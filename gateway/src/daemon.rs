@@ -85,8 +85,13 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).context("signalfd")?;
 
     // Control sockets first: a second instance for the same interface stops here, untouched.
-    let mut control = Control::bind(&cfg.name, cfg.uapi, cfg.metrics, cfg.private_key.clone())
-        .with_context(|| format!("control sockets of {}", cfg.name))?;
+    let mut control = Control::bind(
+        &cfg.name,
+        cfg.uapi,
+        cfg.metrics,
+        cfg.private_key.duplicate(),
+    )
+    .with_context(|| format!("control sockets of {}", cfg.name))?;
     // The KME client loads its certificates now, so a bad one stops us before the network.
     let kme = HybridHost::start_kme(&cfg).context("starting the KME client")?;
     // So does an audit log that cannot be opened.
@@ -100,7 +105,7 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let clock = WallClock::new(base, unix);
-    let key = cfg.private_key.clone();
+    let key = cfg.private_key.duplicate();
     let mut ifc = Interface::new(key, clock, OsEntropy, cfg.mtu, cfg.load_threshold);
     let mut ids = Vec::with_capacity(cfg.peers.len());
     for (name, spec) in &cfg.peers {

@@ -24,7 +24,6 @@ use crate::kme::{KmeBridge, KmeJob};
 use crate::proto::crypto::{Entropy, OsEntropy};
 use crate::proto::interface::Interface;
 use crate::proto::peer::{Event, HandshakeGate};
-use crate::proto::secret::Secret;
 use crate::proto::tai64n::WallClock;
 
 /// Longest wait for one KME answer (docs/protocol.md §7).
@@ -116,7 +115,7 @@ impl HybridHost {
                 pair,
                 master,
                 slave,
-                genesis_psk: spec.psk.as_ref().map(|p| keymix::Secret::new(*p.expose())),
+                genesis_psk: spec.psk.as_ref().map(keymix::Secret::duplicate),
             };
             let settings = HybridSettings {
                 role: h.role,
@@ -250,7 +249,7 @@ impl HybridHost {
                         psk,
                         handshake_now,
                     } => {
-                        ifc.set_psk(id, Secret::new(*psk.expose()), epoch);
+                        ifc.set_psk(id, psk, epoch);
                         if handshake_now && let Some(p) = ifc.peer_mut(id) {
                             p.request_handshake();
                             handshake_requested = true;

@@ -1,5 +1,8 @@
 //! Secret byte containers: zeroized on drop, redacted in `Debug`, no `Display`, no `Serialize`, no
-//! `Clone`, compared in constant time, read only through [`Secret::expose`].
+//! implicit `Clone` (copies are made with [`Secret::duplicate`], so each is visible in review),
+//! compared in constant time, read only through [`Secret::expose`].
+//!
+//! The gateway's WireGuard core uses this same type (`gateway::proto::secret` re-exports it).
 //!
 //! Every key, shared secret and chain value in keymix lives in one of these two types; public values
 //! (encapsulation keys, ciphertexts, transcript hashes) use plain byte arrays or their own types so
@@ -29,6 +32,22 @@ impl<const N: usize> Secret<N> {
         secret
     }
 
+    /// All zero bytes (WireGuard's "no PSK" value `Q = 0^32`, a buffer to fill in place).
+    pub fn zero() -> Self {
+        Self { bytes: [0u8; N] }
+    }
+
+    /// An explicit copy, itself zeroized on drop (a key handed to two owners, e.g. the interface
+    /// and its control socket).
+    pub fn duplicate(&self) -> Self {
+        Self { bytes: self.bytes }
+    }
+
+    /// Mutable access, for filling a secret in place (key derivation output, RNG).
+    pub fn expose_mut(&mut self) -> &mut [u8; N] {
+        &mut self.bytes
+    }
+
     /// Copies a slice of exactly `N` bytes; `None` on any other length.
     pub fn from_slice(source: &[u8]) -> Option<Self> {
         let bytes: [u8; N] = source.try_into().ok()?;
@@ -54,6 +73,21 @@ impl<const N: usize> Drop for Secret<N> {
 }
 
 impl<const N: usize> ZeroizeOnDrop for Secret<N> {}
+
+impl<const N: usize> Zeroize for Secret<N> {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl<const N: usize> PartialEq for Secret<N> {
+    /// Constant-time, so comparing secrets does not leak where they differ.
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl<const N: usize> Eq for Secret<N> {}
 
 impl<const N: usize> fmt::Debug for Secret<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,6 +151,19 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_and_equality_are_by_value_and_zero_is_zero() {
+        let a = Secret::new([7u8; 8]);
+        let b = a.duplicate();
+        assert_eq!(a, b);
+        assert_ne!(a, Secret::new([7, 7, 7, 7, 7, 7, 7, 8]));
+        assert_eq!(Secret::<4>::zero().expose(), &[0; 4]);
+        let mut c = Secret::<4>::zero();
+        c.expose_mut()[3] = 1;
+        c.zeroize();
+        assert_eq!(c, Secret::zero());
+    }
 
     #[test]
     fn debug_never_prints_the_bytes() {

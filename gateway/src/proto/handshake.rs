@@ -168,7 +168,7 @@ pub fn create_initiation(
     Ok(InitiationSent {
         state: st,
         ephemeral,
-        psk: psk.0.clone(),
+        psk: psk.0.duplicate(),
         psk_id: psk.1,
         local_index,
     })

@@ -31,7 +31,7 @@ use crate::error::{DropReason, Error};
 pub const MAX_STAGED: usize = 32;
 
 /// A peer as configured.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PeerSpec {
     /// Its static public key.
     pub public_key: [u8; KEY_LEN],
@@ -43,6 +43,19 @@ pub struct PeerSpec {
     pub allowed_ips: Vec<(IpAddr, u8)>,
     /// Persistent keepalive interval.
     pub persistent_keepalive: Option<Duration>,
+}
+
+impl Clone for PeerSpec {
+    /// Copies the PSK explicitly (`Secret` has no implicit `Clone`).
+    fn clone(&self) -> Self {
+        Self {
+            public_key: self.public_key,
+            psk: self.psk.as_ref().map(Psk::duplicate),
+            endpoint: self.endpoint,
+            allowed_ips: self.allowed_ips.clone(),
+            persistent_keepalive: self.persistent_keepalive,
+        }
+    }
 }
 
 /// One interface: static key, peers and their routing.

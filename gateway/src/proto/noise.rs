@@ -13,10 +13,20 @@ use crate::error::DropReason;
 
 /// `(C, H)` after the pre-message: `C = HASH(CONSTRUCTION)`, `H = HASH(HASH(C || IDENTIFIER) ||
 /// S_r_pub)` where `S_r_pub` is the responder's static public key.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct SymmetricState {
     ck: Secret<KEY_LEN>,
     h: [u8; KEY_LEN],
+}
+
+impl Clone for SymmetricState {
+    /// An explicit copy of the chaining key (a handshake keeps its state to finish later).
+    fn clone(&self) -> Self {
+        Self {
+            ck: self.ck.duplicate(),
+            h: self.h,
+        }
+    }
 }
 
 impl std::fmt::Debug for SymmetricState {
