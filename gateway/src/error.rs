@@ -86,6 +86,13 @@ impl DropReason {
         Self::NoRoute,
     ];
 
+    /// `counts` (indexed by [`DropReason::index`]) by label, for status, metrics and the ops view.
+    pub fn by_label(counts: &[u64; Self::ALL.len()]) -> std::collections::BTreeMap<String, u64> {
+        (Self::ALL.iter())
+            .map(|r| (r.label().to_owned(), counts[r.index()]))
+            .collect()
+    }
+
     /// Position in [`DropReason::ALL`].
     pub fn index(self) -> usize {
         self as usize

@@ -288,27 +288,19 @@ impl HybridHost {
         let machine = &self.peers.get(&id)?.machine;
         let current = machine.current_epoch();
         let key_sources = current.map_or_else(Vec::new, |(info, _)| {
-            let mut v = vec!["x25519".to_owned(), "mlkem".to_owned()];
-            if info.sources.has_qkd() {
-                v.push("qkd".to_owned());
-            }
-            v
+            info.sources
+                .names()
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
         });
         Some(crate::control::status::HybridView {
-            role: match machine.role() {
-                Role::Master => "master",
-                Role::Slave => "slave",
-            },
+            role: machine.role().label(),
             epoch: current.map_or(0, |(info, _)| info.epoch),
             age_seconds: current.map(|(_, at)| now.saturating_duration_since(at).as_secs()),
             key_sources,
             qkd_key_id: current.and_then(|(info, _)| info.key_ids.first().cloned()),
-            drops: machine
-                .stats()
-                .drops
-                .iter()
-                .map(|(reason, n)| (reason.label().to_owned(), *n))
-                .collect(),
+            drops: machine.stats().drops_by_label(),
             signature_verifications: machine.stats().signature_verifications,
             kem_operations: machine.stats().kem_operations,
             rejects: machine

@@ -17,17 +17,13 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use gateway::config;
+use gateway::control::status::b64;
 use gateway::proto::crypto::{Entropy, OsEntropy};
 use gateway::proto::handshake::StaticKeys;
 use gateway::proto::secret::Secret;
 
 const USAGE: &str = "usage: qgw up --config FILE | qgw check-config FILE | qgw genkey [--mldsa] | qgw pubkey [--mldsa] | qgw status [INTERFACE] [--json] | qgw audit verify [--key MLDSA_PUBLIC_KEY_FILE] FILE...";
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

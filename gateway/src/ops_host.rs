@@ -9,7 +9,6 @@
 //! the data path. A failed write is counted (`qgw_audit_write_errors_total`), logged, and recorded
 //! as `records_lost` once writing works again; it never stops the tunnel.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -96,10 +95,7 @@ impl OpsHost {
             pid: std::process::id(),
         });
         if let Some((path, sha256)) = &cfg.source {
-            host.audit(AuditEvent::ConfigLoaded {
-                path: path.display().to_string(),
-                sha256: sha256.iter().map(|b| format!("{b:02x}")).collect(),
-            });
+            host.audit(AuditEvent::config_loaded(path, sha256));
         }
         Ok(host)
     }
@@ -169,10 +165,7 @@ impl OpsHost {
             let snapshots: Vec<PeerSnapshot> = (0..ifc.peer_count())
                 .map(|id| snapshot(now, ifc, hybrid, id))
                 .collect();
-            let drops: BTreeMap<String, u64> = crate::DropReason::ALL
-                .iter()
-                .map(|r| (r.label().to_owned(), ifc.drops()[r.index()]))
-                .collect();
+            let drops = crate::DropReason::by_label(ifc.drops());
             self.watch
                 .evaluate(now, names, &snapshots, &drops, &mut self.events);
             if let Some(log) = self.audit.as_mut()
@@ -224,9 +217,7 @@ fn snapshot<R: Entropy>(
     let hybrid = hybrid.peer(id).map(|m| HybridSnapshot {
         qkd_configured: m.settings().policy != QkdPolicy::Off,
         current_has_qkd: m.current_epoch().map(|(info, _)| info.sources.has_qkd()),
-        drops: (m.stats().drops.iter())
-            .map(|(reason, n)| (reason.label().to_owned(), *n))
-            .collect(),
+        drops: m.stats().drops_by_label(),
     });
     PeerSnapshot { usable, hybrid }
 }

@@ -298,13 +298,7 @@ fn pair_handshake_flood_forces_cookies() {
         },
     );
     let (a, b) = (lab.a.clone(), lab.b.clone());
-    let key: [u8; 32] = {
-        use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(&p.pub_a)
-            .unwrap();
-        raw.try_into().unwrap()
-    };
+    let key = gateway::config::parse_key(&p.pub_a).unwrap();
     // 200 initiations/s for 8 s from b's namespace keep a under load (threshold 20/s) while b's
     // qgw handshakes: its first initiation gets a cookie reply, its retry carries mac2.
     let nb = b.clone();

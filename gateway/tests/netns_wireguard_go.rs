@@ -314,13 +314,7 @@ fn wireguard_go_accepts_qgw_cookie_replies_under_flood() {
         },
     );
     let (a, b) = (lab.a.clone(), lab.b.clone());
-    let key: [u8; 32] = {
-        use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(&s.pub_q)
-            .unwrap();
-        raw.try_into().unwrap()
-    };
+    let key = gateway::config::parse_key(&s.pub_q).unwrap();
     let nb = b.clone();
     let to = "10.200.0.1:51820".parse().unwrap();
     let flood = std::thread::spawn(move || {

@@ -55,6 +55,15 @@ impl KeySources {
         self.bits & Self::QKD != 0
     }
 
+    /// The sources by name, in label order (`qgw status`, the audit log).
+    pub fn names(self) -> &'static [&'static str] {
+        if self.has_qkd() {
+            &["x25519", "mlkem", "qkd"]
+        } else {
+            &["x25519", "mlkem"]
+        }
+    }
+
     /// The metrics label value, e.g. `x25519+mlkem+qkd`.
     pub fn label(self) -> &'static str {
         if self.has_qkd() {

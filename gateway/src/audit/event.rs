@@ -102,29 +102,26 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    /// `config_loaded` with the SHA-256 of the file's bytes.
-    pub fn config_loaded(path: &Path, bytes: &[u8]) -> Self {
+    /// `config_loaded` with the SHA-256 of the file's bytes (as [`crate::config::load`] records it).
+    pub fn config_loaded(path: &Path, sha256: &[u8; 32]) -> Self {
         Self::ConfigLoaded {
             path: path.display().to_string(),
-            sha256: hex(&Sha256::digest(bytes)),
+            sha256: hex(sha256),
         }
     }
 
     /// `epoch_installed` from the hybrid layer's [`EpochInfo`].
     pub fn epoch_installed(peer: &str, role: Role, info: &EpochInfo) -> Self {
-        let mut sources = vec!["x25519".to_owned(), "mlkem".to_owned()];
-        if info.sources.has_qkd() {
-            sources.push("qkd".to_owned());
-        }
         Self::EpochInstalled {
             peer: peer.to_owned(),
             epoch: info.epoch,
-            role: match role {
-                Role::Master => "master",
-                Role::Slave => "slave",
-            }
-            .to_owned(),
-            sources,
+            role: role.label().to_owned(),
+            sources: info
+                .sources
+                .names()
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             qkd_key_ids: info.key_ids.clone(),
         }
     }

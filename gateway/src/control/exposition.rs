@@ -361,14 +361,13 @@ fn qkd(t: &mut Text, st: &Status) {
         "QKD keys waiting in the prefetch buffer.",
     );
     t.sample("qgw_qkd_prefetch_keys", &[], q.prefetch_keys);
-    // Unknown until the first request: no sample rather than a false "unreachable".
     t.family(
         "qgw_qkd_kme_reachable",
         "gauge",
         "1 if the last request reached the KME (absent before the first request).",
     );
-    if q.requests > 0 {
-        t.sample("qgw_qkd_kme_reachable", &[], u8::from(q.kme_reachable));
+    if let Some(reachable) = q.kme_reachable {
+        t.sample("qgw_qkd_kme_reachable", &[], u8::from(reachable));
     }
 }
 

@@ -30,7 +30,7 @@ fn full_status() -> Status {
             latency_buckets: vec![(Some(1), 1), (Some(5), 2), (None, 3)],
             latency_sum_us: 1_500_000,
             prefetch_keys: 4,
-            kme_reachable: false,
+            kme_reachable: Some(false),
         }),
         audit: Some(AuditStatus {
             path: "/var/log/qgw/x".into(),

@@ -71,8 +71,8 @@ pub struct QkdStatus {
     pub latency_sum_us: u64,
     /// Keys waiting in the prefetch buffer.
     pub prefetch_keys: u64,
-    /// Whether the last request reached the KME.
-    pub kme_reachable: bool,
+    /// Whether the last request reached the KME (`None` before the first request).
+    pub kme_reachable: Option<bool>,
 }
 
 impl QkdStatus {
@@ -93,7 +93,7 @@ impl QkdStatus {
             latency_buckets: bounds.chain([None]).zip(m.latency_cumulative()).collect(),
             latency_sum_us: m.latency_sum_us,
             prefetch_keys: m.buffer_level,
-            kme_reachable: m.kme_reachable,
+            kme_reachable: (m.requests > 0).then_some(m.kme_reachable),
         }
     }
 }
@@ -223,10 +223,7 @@ impl Status {
         clock: &WallClock,
         hybrid: &dyn Fn(usize) -> Option<HybridView>,
     ) -> Self {
-        let drops = DropReason::ALL
-            .iter()
-            .map(|r| (r.label().to_owned(), ifc.drops()[r.index()]))
-            .collect();
+        let drops = DropReason::by_label(ifc.drops());
         let routes = ifc.routes().entries();
         let peers = (0..ifc.peer_count())
             .filter_map(|id| {

@@ -45,6 +45,16 @@ pub enum Role {
     Slave,
 }
 
+impl Role {
+    /// `master` or `slave` (status, audit log).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Master => "master",
+            Self::Slave => "slave",
+        }
+    }
+}
+
 /// `qkd.policy` (§8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QkdPolicy {

@@ -38,6 +38,13 @@ impl HybridStats {
         *self.rejects.entry(reason.label()).or_default() += 1;
     }
 
+    /// Every drop count by reason label (status, metrics, the audit's failure counts).
+    pub fn drops_by_label(&self) -> std::collections::BTreeMap<String, u64> {
+        (self.drops.iter())
+            .map(|(reason, n)| (reason.label().to_owned(), *n))
+            .collect()
+    }
+
     /// Drops counted for `reason`.
     pub fn drops_for(&self, reason: HybridDrop) -> u64 {
         self.drops.get(&reason).copied().unwrap_or_default()
