@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gateway::hybrid::{
-    HybridPeer, HybridSettings, Output, PairKeys, PeerKeys, QkdPolicy, Role, identity,
+    HybridPeer, HybridSettings, PairKeys, PeerKeys, QkdPolicy, Role, identity, wire,
 };
 use gateway::proto::crypto::OsEntropy;
 use gateway::proto::tai64n::WallClock;
 use keymix::mldsa::SigningKey;
-use keymix::{QkdMaterial, Secret, SecretVec};
+use keymix::{KeyId, QkdMaterial, Secret, SecretVec};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 struct Keys {
@@ -75,23 +75,33 @@ fn pair(keys: &Keys, policy: QkdPolicy) -> (HybridPeer, HybridPeer) {
 }
 
 fn qkd_key(n: u64) -> QkdMaterial {
-    let id = format!("00000000-0000-4000-8000-{n:012x}");
+    let id = KeyId::parse(&format!("00000000-0000-4000-8000-{n:012x}")).expect("uuid");
     QkdMaterial::new(vec![id], SecretVec::new(vec![n as u8; 32])).expect("valid")
+}
+
+/// What the node does with a hybrid datagram: parse the header once, hand the fragment over.
+fn deliver(peer: &mut HybridPeer, now: Instant, datagram: &[u8]) {
+    if let Ok(fragment) = wire::parse(datagram) {
+        let _ = peer.handle_fragment(now, &fragment);
+    }
 }
 
 /// Drives `peer` until it has nothing to do, answering KME requests at once; returns datagrams.
 fn drain(peer: &mut HybridPeer, now: Instant, key: &mut Option<QkdMaterial>) -> Vec<Vec<u8>> {
     let mut sent = Vec::new();
-    while let Some(out) = peer.poll_output() {
-        match out {
-            Output::Transmit(d) => sent.push(d),
-            Output::FetchQkdKey { request } | Output::ResolveQkdKeys { request, .. } => {
-                let material = key.take().ok_or(gateway::hybrid::QkdFailure::Unavailable);
-                peer.handle_qkd_result(now, request, material);
-            }
-            Output::InstallPsk { .. } | Output::Event(_) => {}
+    let mut buf = [0u8; gateway::hybrid::constants::MAX_DATAGRAM];
+    loop {
+        if let Some(request) = peer.poll_qkd_request() {
+            let material = key.take().ok_or(gateway::hybrid::QkdFailure::Unavailable);
+            peer.handle_qkd_result(now, request.id, material);
+            continue;
+        }
+        match peer.poll_transmit(&mut buf) {
+            Some(len) => sent.push(buf[..len].to_vec()),
+            None => break,
         }
     }
+    while peer.poll_psk().is_some() || peer.poll_event().is_some() {}
     sent
 }
 
@@ -113,11 +123,11 @@ fn epoch(keys: &Keys, policy: QkdPolicy, qkd: bool) -> usize {
     let (mut master, mut slave, init, mut slave_key) = init(keys, policy, qkd);
     let now = Instant::now();
     for d in &init {
-        let _ = slave.handle_datagram(now, d);
+        deliver(&mut slave, now, d);
     }
     let response = drain(&mut slave, now, &mut slave_key);
     for d in &response {
-        let _ = master.handle_datagram(now, d);
+        deliver(&mut master, now, d);
     }
     drain(&mut master, now, &mut None);
     assert!(master.current_epoch().is_some(), "the epoch completed");
@@ -149,7 +159,7 @@ fn benches(c: &mut Criterion) {
                 |(_master, mut slave, init, mut key)| {
                     let now = Instant::now();
                     for d in &init {
-                        let _ = slave.handle_datagram(now, d);
+                        deliver(&mut slave, now, d);
                     }
                     black_box(drain(&mut slave, now, &mut key))
                 },

@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::proto::interface::PeerSpec;
+use crate::node::{NodeConfig, NodePeer, PeerSpec};
 use crate::proto::secret::Secret;
 
 /// A configuration error, ready to print.
@@ -141,7 +141,7 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
-/// A validated configuration with keys loaded.
+/// A validated configuration with keys loaded: the node's part, and what only the daemon needs.
 #[derive(Debug)]
 pub struct Validated {
     /// Interface name.
@@ -150,27 +150,15 @@ pub struct Validated {
     pub addresses: Vec<(IpAddr, u8)>,
     /// UDP port.
     pub listen_port: u16,
-    /// Private key.
-    pub private_key: Secret<32>,
-    /// MTU.
-    pub mtu: usize,
-    /// Peers with their names.
-    pub peers: Vec<(String, PeerSpec)>,
+    /// The node: static key, peers, protocol settings.
+    pub node: NodeConfig,
+    /// This site's KME client (ETSI 014 over mutual TLS), if any peer uses QKD.
+    pub kme: Option<qkd_link::ClientConfig>,
     /// Serve the wg UAPI.
     pub uapi: bool,
-    /// Handshake load threshold (messages per second).
-    pub load_threshold: u32,
-    /// Off-spec rekey interval (`danger_rekey_after_seconds`).
-    pub danger_rekey_after: Option<Duration>,
-    /// Off-spec session lifetime (`danger_reject_after_seconds`).
-    pub danger_reject_after: Option<Duration>,
-    /// The interface's hybrid settings (ML-DSA key, KME), if configured.
-    pub hybrid_site: Option<crate::config_hybrid::HybridSite>,
-    /// Per peer (same order as `peers`): its hybrid settings with `hybrid: on`.
-    pub hybrid_peers: Vec<Option<crate::config_hybrid::HybridPeerSpec>>,
     /// Metrics endpoint address (`metrics.listen`).
     pub metrics: Option<SocketAddr>,
-    /// The audit trail (`audit:`); its checkpoints are signed with `hybrid_site`'s ML-DSA key.
+    /// The audit trail (`audit:`); its checkpoints are signed with the node's ML-DSA key.
     pub audit: Option<crate::audit::AuditSettings>,
     /// The file this came from and the SHA-256 of its bytes (set by [`load`], for the audit log's
     /// `config_loaded` record).
@@ -317,7 +305,6 @@ impl Config {
         let local_public =
             x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private_key.expose()))
                 .to_bytes();
-        let mut hybrid_peers = Vec::new();
         let mut peers = Vec::new();
         for (n, p) in self.peers.iter().enumerate() {
             let field = |f: &str| format!("peers[{n}] ({}).{f}", p.name);
@@ -363,39 +350,44 @@ impl Config {
                 rekey_after_seconds: p.rekey_after_seconds.as_ref(),
                 keys: (local_public, public_key),
             };
-            hybrid_peers.push(crate::config_hybrid::validate_peer(
-                path,
-                &fields,
-                hybrid_site.as_ref(),
-            )?);
+            let hybrid = crate::config_hybrid::validate_peer(path, &fields, hybrid_site.as_ref())?;
             let persistent_keepalive = p
                 .persistent_keepalive
                 .filter(|s| *s > 0)
                 .map(|s| Duration::from_secs(s.into()));
-            peers.push((
-                p.name.clone(),
-                PeerSpec {
-                    public_key,
-                    psk,
-                    endpoint,
-                    allowed_ips,
-                    persistent_keepalive,
-                },
-            ));
+            let wg = PeerSpec {
+                public_key,
+                psk,
+                endpoint,
+                allowed_ips,
+                persistent_keepalive,
+            };
+            peers.push(NodePeer {
+                name: p.name.clone(),
+                wg,
+                hybrid,
+            });
         }
+        let (signing_key, kme) = match hybrid_site {
+            Some(site) => (Some(site.signing_key), site.kme),
+            None => (None, None),
+        };
+        let node = NodeConfig {
+            private_key,
+            mtu: i.mtu.value,
+            load_threshold,
+            peers,
+            signing_key,
+            danger_rekey_after,
+            danger_reject_after,
+        };
         Ok(Validated {
             name: name.clone(),
             addresses,
             listen_port: i.listen_port,
-            private_key,
-            mtu: i.mtu.value,
-            peers,
+            node,
+            kme,
             uapi: i.uapi,
-            load_threshold,
-            danger_rekey_after,
-            danger_reject_after,
-            hybrid_site,
-            hybrid_peers,
             metrics: self.metrics.as_ref().map(|m| m.listen),
             audit,
             source: None,

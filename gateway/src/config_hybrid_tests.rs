@@ -52,7 +52,7 @@ fn a_hybrid_peer_with_required_qkd_validates() {
         "    hybrid: on\n    mldsa_public_key_file: {d}/b.mldsa.pub\n    qkd: {{ peer_sae_id: SAE_B, policy: required }}\n    rekey_after_seconds: 5\n"
     );
     let v = check(dir.path(), &yaml(dir.path(), &peer, KME)).unwrap();
-    let h = v.hybrid_peers[0].as_ref().expect("hybrid peer");
+    let h = v.node.peers[0].hybrid.as_ref().expect("hybrid peer");
     assert_eq!(h.policy, QkdPolicy::Required);
     assert_eq!(h.rekey_after.as_secs(), 5);
     assert_eq!(h.peer_sae_id.as_ref().map(|s| s.as_str()), Some("SAE_B"));
@@ -70,8 +70,7 @@ fn a_hybrid_peer_with_required_qkd_validates() {
             Role::Slave
         }
     );
-    let site = v.hybrid_site.expect("site");
-    assert!(site.kme.is_some());
+    assert!(v.node.signing_key.is_some() && v.kme.is_some());
 }
 
 #[test]

@@ -78,8 +78,8 @@ fn the_issue_example_parses_and_validates() {
     let v = load(&path).unwrap();
     assert_eq!(v.name, "qgw0");
     assert_eq!(v.addresses, [("10.201.0.1".parse().unwrap(), 24)]);
-    assert_eq!((v.listen_port, v.mtu), (51820, 1420));
-    let (name, spec) = &v.peers[0];
+    assert_eq!((v.listen_port, v.node.mtu), (51820, 1420));
+    let (name, spec) = (&v.node.peers[0].name, &v.node.peers[0].wg);
     assert_eq!(name, "site-b");
     assert_eq!(spec.endpoint, Some("10.200.0.2:51820".parse().unwrap()));
     assert_eq!(spec.allowed_ips.len(), 2);
@@ -178,16 +178,16 @@ fn small_mtu_only_without_ipv6_and_danger_settings_are_bounded() {
     let path = Path::new("site.yaml");
     let check = |text: String| Config::parse(path, &text).unwrap().validate(path);
     let v4 = example(&d).replace("mtu: 1420", "mtu: 1220");
-    assert_eq!(check(v4.clone()).unwrap().mtu, 1220);
+    assert_eq!(check(v4.clone()).unwrap().node.mtu, 1220);
     let v6 = v4.replace("10.201.0.1/24", "[10.201.0.1/24, \"fd00::1/64\"]");
     let e = check(v6).unwrap_err().0;
     assert!(e.starts_with("site.yaml:6: interface.mtu: IPv6"), "{e}");
     let extra =
         |line: &str| example(&d).replace("  mtu: 1420\n", &format!("  mtu: 1420\n  {line}\n"));
     let v = check(extra("danger_rekey_after_seconds: 5")).unwrap();
-    assert_eq!(v.danger_rekey_after, Some(Duration::from_secs(5)));
+    assert_eq!(v.node.danger_rekey_after, Some(Duration::from_secs(5)));
     assert_eq!(
-        v.load_threshold,
+        v.node.load_threshold,
         crate::proto::ratelimit::DEFAULT_LOAD_THRESHOLD
     );
     assert!(v.uapi);
@@ -197,7 +197,7 @@ fn small_mtu_only_without_ipv6_and_danger_settings_are_bounded() {
         "{e}"
     );
     let v = check(extra("handshake_load_threshold: 20")).unwrap();
-    assert_eq!(v.load_threshold, 20);
+    assert_eq!(v.node.load_threshold, 20);
     assert!(!check(extra("uapi: false")).unwrap().uapi);
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -239,7 +239,7 @@ fn every_example_site_config_validates() {
         let v = Config::parse(&path, &text)
             .and_then(|c| c.validate(&path))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(!v.peers.is_empty(), "{name} has no peer");
+        assert!(!v.node.peers.is_empty(), "{name} has no peer");
         seen += 1;
     }
     assert!(

@@ -62,11 +62,14 @@ pub enum DropReason {
     /// kernel's IPv6 router solicitations on the tunnel interface). Not an authentication failure.
     #[error("no route to a peer")]
     NoRoute,
+    /// A hybrid datagram whose `pair_id` names no hybrid peer (docs/protocol.md §4 step 2).
+    #[error("unknown hybrid pair")]
+    UnknownPair,
 }
 
 impl DropReason {
     /// Every reason, in [`DropReason::index`] order (for counter arrays and metrics labels).
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         Self::Malformed,
         Self::InvalidMac1,
         Self::CookieRequired,
@@ -84,6 +87,7 @@ impl DropReason {
         Self::BufferTooSmall,
         Self::NoHybridKey,
         Self::NoRoute,
+        Self::UnknownPair,
     ];
 
     /// `counts` (indexed by [`DropReason::index`]) by label, for status, metrics and the ops view.
@@ -118,6 +122,7 @@ impl DropReason {
             Self::BufferTooSmall => "buffer_too_small",
             Self::NoHybridKey => "no_hybrid_key",
             Self::NoRoute => "no_route",
+            Self::UnknownPair => "unknown_pair",
         }
     }
 }

@@ -5,25 +5,24 @@
 //! |---|---|---|
 //! | `gateway_message` | [`message`] | the wire parser of all four message types |
 //! | `gateway_ip` | [`ip_packet`] | the IP header parser (decrypted packets, TUN packets) |
-//! | `gateway_datagram` | [`datagram`] | the interface's datagram entry point, raw or mutating a real handshake/transport message, then a tunnel packet |
+//! | `gateway_datagram` | [`datagram`] | the node's datagram entry point, raw or mutating a real handshake/transport message, then a tunnel packet |
 //! | `gateway_uapi` | [`uapi_request`] | the UAPI `get=1`/`set=1` parser and applier |
 //! | `gateway_config` | [`config_text`] | the YAML config parser (no validation: that reads key files) |
 //! | `gateway_audit_verify` | [`audit_verify`] | the audit-log verifier, raw or mutating a real signed log |
 //!
 //! Every body must return without panicking on any input; memory stays bounded because the
-//! interface bounds its queues and tables.
+//! node bounds its queues and tables.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::control::uapi::{self, Device};
-use crate::proto::crypto::SeededEntropy;
-use crate::proto::interface::{Incoming, Interface, PeerSpec};
+use crate::control::status::Status;
+use crate::control::uapi::{self, Device, Plan, Target};
+use crate::node::testing::{Site, ipv4, node, plain};
+use crate::node::{Node, Received};
 use crate::proto::messages::Message;
 use crate::proto::secret::Secret;
-use crate::proto::tai64n::WallClock;
 
 /// Parses `data` as a WireGuard message.
 pub fn message(data: &[u8]) {
@@ -39,79 +38,48 @@ pub fn ip_packet(data: &[u8]) {
     }
 }
 
-type Ifc = Interface<SeededEntropy>;
+const A: Site = Site(1);
+const B: Site = Site(2);
 
-const A: &str = "192.0.2.1:51820";
-const B: &str = "192.0.2.2:51820";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
-}
-
-fn site(seed: u8, t0: Instant) -> Ifc {
-    let clock = WallClock::new(t0, Duration::from_secs(1_750_000_000));
-    Interface::new(
-        Secret::new([seed; 32]),
-        clock,
-        SeededEntropy::new(seed.into()),
-        1420,
-        512,
-    )
-}
-
-fn spec(key: [u8; 32], endpoint: &str, net: [u8; 4]) -> PeerSpec {
-    PeerSpec {
-        public_key: key,
-        psk: None,
-        endpoint: Some(addr(endpoint)),
-        allowed_ips: vec![(net.into(), 24)],
-        persistent_keepalive: None,
-    }
-}
-
-/// Interface `a` (10.0.1.0/24) with peer `b` (10.0.2.0/24), and real messages from `b`:
-/// `[initiation, response-to-a's-initiation, transport]` (some may be empty).
-fn fixture(t0: Instant) -> (Ifc, [Vec<u8>; 3]) {
-    let (mut a, mut b) = (site(1, t0), site(2, t0));
-    let (ka, kb) = (*a.public_key(), *b.public_key());
-    let _ = a.add_peer(spec(kb, B, [10, 0, 2, 0]));
-    let _ = b.add_peer(spec(ka, A, [10, 0, 1, 0]));
-    let mut buf = vec![0u8; 2048];
-    let packet = [
-        0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 2, 1, 10, 0, 1, 1,
-    ];
-    buf[16..36].copy_from_slice(&packet);
-    let _ = b.handle_tunnel_packet(t0, &mut buf, packet.len());
+/// The next datagram `node` sends, if any.
+fn next(node: &mut Node, now: Instant) -> Vec<u8> {
     let mut out = vec![0u8; 2048];
-    let init = b
-        .poll_transmit(t0, &mut out)
-        .map(|(_, t)| out[..t.len].to_vec());
-    let init = init.unwrap_or_default();
+    node.poll_transmit(now, &mut out)
+        .map(|t| out[..t.len].to_vec())
+        .unwrap_or_default()
+}
+
+/// Hands `packet` to `node` as if read from its tunnel.
+fn from_tunnel(node: &mut Node, now: Instant, packet: &[u8]) {
+    let mut buf = vec![0u8; packet.len() + 64];
+    buf[16..16 + packet.len()].copy_from_slice(packet);
+    let _ = node.handle_tun_packet(now, &mut buf, packet.len());
+}
+
+/// Node `a` with peer `b`, and real messages from `b`: `[initiation, response-to-a's-initiation,
+/// transport]` (some may be empty).
+fn fixture(t0: Instant) -> (Node, [Vec<u8>; 3]) {
+    let mut a = node(t0, plain(A, &[B], false), 1);
+    let mut b = node(t0, plain(B, &[A], false), 2);
+    from_tunnel(&mut b, t0, &ipv4(B.ip(1), A.ip(1), b"b to a"));
+    let init = next(&mut b, t0);
     // b's response to an initiation of a's (a initiates towards b too).
-    let mut a_init = vec![0u8; 2048];
-    let _ = a.peer_mut(0).map(|p| p.request_handshake());
-    let a_len = a.poll_transmit(t0, &mut a_init).map_or(0, |(_, t)| t.len);
-    let mut resp = Vec::new();
-    if let Ok(Incoming::Reply(t)) = b.handle_datagram(t0, addr(A), &mut a_init[..a_len], &mut out) {
-        resp = out[..t.len].to_vec();
-    }
-    // Complete b's own handshake with a so b can send transport data.
+    from_tunnel(&mut a, t0, &ipv4(A.ip(1), B.ip(1), b"a to b"));
+    let mut a_init = next(&mut a, t0);
+    let _ = b.handle_datagram(t0, A.addr(), &mut a_init);
+    let resp = next(&mut b, t0);
+    // Complete b's own handshake with a, so b sends its staged packet under the new session.
     let mut init_copy = init.clone();
-    let mut transport = Vec::new();
-    if let Ok(Incoming::Reply(t)) = a.handle_datagram(t0, addr(B), &mut init_copy, &mut out) {
-        let mut r = out[..t.len].to_vec();
-        let _ = b.handle_datagram(t0, addr(A), &mut r, &mut out);
-        if let Some((_, t)) = b.poll_transmit(t0, &mut out) {
-            transport = out[..t.len].to_vec();
-        }
-    }
+    let _ = a.handle_datagram(t0, B.addr(), &mut init_copy);
+    let mut r = next(&mut a, t0);
+    let _ = b.handle_datagram(t0, A.addr(), &mut r);
+    let transport = next(&mut b, t0);
     (a, [init, resp, transport])
 }
 
-/// Feeds `data` to an interface's datagram entry point. `data[0]` picks a base: 0–2 overlay the
-/// rest onto a real initiation, response or transport message (so mutations get past the
-/// parser), anything else sends the rest raw; then the rest is also tried as a tunnel packet.
+/// Feeds `data` to a node's datagram entry point. `data[0]` picks a base: 0–2 overlay the rest
+/// onto a real initiation, response or transport message (so mutations get past the parser),
+/// anything else sends the rest raw; then the rest is also tried as a tunnel packet.
 pub fn datagram(data: &[u8]) {
     let t0 = Instant::now();
     let (mut a, bases) = fixture(t0);
@@ -133,32 +101,44 @@ pub fn datagram(data: &[u8]) {
     let mut out = vec![0u8; 2048];
     for when in [t0, t0 + Duration::from_secs(200)] {
         let len = d.len();
-        if let Ok(Incoming::Tunnel { range, .. }) =
-            a.handle_datagram(when, addr(B), &mut d, &mut out)
-        {
-            assert!(range.end <= len);
+        if let Received::Packet { packet, .. } = a.handle_datagram(when, B.addr(), &mut d) {
+            assert!(packet.end <= len);
         }
+        a.handle_timeout(when);
         while a.poll_transmit(when, &mut out).is_some() {}
     }
     let mut buf = vec![0u8; rest.len() + 64];
     buf[16..16 + rest.len()].copy_from_slice(rest);
-    let _ = a.handle_tunnel_packet(t0, &mut buf, rest.len());
+    let _ = a.handle_tun_packet(t0, &mut buf, rest.len());
 }
 
-/// Feeds `data` as a UAPI request to an interface with one peer.
+/// A UAPI target that is the node itself (as the daemon's, without the thread hop).
+struct Local<'a>(&'a mut Node, Instant);
+
+impl Target for Local<'_> {
+    fn status(&mut self) -> Status {
+        self.0.snapshot(self.1)
+    }
+
+    fn apply(&mut self, plan: Plan) -> Result<(), i32> {
+        self.0.apply_uapi(self.1, plan).map(|_| ())
+    }
+}
+
+/// Feeds `data` as a UAPI request to a node with one peer.
 pub fn uapi_request(data: &[u8]) {
     let t0 = Instant::now();
     let (mut a, _) = fixture(t0);
     let key = Secret::new([1; 32]);
-    let mut names = vec!["b".to_owned()];
-    let clock = WallClock::new(t0, Duration::from_secs(1_750_000_000));
-    let mut dev = Device {
+    let device = Device {
         private_key: &key,
         listen_port: 51820,
-        names: &mut names,
-        clock: &clock,
     };
-    let (answer, _) = uapi::handle(&String::from_utf8_lossy(data), t0, &mut a, &mut dev);
+    let answer = uapi::handle(
+        &String::from_utf8_lossy(data),
+        &device,
+        &mut Local(&mut a, t0),
+    );
     assert!(answer.ends_with("\n\n"));
 }
 

@@ -7,26 +7,31 @@ use proptest::prelude::*;
 use super::*;
 
 #[test]
-fn the_fixture_yields_real_messages_that_the_interface_accepts() {
+fn the_fixture_yields_real_messages_that_the_node_accepts() {
+    use crate::error::DropReason;
+    use crate::node::{Dropped, PeerId};
     let t0 = Instant::now();
     let (mut a, [init, resp, transport]) = fixture(t0);
     assert_eq!((init.len(), resp.len()), (148, 92));
     assert!(transport.len() >= 32, "b has a session and sent data");
-    let mut out = vec![0u8; 2048];
     let mut t = transport.clone();
-    let got = a.handle_datagram(t0, addr(B), &mut t, &mut out);
+    let got = a.handle_datagram(t0, B.addr(), &mut t);
+    let first = PeerId::new(0);
     assert!(
-        matches!(got, Ok(Incoming::Tunnel { peer: 0, .. })),
+        matches!(got, Received::Packet { peer, .. } if peer == first),
         "{got:?}"
     );
     let mut t = transport.clone();
-    let again = a.handle_datagram(t0, addr(B), &mut t, &mut out);
-    assert_eq!(again, Err(crate::error::DropReason::Replay));
+    let again = a.handle_datagram(t0, B.addr(), &mut t);
+    assert_eq!(
+        again,
+        Received::Dropped(Dropped::Interface(DropReason::Replay))
+    );
     let mut i = init.clone();
-    let reply = a.handle_datagram(t0, addr(B), &mut i, &mut out);
+    let reply = a.handle_datagram(t0, B.addr(), &mut i);
     assert_eq!(
         reply,
-        Err(crate::error::DropReason::StaleTimestamp),
+        Received::Dropped(Dropped::Interface(DropReason::StaleTimestamp)),
         "a replayed initiation"
     );
     datagram(&[2]);

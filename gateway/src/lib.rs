@@ -1,7 +1,16 @@
 //! `qgw`: a WireGuard-compatible tunnel whose preshared-key slot the hybrid key agreement fills.
 //!
-//! [`proto`] is the sans-IO protocol core (whitepaper §5–§6); it never reads a clock or touches a
-//! socket. The daemon's event loop feeds it bytes and `now`, and carries out what it returns.
+//! | module | what | I/O |
+//! |---|---|---|
+//! | [`node`] | one site's gateway as a sans-IO state machine: WireGuard, every peer's hybrid key agreement, the operations view | none: `handle_*` in, `poll_*` out |
+//! | [`proto`] | the WireGuard protocol core (whitepaper §5–§6) | none |
+//! | [`hybrid`] | the hybrid post-quantum + QKD key agreement (docs/protocol.md) | none |
+//! | [`ops`] | policy state, peer up/down, audit events | none |
+//! | [`audit`] | the hash-chained, signed audit log and its verifier | files |
+//! | [`control`] | the control plane's protocols: status, UAPI, metrics | sockets |
+//! | [`daemon`] | the shell: clocks, TUN, UDP, the KME client, threads | all of it |
+//! | [`io`] | TUN (the one unsafe module), batched UDP, systemd notifications | devices |
+//! | [`config`] | the YAML file, validated into a node configuration | files |
 
 pub mod audit;
 pub mod config;
@@ -13,12 +22,10 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hybrid;
-pub mod hybrid_host;
 pub mod io;
 pub mod keyfile;
-pub mod kme;
+pub mod node;
 pub mod ops;
-pub mod ops_host;
 pub mod proto;
 
 pub use error::{DropReason, Error};

@@ -1,4 +1,4 @@
-//! `qgw`: the gateway daemon and CLI (issue 4).
+//! `qgw`: the gateway daemon and CLI.
 //!
 //! ```text
 //! qgw up --config FILE        run an interface until SIGINT/SIGTERM
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
         }
         ["check-config", file] => {
             let cfg = config::load(Path::new(file))?;
-            println!("{file}: ok ({} peers)", cfg.peers.len());
+            println!("{file}: ok ({} peers)", cfg.node.peers.len());
             Ok(())
         }
         ["genkey", "--mldsa"] => {

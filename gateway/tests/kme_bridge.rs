@@ -1,13 +1,14 @@
 //! The daemon's KME bridge against the real simulator over mutual TLS on loopback: a master
 //! fetches a key for its slave, the slave resolves it by ID on its own KME, both hold the same
 //! bytes, the key is gone afterwards, and an unknown ID is a `NotFound` — all without blocking the
-//! caller, which only polls the wake-up descriptor.
+//! caller, which only polls the wake-up descriptor (as the packet thread does).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use gateway::hybrid::QkdFailure;
-use gateway::kme::{KmeBridge, KmeJob, KmeResult};
+use gateway::daemon::KmeBridge;
+use gateway::hybrid::{QkdFailure, RequestId};
+use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId};
 use qkd_link::sim::{SimConfig, pki};
 use qkd_link::{ClientConfig, RetryPolicy, SaeId};
 
@@ -39,7 +40,7 @@ fn sae(s: &str) -> SaeId {
 }
 
 /// Waits (bounded) for one result, polling the wake-up descriptor as the event loop does.
-fn wait(bridge: &KmeBridge) -> KmeResult {
+fn wait(bridge: &KmeBridge) -> KmeReply {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut fds = [nix::poll::PollFd::new(
@@ -97,25 +98,28 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     let slave =
         KmeBridge::start(client("sae_b", "SAE_B", "KME_B"), vec![], timeout).expect("slave bridge");
 
-    master.submit(KmeJob::Fetch {
-        peer: 0,
-        request: 7,
+    let request = |peer, id, op| KmeRequest {
+        peer: PeerId::new(peer),
+        id: RequestId(id),
+        op,
+    };
+    let fetch = KmeOp::Fetch {
         slave: sae("SAE_B"),
-    });
+    };
+    master.submit(request(0, 7, fetch));
     let fetched = wait(&master);
-    assert_eq!((fetched.peer, fetched.request), (0, 7));
+    assert_eq!((fetched.peer, fetched.id), (PeerId::new(0), RequestId(7)));
     let fetched = fetched.result.expect("a key from the prefetch pool");
     let ids = fetched.key_ids().to_vec();
     assert_eq!(fetched.key().len(), 32, "256-bit keys");
 
-    slave.submit(KmeJob::Resolve {
-        peer: 3,
-        request: 9,
+    let resolve = |key_ids| KmeOp::Resolve {
         master: sae("SAE_A"),
-        key_ids: ids.clone(),
-    });
+        key_ids,
+    };
+    slave.submit(request(3, 9, resolve(ids.clone())));
     let resolved = wait(&slave);
-    assert_eq!((resolved.peer, resolved.request), (3, 9));
+    assert_eq!((resolved.peer, resolved.id), (PeerId::new(3), RequestId(9)));
     let resolved = resolved.result.expect("the same key at KME_B");
     assert_eq!(resolved.key_ids(), ids.as_slice());
     assert!(
@@ -123,23 +127,14 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
         "equal bytes at both ends"
     );
 
-    slave.submit(KmeJob::Resolve {
-        peer: 3,
-        request: 10,
-        master: sae("SAE_A"),
-        key_ids: ids,
-    });
+    slave.submit(request(3, 10, resolve(ids)));
     assert_eq!(
         wait(&slave).result.err(),
         Some(QkdFailure::NotFound),
         "delivered exactly once"
     );
-    slave.submit(KmeJob::Resolve {
-        peer: 3,
-        request: 11,
-        master: sae("SAE_A"),
-        key_ids: vec!["not-a-uuid".into()],
-    });
+    let unknown = keymix::KeyId::from_random_bytes([9; 16]);
+    slave.submit(request(3, 11, resolve(vec![unknown])));
     assert_eq!(wait(&slave).result.err(), Some(QkdFailure::NotFound));
     assert!(master.metrics().snapshot().keys_fetched >= 1);
     drop((master, slave));

@@ -69,7 +69,7 @@ fn combiner_benches(c: &mut Criterion) {
     };
     let genesis = ChainKey::genesis(None);
     let qkd = QkdMaterial::new(
-        vec!["bc490419-7d60-487f-adc1-4ddcc177c139".into()],
+        vec![keymix::KeyId::parse("bc490419-7d60-487f-adc1-4ddcc177c139").expect("uuid")],
         SecretVec::new(vec![7; 32]),
     )
     .expect("qkd");

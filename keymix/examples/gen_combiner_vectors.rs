@@ -8,7 +8,8 @@
 
 use keymix::mlkem::{self, Ciphertext, EncapsulationKey};
 use keymix::{
-    ChainKey, EpochContext, KeySources, PeerIdentity, QkdMaterial, Secret, SecretVec, derive_epoch,
+    ChainKey, EpochContext, KeyId, KeySources, PeerIdentity, QkdMaterial, Secret, SecretVec,
+    derive_epoch,
 };
 use serde_json::{Value, json};
 
@@ -111,7 +112,7 @@ fn main() {
                 .map(|i| (i as u8).wrapping_mul(13).wrapping_add(5))
                 .collect();
             QkdMaterial::new(
-                ids.iter().map(|s| s.to_string()).collect(),
+                ids.iter().map(|s| KeyId::parse(s).expect("UUID")).collect(),
                 SecretVec::new(key),
             )
             .expect("valid QKD material")
@@ -137,7 +138,7 @@ fn main() {
             "mlkem_ek": hexs(ek.as_bytes()),
             "mlkem_ct": hexs(ct.as_bytes()),
             "mlkem_shared": hexs(shared.expose()),
-            "qkd_key_ids": qkd.as_ref().map(|q| q.key_ids().to_vec()),
+            "qkd_key_ids": qkd.as_ref().map(|q| q.key_ids().iter().map(KeyId::to_string).collect::<Vec<_>>()),
             "qkd_key": qkd.as_ref().map(|q| hexs(q.key().expose())),
             "transcript_hash": hexs(&keys.transcript_hash),
             "psk": hexs(keys.psk.expose()),

@@ -43,17 +43,9 @@ pub enum Error {
         /// The epoch requested.
         next: u64,
     },
-    /// An epoch was installed that is not newer than the current one.
-    #[error("epoch {offered} is not newer than the current epoch {current}")]
-    StaleEpoch {
-        /// The current epoch.
-        current: u64,
-        /// The epoch offered for installation.
-        offered: u64,
-    },
-    /// A rotation-schedule setting is out of range.
-    #[error("rotation schedule: {0}")]
-    InvalidSchedule(String),
+    /// A QKD key ID is not a UUID in its canonical form (ETSI GS QKD 014 §6.3).
+    #[error("invalid QKD key_ID {0:?}: expected a UUID like bc490419-7d60-487f-adc1-4ddcc177c139")]
+    InvalidKeyId(String),
     /// The operating system's random number generator failed.
     #[error("operating system randomness unavailable: {0}")]
     Randomness(String),

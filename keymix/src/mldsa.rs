@@ -15,7 +15,7 @@ use core::fmt;
 use libcrux_ml_dsa::ml_dsa_65;
 use zeroize::Zeroize;
 
-use crate::random::os_random;
+use crate::entropy::os_random;
 use crate::{Error, Secret};
 
 /// Verifying (public) key size in bytes (FIPS 204 Table 2, ML-DSA-65).

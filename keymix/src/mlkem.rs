@@ -17,7 +17,7 @@ use core::fmt;
 use libcrux_ml_kem::mlkem768;
 use zeroize::Zeroize;
 
-use crate::random::os_random;
+use crate::entropy::os_random;
 use crate::{Error, Secret};
 
 /// Encapsulation key size in bytes (FIPS 203 Table 3, ML-KEM-768: 384·k + 32 with k = 3).

@@ -86,7 +86,7 @@ pub fn transcript_hash(
     let key_ids = qkd.map(QkdMaterial::key_ids).unwrap_or_default();
     hash.update(u32_len(key_ids.len()).to_be_bytes());
     for id in key_ids {
-        update_prefixed(&mut hash, id.as_bytes());
+        update_prefixed(&mut hash, id.text().as_bytes());
     }
     hash.finalize().into()
 }

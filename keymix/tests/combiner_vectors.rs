@@ -4,7 +4,8 @@
 
 use keymix::mlkem::{Ciphertext, EncapsulationKey};
 use keymix::{
-    ChainKey, EpochContext, KeySources, PeerIdentity, QkdMaterial, Secret, SecretVec, derive_epoch,
+    ChainKey, EpochContext, KeyId, KeySources, PeerIdentity, QkdMaterial, Secret, SecretVec,
+    derive_epoch,
 };
 use serde::Deserialize;
 
@@ -80,7 +81,8 @@ fn epoch_vectors() {
         let shared = secret32(&v.mlkem_shared);
         let qkd = match (&v.qkd_key_ids, &v.qkd_key) {
             (Some(ids), Some(key)) => {
-                Some(QkdMaterial::new(ids.clone(), SecretVec::new(bytes(key))).expect("qkd"))
+                let ids = ids.iter().map(|id| KeyId::parse(id).expect("UUID"));
+                Some(QkdMaterial::new(ids.collect(), SecretVec::new(bytes(key))).expect("qkd"))
             }
             (None, None) => None,
             _ => panic!(

@@ -3,7 +3,8 @@
 
 use keymix::mlkem::{self, Ciphertext, EncapsulationKey};
 use keymix::{
-    ChainKey, EpochContext, KeySources, PeerIdentity, QkdMaterial, Secret, SecretVec, derive_epoch,
+    ChainKey, EpochContext, KeyId, KeySources, PeerIdentity, QkdMaterial, Secret, SecretVec,
+    derive_epoch,
 };
 use proptest::prelude::*;
 
@@ -17,7 +18,7 @@ struct Inputs {
     ek: Vec<u8>,
     ct: Vec<u8>,
     shared: [u8; 32],
-    qkd: Option<(Vec<String>, Vec<u8>)>,
+    qkd: Option<(Vec<KeyId>, Vec<u8>)>,
 }
 
 /// (psk, chain, transcript hash)
@@ -66,7 +67,15 @@ fn inputs() -> impl Strategy<Value = Inputs> {
         any::<[u8; 32]>(),
         any::<[u8; 32]>(),
         prop::option::of((
-            prop::collection::vec("[0-9a-f-]{1,40}", 1..4),
+            prop::collection::btree_set(any::<[u8; 16]>(), 1..4)
+                .prop_map(|ids| {
+                    ids.into_iter()
+                        .map(KeyId::from_random_bytes)
+                        .collect::<Vec<_>>()
+                })
+                .prop_filter("distinct after the version bits", |ids| {
+                    ids.iter().enumerate().all(|(i, a)| !ids[..i].contains(a))
+                }),
             prop::collection::vec(any::<u8>(), 32..96),
         )),
     )
@@ -130,15 +139,15 @@ proptest! {
             2 => { let n = j.ek.len(); flip(&mut j.ek[n - 32..], bit) }
             3 => flip(&mut j.ct, bit),
             _ => match j.qkd.as_mut() {
-                // Key IDs are ASCII; toggling bit 0 of a character keeps them printable.
+                // Flip a bit of one key ID's UUID (version and variant bits are fixed, so a flip
+                // there names the same ID and is skipped).
                 Some((ids, _)) => {
                     let index = bit % ids.len();
-                    let id = &mut ids[index];
-                    let pos = bit % id.len();
-                    let mut b = id.clone().into_bytes();
-                    b[pos] ^= 1;
-                    prop_assume!(b[pos].is_ascii_graphic());
-                    *id = String::from_utf8(b).expect("ascii");
+                    let mut b = *ids[index].as_bytes();
+                    b[(bit / 8) % 16] ^= 1 << (bit % 8);
+                    let flipped = KeyId::from_random_bytes(b);
+                    prop_assume!(flipped != ids[index] && !ids.contains(&flipped));
+                    ids[index] = flipped;
                 }
                 None => j.epoch = if j.epoch == u64::MAX - 1 { 1 } else { j.epoch + 1 },
             },
@@ -168,7 +177,7 @@ proptest! {
     #[test]
     fn dropping_the_qkd_key_never_gives_the_same_keys(i in inputs(), key in prop::collection::vec(any::<u8>(), 32..64)) {
         let mut with = i.clone();
-        with.qkd = Some((vec!["k".into()], key));
+        with.qkd = Some((vec![KeyId::from_random_bytes([7; 16])], key));
         let mut without = i.clone();
         without.qkd = None;
         prop_assert!(changes_everything(&derive(&with), &derive(&without)));

@@ -8,7 +8,6 @@
 use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use uuid::Uuid;
 
 /// Longest SAE or KME ID accepted (implementation limit; the spec sets none).
 pub const MAX_ID_LEN: usize = 64;
@@ -94,54 +93,16 @@ impl<'de> Deserialize<'de> for SaeId {
     }
 }
 
-/// A key ID: a UUID (ETSI 014 §6.3).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(Uuid);
+/// A key ID: a UUID (ETSI 014 §6.3). One type from the KME's reply to the hybrid exchange's wire
+/// format and the audit log, with its parser, lives in keymix.
+pub use keymix::KeyId;
 
-impl KeyId {
-    /// Parses the 36-character hyphenated form only (no braces, URN or 32-digit forms).
-    pub fn parse(s: &str) -> Result<Self, IdError> {
-        let b = s.as_bytes();
-        let shape_ok = b.len() == 36
-            && b.iter().enumerate().all(|(i, c)| match i {
-                8 | 13 | 18 | 23 => *c == b'-',
-                _ => c.is_ascii_hexdigit(),
-            });
-        if !shape_ok {
-            return Err(IdError::BadKeyId(excerpt(s)));
+impl From<keymix::Error> for IdError {
+    fn from(e: keymix::Error) -> Self {
+        match e {
+            keymix::Error::InvalidKeyId(text) => Self::BadKeyId(text),
+            other => Self::BadKeyId(other.to_string()),
         }
-        Uuid::try_parse(s)
-            .map(Self)
-            .map_err(|_| IdError::BadKeyId(excerpt(s)))
-    }
-
-    /// A random (version 4) UUID from 16 bytes of entropy.
-    pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
-        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
-    }
-
-    /// The 16 raw bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({})", self.0.hyphenated())
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.hyphenated())
-    }
-}
-
-impl core::str::FromStr for KeyId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
     }
 }
 
@@ -165,34 +126,6 @@ mod tests {
         ] {
             assert!(SaeId::new(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn key_ids_accept_only_the_hyphenated_uuid_form() {
-        let id = KeyId::parse("bc490419-7d60-487f-adc1-4ddcc177c139").unwrap();
-        assert_eq!(id.to_string(), "bc490419-7d60-487f-adc1-4ddcc177c139");
-        let upper = KeyId::parse("BC490419-7D60-487F-ADC1-4DDCC177C139").unwrap();
-        assert_eq!(id, upper, "UUIDs are case-insensitive on input");
-        for bad in [
-            "",
-            "bc4904197d60487fadc14ddcc177c139",
-            "{bc490419-7d60-487f-adc1-4ddcc177c139}",
-            "urn:uuid:bc490419-7d60-487f-adc1-4ddcc177c139",
-            "bc490419-7d60-487f-adc1-4ddcc177c13g",
-            "bc490419-7d60-487f-adc1_4ddcc177c139",
-            "bc490419-7d60-487f-adc1-4ddcc177c1390",
-            "ébc490419-7d60-487f-adc1-4ddcc177c13",
-        ] {
-            assert!(KeyId::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn random_key_ids_are_version_4() {
-        let id = KeyId::from_random_bytes([0xff; 16]);
-        let text = id.to_string();
-        assert_eq!(&text[14..15], "4");
-        assert_eq!(KeyId::parse(&text).unwrap(), id);
     }
 
     #[test]

@@ -10,13 +10,15 @@
 //!   non-zero once the level falls to `low_water` and stays non-zero until the pool is full again,
 //!   so the driver refills in batches (of at most the KME's per-request limit) without chattering.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use keymix::SeenKeyIds;
 
 use crate::ids::KeyId;
 use crate::key::QkdKey;
 
-/// How many recently seen key IDs are remembered to refuse replays.
-pub const DEFAULT_SEEN_IDS: usize = 4096;
+/// How many recently seen key IDs are remembered to refuse replays (at least twice the capacity).
+pub const DEFAULT_SEEN_IDS: usize = keymix::SEEN_KEY_IDS;
 
 /// Why [`KeyPool::push`] refused a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,9 +38,7 @@ pub struct KeyPool {
     capacity: usize,
     low_water: usize,
     filling: bool,
-    seen: HashSet<KeyId>,
-    seen_order: VecDeque<KeyId>,
-    seen_cap: usize,
+    seen: SeenKeyIds,
 }
 
 impl KeyPool {
@@ -50,9 +50,7 @@ impl KeyPool {
             capacity,
             low_water: low_water.min(capacity - 1),
             filling: true,
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
-            seen_cap: DEFAULT_SEEN_IDS.max(capacity * 2),
+            seen: SeenKeyIds::new(DEFAULT_SEEN_IDS.max(capacity * 2)),
         }
     }
 
@@ -112,16 +110,7 @@ impl KeyPool {
     }
 
     fn remember(&mut self, id: KeyId) -> bool {
-        if !self.seen.insert(id) {
-            return false;
-        }
-        self.seen_order.push_back(id);
-        if self.seen_order.len() > self.seen_cap
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        true
+        self.seen.insert(id)
     }
 }
 
@@ -214,6 +203,5 @@ mod tests {
             pool.take().unwrap();
         }
         assert!(pool.seen.len() <= DEFAULT_SEEN_IDS);
-        assert_eq!(pool.seen.len(), pool.seen_order.len());
     }
 }

@@ -64,7 +64,7 @@ pub enum AuditEvent {
         /// Key sources, e.g. `["x25519", "mlkem", "qkd"]`.
         sources: Vec<String>,
         /// ETSI 014 key IDs of the QKD keys used (identifiers, never key bytes).
-        qkd_key_ids: Vec<String>,
+        qkd_key_ids: Vec<keymix::KeyId>,
     },
     /// A peer's policy state changed.
     PolicyTransition {

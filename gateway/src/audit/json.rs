@@ -99,14 +99,14 @@ impl Fields {
     }
 
     /// `"key":["a","b"]`, at most [`MAX_LIST_ITEMS`] items.
-    pub fn list(&mut self, key: &str, items: &[String]) -> &mut Self {
+    pub fn list(&mut self, key: &str, items: &[impl std::fmt::Display]) -> &mut Self {
         let out = self.key(key);
         out.push('[');
         for (i, item) in items.iter().take(MAX_LIST_ITEMS).enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            push_str(out, item);
+            push_str(out, &item.to_string());
         }
         out.push(']');
         self
@@ -205,7 +205,7 @@ mod tests {
         f.u64("seq", 7)
             .str("a", "x")
             .opt_str("b", None)
-            .list("c", &["1".into(), "2".into()]);
+            .list("c", &["1", "2"]);
         assert_eq!(f.into_string(), r#""seq":7,"a":"x","b":null,"c":["1","2"]"#);
     }
 

@@ -54,13 +54,13 @@ pub use verify::{Finding, Verifier};
 pub use verify_files::{Outcome, verify_bytes, verify_files};
 pub use writer::{AuditLog, AuditSettings};
 
-// Format (docs/audit.md §2). Labels follow keymix's `qgw v1 …` convention; neither is a prefix of
-// the other, and each is followed by data whose start differs (`{` vs. an 8-byte integer).
+// Format (docs/audit.md §2). The labels live with every other `qgw v1` label in keymix; neither is a
+// prefix of the other, and each is followed by data whose start differs (`{` vs. an 8-byte integer).
 
 /// Prefix of every record hash input.
-pub const RECORD_LABEL: &[u8] = b"qgw v1 audit record";
+pub const RECORD_LABEL: &[u8] = keymix::labels::AUDIT_RECORD;
 /// Prefix of every checkpoint signature message, and its ML-DSA-65 context string.
-pub const CHECKPOINT_LABEL: &[u8] = b"qgw v1 audit checkpoint";
+pub const CHECKPOINT_LABEL: &[u8] = keymix::labels::AUDIT_CHECKPOINT;
 /// `prev` of the first record of a chain.
 pub const GENESIS_PREV: [u8; 32] = [0; 32];
 /// Longest line the verifier reads (a writer's line stays far below: a checkpoint is ~4.7 KiB,

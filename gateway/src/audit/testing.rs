@@ -29,7 +29,10 @@ pub fn event(i: u64) -> AuditEvent {
             epoch: i,
             role: "master".into(),
             sources: vec!["x25519".into(), "mlkem".into(), "qkd".into()],
-            qkd_key_ids: vec![format!("7a1e0b5c-0000-4000-8000-{i:012}")],
+            qkd_key_ids: vec![
+                keymix::KeyId::parse(&format!("7a1e0b5c-0000-4000-8000-{i:012}"))
+                    .unwrap_or_else(|_| unreachable!("a UUID")),
+            ],
         },
         1 => AuditEvent::AuthFailure {
             peer: None,

@@ -153,6 +153,12 @@ impl AuditLog {
         self.counted(result)
     }
 
+    /// Counts `n` records that never reached the log (its writer fell behind); the log announces
+    /// them with the next record, as it does its own write failures.
+    pub fn lost_before_writing(&mut self, n: u64) {
+        self.lost = self.lost.saturating_add(n);
+    }
+
     /// Writes a final checkpoint (if any record is uncovered) and syncs the file.
     pub fn close(mut self, now: SystemTime) -> io::Result<()> {
         let result = self.write_pending(now).and_then(|()| {

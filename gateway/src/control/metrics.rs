@@ -1,15 +1,16 @@
-//! The metrics endpoint (`metrics.listen`), plain HTTP/1.0 served by the event loop like the
+//! The metrics endpoint (`metrics.listen`), plain HTTP/1.0 served by the control thread like the
 //! control sockets:
 //!
 //! | path | answer |
 //! |---|---|
 //! | `/metrics` | the [`Status`] as Prometheus text ([`super::exposition`]) |
-//! | `/healthz` | liveness: `200 ok` whenever the event loop answers |
+//! | `/healthz` | liveness: `200 ok` while the packet thread publishes its status (at least every 250 ms), `503` once it has not for [`STALL_AFTER`] |
 //! | `/readyz` | readiness: `200 ready` when every peer has a session that may send, else `503` with the peers that have none |
 //!
 //! No authentication: bind it to loopback or a management network. Like the control sockets, a
 //! request is read with a short timeout and a size cap, and only a few connections are served per
-//! wake-up, so a slow client costs the data path a bounded amount of time.
+//! wake-up, so a slow client costs the control thread a bounded amount of time and the packet
+//! thread none.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,6 +51,9 @@ impl Route {
     }
 }
 
+/// The packet thread is considered stalled once its status is this old.
+pub const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Largest request read (headers only; the body is ignored).
 const MAX_REQUEST: usize = 8 * 1024;
 
@@ -89,15 +93,20 @@ impl Metrics {
         Some((s, Route::parse(&buf[..n])))
     }
 
-    /// Answers `stream`'s request for `route` from `status`.
-    pub fn respond(mut stream: TcpStream, route: Route, status: &Status) {
+    /// Answers `stream`'s request for `route` from `status`, published `age` ago.
+    pub fn respond(mut stream: TcpStream, route: Route, status: &Status, age: std::time::Duration) {
         let (code, kind, body) = match route {
             Route::Metrics => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
                 render(status),
             ),
-            Route::Health => ("200 OK", "text/plain", "ok\n".to_owned()),
+            Route::Health if age < STALL_AFTER => ("200 OK", "text/plain", "ok\n".to_owned()),
+            Route::Health => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("packet loop stalled: no status for {} s\n", age.as_secs()),
+            ),
             Route::Ready => match status.peers_not_ready().as_slice() {
                 [] => ("200 OK", "text/plain", "ready\n".to_owned()),
                 down => (
@@ -224,7 +233,7 @@ mod tests {
             peers: Vec::new(),
             ..Default::default()
         };
-        Metrics::respond(stream.0, stream.1, &st);
+        Metrics::respond(stream.0, stream.1, &st, std::time::Duration::ZERO);
         let out = client.join().unwrap();
         assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
         assert!(out.contains("qgw_cookie_replies_sent_total{interface=\"x\"} 0"));

@@ -1,5 +1,6 @@
-//! The control plane: two Unix stream sockets per interface, served by the daemon's event loop
-//! between batches of packets (so they read the [`crate::proto::interface::Interface`] without locks).
+//! The control plane's protocols: two Unix stream sockets per interface and the metrics endpoint,
+//! served by the daemon's control thread (`crate::daemon::control`) from the status the node
+//! publishes, so no client ever reaches the packet thread.
 //!
 //! | socket | protocol | who |
 //! |---|---|---|
@@ -9,11 +10,10 @@
 //! Both are root-only. Several `qgw` instances run side by side, one socket pair per interface; a
 //! socket left behind by a killed instance is detected (nobody answers a connect) and replaced, and
 //! a live one makes startup fail. Requests are read with a short timeout and a size cap, so a stuck
-//! or hostile client costs the data path at most [`IO_TIMEOUT`] per connection.
+//! or hostile client costs the control thread at most [`IO_TIMEOUT`] per connection.
 
 pub mod exposition;
 pub mod metrics;
-pub mod serve;
 pub mod status;
 pub mod uapi;
 

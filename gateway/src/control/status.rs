@@ -1,19 +1,14 @@
 //! `qgw status`: a snapshot of one interface (what `wg show` prints, plus the key epoch and the drop
-//! counters), sent as JSON over the status socket and rendered as text or JSON by the CLI.
+//! counters), published by the node (`crate::node::Node::snapshot`) and completed by the daemon,
+//! sent as JSON over the status socket and rendered as text or JSON by the CLI.
 //!
 //! The JSON is a stable interface for monitoring: fields are only ever added. No key material is in
 //! it, only public keys.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-
-use crate::error::DropReason;
-use crate::proto::crypto::Entropy;
-use crate::proto::interface::Interface;
-use crate::proto::tai64n::WallClock;
 
 /// One interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,125 +178,12 @@ pub struct PeerStatus {
     pub epochs_by_source: BTreeMap<String, u64>,
 }
 
-/// What the hybrid layer reports about one peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HybridView {
-    /// `master` or `slave`.
-    pub role: &'static str,
-    /// Current epoch (0: none yet).
-    pub epoch: u64,
-    /// Seconds since it was installed.
-    pub age_seconds: Option<u64>,
-    /// Sources of the current epoch.
-    pub key_sources: Vec<String>,
-    /// QKD key ID of the current epoch.
-    pub qkd_key_id: Option<String>,
-    /// Drops by reason label.
-    pub drops: BTreeMap<String, u64>,
-    /// ML-DSA-65 verifications performed.
-    pub signature_verifications: u64,
-    /// ML-KEM-768 operations performed.
-    pub kem_operations: u64,
-    /// Rejects by reason label.
-    pub rejects: BTreeMap<String, u64>,
-}
-
 /// Base64 as `wg` prints keys.
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 impl Status {
-    /// Collects the status of `ifc` at `now`; `names[i]` names peer `i`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn collect<R: Entropy>(
-        now: Instant,
-        name: &str,
-        listen_port: u16,
-        ifc: &Interface<R>,
-        names: &[String],
-        clock: &WallClock,
-        hybrid: &dyn Fn(usize) -> Option<HybridView>,
-    ) -> Self {
-        let drops = DropReason::by_label(ifc.drops());
-        let routes = ifc.routes().entries();
-        let peers = (0..ifc.peer_count())
-            .filter_map(|id| {
-                let p = ifc.peer(id)?;
-                let st = p.stats();
-                let h = hybrid(id);
-                let key_sources = match &h {
-                    Some(h) => h.key_sources.clone(),
-                    None if st.last_handshake.is_some() => vec!["x25519".to_owned()],
-                    None => Vec::new(),
-                };
-                Some(PeerStatus {
-                    name: names.get(id).cloned().unwrap_or_default(),
-                    public_key: b64(p.public_key()),
-                    endpoint: p.endpoint().map(|e| e.to_string()),
-                    allowed_ips: routes
-                        .iter()
-                        .filter(|(_, _, v)| *v == id)
-                        .map(|(ip, len, _)| format!("{ip}/{len}"))
-                        .collect(),
-                    latest_handshake_unix: st.last_handshake.map(|t| clock.unix(t).as_secs()),
-                    rx_bytes: st.rx_bytes,
-                    tx_bytes: st.tx_bytes,
-                    key_epoch: st.epoch,
-                    persistent_keepalive: p.persistent_keepalive().map(|d| d.as_secs()),
-                    hybrid: h.as_ref().map_or("off", |h| h.role).to_owned(),
-                    epoch: h.as_ref().map_or(0, |h| h.epoch),
-                    epoch_age_seconds: h.as_ref().and_then(|h| h.age_seconds),
-                    key_sources,
-                    qkd_key_id: h.as_ref().and_then(|h| h.qkd_key_id.clone()),
-                    hybrid_drops: h.as_ref().map(|h| h.drops.clone()).unwrap_or_default(),
-                    pq_signature_verifications: h.as_ref().map_or(0, |h| h.signature_verifications),
-                    pq_kem_operations: h.as_ref().map_or(0, |h| h.kem_operations),
-                    hybrid_rejects: h.as_ref().map(|h| h.rejects.clone()).unwrap_or_default(),
-                    rx_packets: st.rx_packets,
-                    tx_packets: st.tx_packets,
-                    handshakes: st.handshakes,
-                    handshake_failures: [
-                        ("timeout", st.handshake_timeouts),
-                        ("gave_up", st.handshake_gave_up),
-                    ]
-                    .into_iter()
-                    .map(|(k, n)| (k.to_owned(), n))
-                    .collect(),
-                    session_usable: p.has_usable_session(now),
-                    policy_state: None,
-                    qkd_configured: false,
-                    epochs_by_source: BTreeMap::new(),
-                })
-            })
-            .collect();
-        Self {
-            interface: name.to_owned(),
-            public_key: b64(ifc.public_key()),
-            listen_port,
-            cookie_replies_sent: ifc.drops()[DropReason::CookieRequired.index()],
-            drops,
-            peers,
-            process: None,
-            qkd: None,
-            audit: None,
-        }
-    }
-
-    /// Adds what the ops tracker knows to peer `id` (policy state, epochs by source, hybrid
-    /// exchange failures).
-    pub fn annotate_peer(&mut self, id: usize, view: &crate::ops::PeerOpsView) {
-        let Some(p) = self.peers.get_mut(id) else {
-            return;
-        };
-        p.policy_state = view.policy_state.map(|s| s.label().to_owned());
-        p.qkd_configured = view.qkd_configured;
-        p.epochs_by_source = view.epochs_by_source.clone();
-        for (reason, n) in &view.hybrid_failures {
-            p.handshake_failures.insert(reason.clone(), *n);
-        }
-    }
-
     /// Peers whose traffic would not pass now (no usable session): readiness fails while any.
     pub fn peers_not_ready(&self) -> Vec<&str> {
         (self.peers.iter())
@@ -369,14 +251,41 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A [`WallClock`] anchored now (daemon start).
-pub fn wall_clock_now() -> WallClock {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    WallClock::new(Instant::now(), unix)
-}
-
 #[cfg(test)]
-#[path = "status_tests.rs"]
-mod tests;
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_json_and_renders_like_wg_show() {
+        let peer = serde_json::json!({
+            "name": "site-b", "public_key": "AAAA", "endpoint": "10.0.0.2:51820",
+            "allowed_ips": ["10.1.0.0/16"], "latest_handshake_unix": 1000, "rx_bytes": 1,
+            "tx_bytes": 2, "key_epoch": 3, "persistent_keepalive": 25, "hybrid": "master",
+            "epoch": 4, "epoch_age_seconds": 5, "key_sources": ["x25519", "mlkem", "qkd"],
+            "qkd_key_id": "bc490419-7d60-487f-adc1-4ddcc177c139"
+        });
+        let st = Status {
+            interface: "qgw0".into(),
+            listen_port: 51820,
+            peers: vec![serde_json::from_value(peer).unwrap()],
+            ..Status::default()
+        };
+        let json = serde_json::to_string(&st).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), st);
+        let text = st.render(1010);
+        for line in [
+            "peer: site-b (AAAA)",
+            "  latest handshake: 10 seconds ago",
+            "  hybrid epoch: 4 (5 s old), key sources: x25519+mlkem+qkd",
+            "  qkd key id: bc490419-7d60-487f-adc1-4ddcc177c139",
+            "  persistent keepalive: every 25 seconds",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert_eq!(st.peers_not_ready(), ["site-b"], "no usable session");
+    }
+}

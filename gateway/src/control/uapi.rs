@@ -20,76 +20,74 @@
 //! Preshared keys are never sent by `get=1` (`wg showconf` shows none), the private key is (as
 //! in wireguard-go: `wg show` derives the public key from it); the socket is root-only.
 //! Kernel routes are not touched by `wg set`, as with every WireGuard implementation.
+//!
+//! In the daemon `get=1` is answered on the control thread from the status the node last
+//! published (handshake times to the second), and a checked `set=1` plan is applied by the node
+//! on the packet thread ([`crate::node::Node::apply_uapi`]), so a UAPI client never blocks packets.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
 
+use base64::Engine;
+
+use super::status::Status;
 use crate::config::parse_cidr;
-use crate::proto::crypto::Entropy;
-use crate::proto::interface::{Interface, PeerSpec};
 use crate::proto::secret::{Psk, Secret};
-use crate::proto::tai64n::WallClock;
 
 /// `errno` for a request that is well-formed but not allowed.
 pub const EPERM: i32 = 1;
 /// `errno` for a malformed request.
 pub const EINVAL: i32 = 22;
 
-/// What the daemon knows besides the [`Interface`].
+/// What the daemon knows about the device besides the node.
 #[derive(Debug)]
 pub struct Device<'a> {
     /// Our private key (sent by `get=1`).
     pub private_key: &'a Secret<32>,
     /// Bound UDP port.
     pub listen_port: u16,
-    /// Peer names by id (extended when `set=1` adds a peer).
-    pub names: &'a mut Vec<String>,
-    /// Wall-clock mapping for handshake times.
-    pub clock: &'a WallClock,
 }
 
-/// Handles one UAPI request; returns the full answer and the ids of peers it added.
-pub fn handle<R: Entropy>(
-    request: &str,
-    now: Instant,
-    ifc: &mut Interface<R>,
-    dev: &mut Device<'_>,
-) -> (String, Vec<usize>) {
+/// Where a request is answered from: the node's published status for `get=1`, and the node itself
+/// (on its own thread, in the daemon) for the changes of a `set=1`.
+pub trait Target {
+    /// The latest status.
+    fn status(&mut self) -> Status;
+    /// Applies a checked plan; `Err(errno)` if the node refuses it (nothing is changed then).
+    fn apply(&mut self, plan: Plan) -> Result<(), i32>;
+}
+
+/// Answers one UAPI request: the full text to send back.
+pub fn handle(request: &str, device: &Device<'_>, target: &mut impl Target) -> String {
     let mut lines = request.lines();
-    match lines.next() {
-        Some("get=1") => (get(ifc, dev), Vec::new()),
-        Some("set=1") => match parse_set(lines).and_then(|p| check(&p, ifc, dev).map(|()| p)) {
-            Ok(plan) => ("errno=0\n\n".to_owned(), apply(plan, now, ifc, dev)),
-            Err(errno) => (format!("errno={errno}\n\n"), Vec::new()),
-        },
-        _ => (format!("errno={EINVAL}\n\n"), Vec::new()),
-    }
+    let result = match lines.next() {
+        Some("get=1") => return get(&target.status(), device),
+        Some("set=1") => parse_set(lines)
+            .and_then(|plan| plan.check_device(device).map(|()| plan))
+            .and_then(|plan| target.apply(plan)),
+        _ => Err(EINVAL),
+    };
+    format!("errno={}\n\n", result.err().unwrap_or(0))
 }
 
-fn get<R: Entropy>(ifc: &Interface<R>, dev: &Device<'_>) -> String {
+fn get(status: &Status, device: &Device<'_>) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "private_key={}", hex(dev.private_key.expose()));
-    let _ = writeln!(s, "listen_port={}", dev.listen_port);
-    let routes = ifc.routes().entries();
-    for id in 0..ifc.peer_count() {
-        let Some(p) = ifc.peer(id) else { continue };
-        let st = p.stats();
-        let _ = writeln!(s, "public_key={}", hex(p.public_key()));
-        if let Some(e) = p.endpoint() {
+    let _ = writeln!(s, "private_key={}", hex(device.private_key.expose()));
+    let _ = writeln!(s, "listen_port={}", device.listen_port);
+    for p in &status.peers {
+        let key = base64::engine::general_purpose::STANDARD.decode(&p.public_key);
+        let _ = writeln!(s, "public_key={}", hex(&key.unwrap_or_default()));
+        if let Some(e) = &p.endpoint {
             let _ = writeln!(s, "endpoint={e}");
         }
-        let hs = st
-            .last_handshake
-            .map(|t| dev.clock.unix(t))
-            .unwrap_or_default();
-        let _ = writeln!(s, "last_handshake_time_sec={}", hs.as_secs());
-        let _ = writeln!(s, "last_handshake_time_nsec={}", hs.subsec_nanos());
-        let _ = writeln!(s, "tx_bytes={}\nrx_bytes={}", st.tx_bytes, st.rx_bytes);
-        let ka = p.persistent_keepalive().map_or(0, |d| d.as_secs());
+        let hs = p.latest_handshake_unix.unwrap_or_default();
+        let _ = writeln!(s, "last_handshake_time_sec={hs}");
+        let _ = writeln!(s, "last_handshake_time_nsec=0");
+        let _ = writeln!(s, "tx_bytes={}\nrx_bytes={}", p.tx_bytes, p.rx_bytes);
+        let ka = p.persistent_keepalive.unwrap_or(0);
         let _ = writeln!(s, "persistent_keepalive_interval={ka}");
-        for (ip, len, _) in routes.iter().filter(|(_, _, v)| *v == id) {
-            let _ = writeln!(s, "allowed_ip={ip}/{len}");
+        for ip in &p.allowed_ips {
+            let _ = writeln!(s, "allowed_ip={ip}");
         }
         let _ = writeln!(s, "protocol_version=1");
     }
@@ -98,21 +96,43 @@ fn get<R: Entropy>(ifc: &Interface<R>, dev: &Device<'_>) -> String {
 
 /// One `public_key=` section of a `set=1`.
 #[derive(Debug, Default)]
-struct SetPeer {
-    key: [u8; 32],
-    update_only: bool,
-    psk: Option<Psk>,
-    endpoint: Option<SocketAddr>,
-    keepalive: Option<u16>,
-    replace_ips: bool,
-    ips: Vec<(IpAddr, u8)>,
+pub struct SetPeer {
+    /// The peer's static public key.
+    pub key: [u8; 32],
+    /// Change only an existing peer.
+    pub update_only: bool,
+    /// A new static PSK.
+    pub psk: Option<Psk>,
+    /// A new endpoint.
+    pub endpoint: Option<SocketAddr>,
+    /// A new persistent keepalive interval (0: off).
+    pub keepalive: Option<u16>,
+    /// Replace the allowed IPs instead of adding to them.
+    pub replace_ips: bool,
+    /// Allowed IPs to add.
+    pub ips: Vec<(IpAddr, u8)>,
 }
 
+/// A parsed `set=1` request, applied as a whole or not at all.
 #[derive(Debug, Default)]
-struct Plan {
-    private_key: Option<[u8; 32]>,
-    listen_port: Option<u16>,
-    peers: Vec<SetPeer>,
+pub struct Plan {
+    /// `private_key=` (only the current key is accepted).
+    pub private_key: Option<[u8; 32]>,
+    /// `listen_port=` (only the current port is accepted).
+    pub listen_port: Option<u16>,
+    /// The peer sections.
+    pub peers: Vec<SetPeer>,
+}
+
+impl Plan {
+    /// Refuses a change of the private key or port (a restart with a new config does that).
+    fn check_device(&self, device: &Device<'_>) -> Result<(), i32> {
+        let key_changes = (self.private_key).is_some_and(|k| k != *device.private_key.expose());
+        if key_changes || self.listen_port.is_some_and(|p| p != device.listen_port) {
+            return Err(EPERM);
+        }
+        Ok(())
+    }
 }
 
 fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Plan, i32> {
@@ -145,76 +165,8 @@ fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Plan, i32> {
     Ok(plan)
 }
 
-fn check<R: Entropy>(plan: &Plan, ifc: &Interface<R>, dev: &Device<'_>) -> Result<(), i32> {
-    if plan
-        .private_key
-        .is_some_and(|k| k != *dev.private_key.expose())
-        || plan.listen_port.is_some_and(|p| p != dev.listen_port)
-    {
-        return Err(EPERM);
-    }
-    if plan.peers.iter().any(|p| p.key == *ifc.public_key()) {
-        return Err(EINVAL);
-    }
-    // The PSK slot of a hybrid peer belongs to the key agreement: a static PSK set through the
-    // UAPI would silently downgrade its post-quantum sessions.
-    let hybrid = |key: &[u8; 32]| {
-        ifc.peer_by_key(key)
-            .and_then(|id| ifc.peer(id))
-            .is_some_and(|p| p.handshake_gate() != crate::proto::peer::HandshakeGate::Open)
-    };
-    if plan.peers.iter().any(|p| p.psk.is_some() && hybrid(&p.key)) {
-        return Err(EPERM);
-    }
-    Ok(())
-}
-
-fn apply<R: Entropy>(
-    plan: Plan,
-    now: Instant,
-    ifc: &mut Interface<R>,
-    dev: &mut Device<'_>,
-) -> Vec<usize> {
-    let mut added = Vec::new();
-    for p in plan.peers {
-        let id = match ifc.peer_by_key(&p.key) {
-            Some(id) => id,
-            None if p.update_only => continue,
-            None => {
-                let spec = PeerSpec {
-                    public_key: p.key,
-                    psk: None,
-                    endpoint: None,
-                    allowed_ips: Vec::new(),
-                    persistent_keepalive: None,
-                };
-                let Ok(id) = ifc.add_peer(spec) else { continue };
-                let name = crate::control::status::b64(&p.key);
-                dev.names.push(format!("uapi-{}", &name[..8]));
-                added.push(id);
-                id
-            }
-        };
-        ifc.set_allowed_ips(id, p.replace_ips, &p.ips);
-        let Some(peer) = ifc.peer_mut(id) else {
-            continue;
-        };
-        if let Some(e) = p.endpoint {
-            peer.set_endpoint(e);
-        }
-        if let Some(k) = p.keepalive {
-            let interval = (k > 0).then(|| Duration::from_secs(k.into()));
-            peer.set_persistent_keepalive(now, interval);
-        }
-        if let Some(psk) = p.psk {
-            let next = peer.next_psk_id() + 1;
-            peer.set_psk(psk, next);
-        }
-    }
-    added
-}
-
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as the UAPI writes keys.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s

@@ -4,11 +4,11 @@
 
 use keymix::mldsa::{SIGNATURE_LEN, Signature};
 use keymix::mlkem::{CIPHERTEXT_LEN, Ciphertext, ENCAPSULATION_KEY_LEN, EncapsulationKey};
-use keymix::{KeySources, PeerIdentity};
+use keymix::{KeyId, KeySources, PeerIdentity, labels};
 use sha2::{Digest, Sha256};
 
 use super::HybridDrop;
-use super::constants::{MAX_KEY_ID_LEN, MAX_KEY_IDS, labels};
+use super::constants::{KEY_ID_LEN, MAX_KEY_IDS};
 
 /// `flags` bit 0 of an Init: derive from the genesis chain key (§5.1, §9).
 const FLAG_GENESIS: u8 = 0x01;
@@ -29,7 +29,7 @@ pub struct Init {
     /// Fresh ML-KEM-768 encapsulation key.
     pub ek: EncapsulationKey,
     /// QKD key IDs from the master's `enc_keys` (empty without QKD).
-    pub key_ids: Vec<String>,
+    pub key_ids: Vec<KeyId>,
 }
 
 /// §5.2. `sig` covers `T_R`.
@@ -104,7 +104,8 @@ pub struct Reject {
 impl Init {
     /// The signed part of the body (everything before `sig_I`).
     pub fn encode_unsigned(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1223 + self.key_ids.len() * 37 + SIGNATURE_LEN);
+        let ids = self.key_ids.len() * (1 + KEY_ID_LEN);
+        let mut out = Vec::with_capacity(1223 + ids + SIGNATURE_LEN);
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.push(if self.genesis { FLAG_GENESIS } else { 0 });
         out.push(self.sources.bits());
@@ -113,8 +114,9 @@ impl Init {
         out.extend_from_slice(self.ek.as_bytes());
         out.push(u8::try_from(self.key_ids.len()).unwrap_or(u8::MAX));
         for id in &self.key_ids {
-            out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
-            out.extend_from_slice(id.as_bytes());
+            let text = id.text();
+            out.push(u8::try_from(text.as_bytes().len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(text.as_bytes());
         }
         out
     }
@@ -140,11 +142,14 @@ impl Init {
         let mut key_ids = Vec::with_capacity(count);
         for _ in 0..count {
             let len = usize::from(r.u8()?);
-            let id = r.take(len)?;
-            if len == 0 || len > MAX_KEY_ID_LEN || !id.iter().all(u8::is_ascii_graphic) {
+            if len != KEY_ID_LEN {
                 return Err(HybridDrop::Malformed);
             }
-            key_ids.push(String::from_utf8_lossy(id).into_owned());
+            let id = KeyId::parse_canonical(r.take(len)?).map_err(|_| HybridDrop::Malformed)?;
+            if key_ids.contains(&id) {
+                return Err(HybridDrop::Malformed);
+            }
+            key_ids.push(id);
         }
         r.end()?;
         let init = Self {
@@ -256,8 +261,8 @@ pub fn init_transcript(
     exchange_id: u64,
     unsigned: &[u8],
 ) -> Vec<u8> {
-    let mut t = Vec::with_capacity(labels::INIT.len() + 128 + 8 + unsigned.len());
-    t.extend_from_slice(labels::INIT);
+    let mut t = Vec::with_capacity(labels::HYBRID_INIT.len() + 128 + 8 + unsigned.len());
+    t.extend_from_slice(labels::HYBRID_INIT);
     t.extend_from_slice(master.as_bytes());
     t.extend_from_slice(slave.as_bytes());
     t.extend_from_slice(&exchange_id.to_le_bytes());

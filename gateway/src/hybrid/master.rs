@@ -1,28 +1,29 @@
 //! The master's side of the exchange (docs/protocol.md §6.1): schedule epochs, get a QKD key per
-//! policy, send a signed Init, verify the Response, derive and install the PSK.
+//! policy, send a signed Init, verify the Response, derive and install the PSK. This state exists
+//! only at the side that is master of the pair.
 
 use std::time::Instant;
 
 use keymix::mlkem::{self, DecapsulationKey};
-use keymix::{EpochContext, KeySources, QkdMaterial, Secret, derive_epoch};
+use keymix::{EpochContext, KeySources, QkdMaterial, Secret, derive_epoch, labels};
 
 use super::body::{self, Init, Reject, RejectReason, Response};
-use super::constants::{
-    EPOCH_REQUEST_INTERVAL, QKD_TIMEOUT, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, labels,
-};
-use super::peer::HybridPeer;
-use super::wire::{self, Kind};
-use super::{EpochInfo, HybridDrop, HybridEvent, Output, QkdFailure, QkdPolicy};
+use super::constants::{EPOCH_REQUEST_INTERVAL, QKD_TIMEOUT};
+use super::outbox::{QkdOp, QkdRequest, RequestId};
+use super::shared::Shared;
+use super::wire::{self, Datagram, Kind};
+use super::{HybridDrop, HybridEvent, QkdFailure, QkdPolicy};
+use crate::proto::constants::{REKEY_ATTEMPT_TIME, REKEY_TIMEOUT};
 
 /// Where the master is in making the next epoch.
 #[derive(Default)]
-pub(super) enum Phase {
+enum Phase {
     /// Waiting for the rekey timer (or for the first timeout, with no epoch yet).
     #[default]
     Idle,
     /// Asked the KME for a key.
     AwaitingQkd {
-        request: u64,
+        request: RequestId,
         deadline: Instant,
         epoch: u64,
     },
@@ -33,7 +34,7 @@ pub(super) enum Phase {
 }
 
 /// An Init in flight.
-pub(super) struct Exchange {
+struct Exchange {
     id: u64,
     epoch: u64,
     sources: KeySources,
@@ -41,7 +42,7 @@ pub(super) struct Exchange {
     ek: mlkem::EncapsulationKey,
     qkd: Option<QkdMaterial>,
     init_hash: [u8; 32],
-    datagrams: Vec<Vec<u8>>,
+    datagrams: Vec<Datagram>,
     retransmit_at: Instant,
     give_up_at: Instant,
 }
@@ -58,93 +59,95 @@ pub(super) struct MasterState {
 }
 
 impl MasterState {
+    /// The exchange whose replies are expected now.
     pub(super) fn in_flight_exchange(&self) -> Option<u64> {
         match &self.phase {
             Phase::AwaitingResponse(exchange) => Some(exchange.id),
             _ => None,
         }
     }
-}
 
-impl HybridPeer {
-    /// Starts an exchange unless one is under way.
-    pub(super) fn master_start(&mut self, now: Instant) {
-        if !matches!(self.master.phase, Phase::Idle | Phase::Backoff { .. }) {
+    /// Starts an exchange unless one is under way (§6.1 step 1).
+    pub(super) fn start(&mut self, s: &mut Shared, now: Instant) {
+        if !matches!(self.phase, Phase::Idle | Phase::Backoff { .. }) {
             return;
         }
-        self.tentative = None;
-        let epoch = self.confirmed.epoch() + 1;
-        let use_qkd = self.settings.policy != QkdPolicy::Off && !self.master.skip_qkd_once;
-        self.master.skip_qkd_once = false;
+        s.tentative = None;
+        let epoch = s.confirmed.epoch() + 1;
+        let use_qkd = s.policy != QkdPolicy::Off && !self.skip_qkd_once;
+        self.skip_qkd_once = false;
         if use_qkd {
-            let request = self.new_request_id();
-            self.outputs.push_back(Output::FetchQkdKey { request });
-            self.master.phase = Phase::AwaitingQkd {
+            let request = s.new_request_id();
+            s.out.ask(QkdRequest {
+                id: request,
+                op: QkdOp::Fetch,
+            });
+            self.phase = Phase::AwaitingQkd {
                 request,
                 deadline: now + QKD_TIMEOUT,
                 epoch,
             };
         } else {
-            self.master_send_init(now, epoch, None);
+            self.send_init(s, now, epoch, None);
         }
     }
 
-    pub(super) fn master_handle_qkd(
+    /// The KME's answer to `request` (§6.1 step 2). A late answer to an abandoned request is
+    /// dropped, and with it the key (zeroized).
+    pub(super) fn handle_qkd(
         &mut self,
+        s: &mut Shared,
         now: Instant,
-        request: u64,
+        request: RequestId,
         result: Result<QkdMaterial, QkdFailure>,
     ) {
         let Phase::AwaitingQkd {
             request: expected,
             epoch,
             ..
-        } = self.master.phase
+        } = self.phase
         else {
-            return; // late answer to an abandoned request: the key is dropped (zeroized)
+            return;
         };
         if request != expected {
             return;
         }
         match result {
-            Ok(material) => self.master_send_init(now, epoch, Some(material)),
-            Err(_) => self.master_no_qkd(now, epoch),
+            Ok(material) => self.send_init(s, now, epoch, Some(material)),
+            Err(_) => self.no_qkd(s, now, epoch),
         }
     }
 
-    fn master_no_qkd(&mut self, now: Instant, epoch: u64) {
-        match self.settings.policy {
+    fn no_qkd(&mut self, s: &mut Shared, now: Instant, epoch: u64) {
+        match s.policy {
             QkdPolicy::Required => {
-                self.event(HybridEvent::QkdBlocked { epoch });
-                let until = now + REKEY_TIMEOUT + self.jitter();
-                self.master.phase = Phase::Backoff { until };
+                s.event(HybridEvent::QkdBlocked { epoch });
+                let until = now + REKEY_TIMEOUT + s.jitter();
+                self.phase = Phase::Backoff { until };
             }
             _ => {
-                self.event(HybridEvent::Fallback { epoch });
-                self.master_send_init(now, epoch, None);
+                s.event(HybridEvent::Fallback { epoch });
+                self.send_init(s, now, epoch, None);
             }
         }
     }
 
-    fn master_send_init(&mut self, now: Instant, epoch: u64, qkd: Option<QkdMaterial>) {
+    /// §6.1 step 3: a fresh ML-KEM key pair, a signed Init, retransmitted until answered.
+    fn send_init(&mut self, s: &mut Shared, now: Instant, epoch: u64, qkd: Option<QkdMaterial>) {
         let mut seed = [0u8; mlkem::KEYGEN_SEED_LEN];
-        self.entropy.fill(&mut seed);
+        s.entropy.fill(&mut seed);
         let (dk, ek) = mlkem::generate_from_seed(&Secret::from_mut(&mut seed));
-        self.stats.kem_operations += 1;
-        let id = self.random_u64().max(1);
-        let timestamp = self.next_timestamp(now);
-        let genesis = self.confirmed.epoch() == 0;
+        s.stats.kem_operations += 1;
+        let id = s.random_u64().max(1);
+        let timestamp = self.next_timestamp(s, now);
+        let genesis = s.confirmed.epoch() == 0;
         let sources = KeySources::hybrid(qkd.is_some());
         let init = Init {
             epoch,
             genesis,
             sources,
             timestamp,
-            chain_tag: if genesis {
-                [0; 16]
-            } else {
-                self.confirmed.tag()
-            },
+            chain_tag: if genesis { [0; 16] } else { s.confirmed.tag() },
             ek: ek.clone(),
             key_ids: qkd
                 .as_ref()
@@ -152,22 +155,18 @@ impl HybridPeer {
                 .unwrap_or_default(),
         };
         let unsigned = init.encode_unsigned();
-        let transcript = body::init_transcript(&self.keys.master, &self.keys.slave, id, &unsigned);
-        let Some(signature) = self.sign(&transcript) else {
-            self.master.phase = Phase::Backoff {
+        let transcript = body::init_transcript(&s.keys.master, &s.keys.slave, id, &unsigned);
+        let Some(signature) = s.sign(&transcript) else {
+            self.phase = Phase::Backoff {
                 until: now + REKEY_TIMEOUT,
             };
             return;
         };
-        let datagrams = wire::fragment(
-            &self.keys.pair,
-            Kind::Init,
-            id,
-            &body::with_signature(unsigned, &signature),
-        );
-        self.transmit(&datagrams);
-        let retransmit_at = now + REKEY_TIMEOUT + self.jitter();
-        self.master.phase = Phase::AwaitingResponse(Box::new(Exchange {
+        let message = body::with_signature(unsigned, &signature);
+        let datagrams = wire::fragment(&s.keys.pair, Kind::Init, id, &message);
+        s.transmit(&datagrams);
+        let retransmit_at = now + REKEY_TIMEOUT + s.jitter();
+        self.phase = Phase::AwaitingResponse(Box::new(Exchange {
             id,
             epoch,
             sources,
@@ -182,9 +181,9 @@ impl HybridPeer {
     }
 
     /// TAI64N of `now`, forced above the last one sent (timestamps are rounded to ~16.8 ms).
-    fn next_timestamp(&mut self, now: Instant) -> [u8; 12] {
-        let mut ts = self.clock.timestamp(now);
-        if let Some(last) = self.master.last_timestamp.filter(|last| ts <= *last) {
+    fn next_timestamp(&mut self, s: &Shared, now: Instant) -> [u8; 12] {
+        let mut ts = s.clock.timestamp(now);
+        if let Some(last) = self.last_timestamp.filter(|last| ts <= *last) {
             ts = last;
             for byte in ts.iter_mut().rev() {
                 let (next, overflow) = byte.overflowing_add(1);
@@ -194,204 +193,171 @@ impl HybridPeer {
                 }
             }
         }
-        self.master.last_timestamp = Some(ts);
+        self.last_timestamp = Some(ts);
         ts
     }
 
-    pub(super) fn master_handle_response(
+    /// §6.1 step 4–5: verify, decapsulate, derive, confirm, install (and hand WireGuard the PSK
+    /// with a request to handshake now). Any failure keeps the exchange in flight.
+    pub(super) fn handle_response(
         &mut self,
+        s: &mut Shared,
         now: Instant,
         body: &[u8],
     ) -> Result<(), HybridDrop> {
         let (response, unsigned, signature) = Response::decode(body)?;
-        let Phase::AwaitingResponse(exchange) = &self.master.phase else {
+        let Phase::AwaitingResponse(exchange) = &self.phase else {
             return Err(HybridDrop::Unexpected);
         };
         if response.epoch != exchange.epoch || response.sources != exchange.sources {
             return Err(HybridDrop::EpochMismatch);
         }
-        let signed = body::reply_transcript(labels::RESPONSE, &exchange.init_hash, unsigned);
-        self.verify_peer(&signed, &signature)?;
-        let Phase::AwaitingResponse(exchange) = std::mem::take(&mut self.master.phase) else {
+        let label = labels::HYBRID_RESPONSE;
+        let signed = body::reply_transcript(label, &exchange.init_hash, unsigned);
+        s.verify_peer(&signed, &signature)?;
+        let Phase::AwaitingResponse(exchange) = std::mem::take(&mut self.phase) else {
             return Err(HybridDrop::Unexpected);
         };
-        self.stats.kem_operations += 1;
+        s.stats.kem_operations += 1;
         let shared = exchange.dk.decapsulate(&response.ct);
         let context = EpochContext {
             epoch: exchange.epoch,
-            initiator: &self.keys.master,
-            responder: &self.keys.slave,
+            initiator: &s.keys.master,
+            responder: &s.keys.slave,
             mlkem_ek: &exchange.ek,
             mlkem_ct: &response.ct,
         };
-        let keys = derive_epoch(
-            &self.confirmed,
-            &context,
-            exchange.sources,
-            &shared,
-            exchange.qkd.as_ref(),
-        );
+        let qkd = exchange.qkd.as_ref();
+        let keys = derive_epoch(&s.confirmed, &context, exchange.sources, &shared, qkd);
         let keys = match keys {
             Ok(keys) if keymix::ct_eq(&keys.confirmation(), &response.confirm) => keys,
             _ => {
                 // Keep waiting: a genuine Response cannot follow, but the exchange times out by itself.
-                self.master.phase = Phase::AwaitingResponse(exchange);
+                self.phase = Phase::AwaitingResponse(exchange);
                 return Err(HybridDrop::BadConfirm);
             }
         };
-        let info = EpochInfo {
-            epoch: keys.epoch,
-            sources: keys.sources,
-            key_ids: exchange
-                .qkd
-                .as_ref()
-                .map(|q| q.key_ids().to_vec())
-                .unwrap_or_default(),
-            transcript_hash: keys.transcript_hash,
-        };
-        self.install(now, info, keys, true);
+        let key_ids = qkd.map(|q| q.key_ids().to_vec()).unwrap_or_default();
+        s.install(now, keys, key_ids, true);
         Ok(())
     }
 
-    pub(super) fn install(
+    /// §6.1 step 6: a verified Reject decides how and when to try again.
+    pub(super) fn handle_reject(
         &mut self,
-        now: Instant,
-        info: EpochInfo,
-        keys: keymix::EpochKeys,
-        handshake_now: bool,
-    ) {
-        if info.sources.has_qkd() {
-            self.stats.epochs_with_qkd += 1;
-        } else {
-            self.stats.epochs_without_qkd += 1;
-        }
-        let keymix::EpochKeys {
-            epoch, psk, chain, ..
-        } = keys;
-        self.tentative = Some(chain);
-        self.installed_at = Some(now);
-        self.installed_epoch = Some(info.clone());
-        self.outputs.push_back(Output::InstallPsk {
-            epoch,
-            psk,
-            handshake_now,
-        });
-        self.event(HybridEvent::EpochInstalled(info));
-    }
-
-    pub(super) fn master_handle_reject(
-        &mut self,
+        s: &mut Shared,
         now: Instant,
         body: &[u8],
     ) -> Result<(), HybridDrop> {
         let (reject, unsigned, signature) = Reject::decode(body)?;
-        let Phase::AwaitingResponse(exchange) = &self.master.phase else {
+        let Phase::AwaitingResponse(exchange) = &self.phase else {
             return Err(HybridDrop::Unexpected);
         };
         if reject.epoch != exchange.epoch {
             return Err(HybridDrop::EpochMismatch);
         }
-        let signed = body::reply_transcript(labels::REJECT, &exchange.init_hash, unsigned);
-        self.verify_peer(&signed, &signature)?;
-        self.event(HybridEvent::Rejected {
+        let signed = body::reply_transcript(labels::HYBRID_REJECT, &exchange.init_hash, unsigned);
+        s.verify_peer(&signed, &signature)?;
+        s.event(HybridEvent::Rejected {
             epoch: reject.epoch,
             reason: reject.reason,
             sent: false,
         });
-        self.master.phase = Phase::Idle;
+        self.phase = Phase::Idle;
         match reject.reason {
             RejectReason::ChainMismatch => {
-                self.confirmed = self.genesis();
-                self.master_start(now);
+                s.confirmed = s.genesis();
+                self.start(s, now);
             }
             RejectReason::QkdUnavailable | RejectReason::QkdRefused
-                if self.settings.policy == QkdPolicy::Preferred =>
+                if s.policy == QkdPolicy::Preferred =>
             {
-                self.master.skip_qkd_once = true;
-                self.event(HybridEvent::Fallback {
+                self.skip_qkd_once = true;
+                s.event(HybridEvent::Fallback {
                     epoch: reject.epoch,
                 });
-                self.master_start(now);
+                self.start(s, now);
             }
             RejectReason::PolicyMismatch => {
-                self.master.phase = Phase::Backoff {
+                self.phase = Phase::Backoff {
                     until: now + REKEY_ATTEMPT_TIME,
                 };
             }
             _ => {
-                let until = now + REKEY_TIMEOUT + self.jitter();
-                self.master.phase = Phase::Backoff { until };
+                let until = now + REKEY_TIMEOUT + s.jitter();
+                self.phase = Phase::Backoff { until };
             }
         }
         Ok(())
     }
 
-    pub(super) fn master_handle_epoch_request(
+    /// §5.3: the slave asks for an epoch; honoured at most once per EPOCH_REQUEST_INTERVAL.
+    pub(super) fn handle_epoch_request(
         &mut self,
+        s: &mut Shared,
         now: Instant,
         body: &[u8],
     ) -> Result<(), HybridDrop> {
         let request = body::EpochRequest::decode(body)?;
         if self
-            .master
             .last_request_timestamp
             .is_some_and(|last| request.timestamp <= last)
         {
             return Err(HybridDrop::Replay);
         }
         if self
-            .master
             .last_request_at
             .is_some_and(|at| now < at + EPOCH_REQUEST_INTERVAL)
         {
             return Err(HybridDrop::RateLimited);
         }
-        self.master.last_request_timestamp = Some(request.timestamp);
-        self.master.last_request_at = Some(now);
-        self.master_start(now);
+        self.last_request_timestamp = Some(request.timestamp);
+        self.last_request_at = Some(now);
+        self.start(s, now);
         Ok(())
     }
 
-    pub(super) fn master_handle_timeout(&mut self, now: Instant) {
-        match &mut self.master.phase {
+    /// Timers: the rekey schedule, back-off, the KME deadline, retransmission and give-up.
+    pub(super) fn handle_timeout(&mut self, s: &mut Shared, now: Instant) {
+        match &mut self.phase {
             Phase::Idle => {
-                let due = self
-                    .installed_at
-                    .is_none_or(|at| now >= at + self.settings.rekey_after);
+                let due = s
+                    .installed
+                    .as_ref()
+                    .is_none_or(|(_, at)| now >= *at + s.rekey_after);
                 if due {
-                    self.master_start(now);
+                    self.start(s, now);
                 }
             }
-            Phase::Backoff { until } if now >= *until => self.master_start(now),
+            Phase::Backoff { until } if now >= *until => self.start(s, now),
             Phase::AwaitingQkd {
                 deadline, epoch, ..
             } if now >= *deadline => {
                 let epoch = *epoch;
-                self.master_no_qkd(now, epoch);
+                self.no_qkd(s, now, epoch);
             }
             Phase::AwaitingResponse(exchange) if now >= exchange.give_up_at => {
                 let epoch = exchange.epoch;
-                self.master.phase = Phase::Idle;
-                self.event(HybridEvent::ExchangeAbandoned { epoch });
-                self.master_start(now);
+                self.phase = Phase::Idle;
+                s.event(HybridEvent::ExchangeAbandoned { epoch });
+                self.start(s, now);
             }
             Phase::AwaitingResponse(exchange) if now >= exchange.retransmit_at => {
+                exchange.retransmit_at = now + REKEY_TIMEOUT + s.jitter();
                 let datagrams = exchange.datagrams.clone();
-                let jitter = self.jitter();
-                if let Phase::AwaitingResponse(exchange) = &mut self.master.phase {
-                    exchange.retransmit_at = now + REKEY_TIMEOUT + jitter;
-                }
-                self.transmit(&datagrams);
+                s.transmit(&datagrams);
             }
             _ => {}
         }
     }
 
-    pub(super) fn master_deadline(&self) -> Option<Instant> {
-        match &self.master.phase {
+    /// When [`MasterState::handle_timeout`] has work.
+    pub(super) fn deadline(&self, s: &Shared) -> Option<Instant> {
+        match &self.phase {
             Phase::Idle => Some(
-                self.installed_at
-                    .map_or(self.created_at, |at| at + self.settings.rekey_after),
+                s.installed
+                    .as_ref()
+                    .map_or(s.created_at, |(_, at)| *at + s.rekey_after),
             ),
             Phase::Backoff { until } => Some(*until),
             Phase::AwaitingQkd { deadline, .. } => Some(*deadline),

@@ -2,26 +2,32 @@
 //! and optionally carrying ETSI 014 QKD key IDs, that makes each epoch's WireGuard PSK through
 //! keymix before every WireGuard handshake.
 //!
-//! Sans-IO like the WireGuard core: [`HybridPeer`] takes `now`, datagrams and KME results in, and
-//! hands back [`Output`]s (datagrams to send, KME requests, PSKs to install, events). It never
-//! reads a clock, touches a socket or waits for the KME.
+//! Sans-IO in the crate's one style (see [`crate::proto::peer`]): [`HybridPeer`] takes `now`,
+//! fragments and KME results in (`handle_*`), runs its timers in `handle_timeout`, and hands
+//! back datagrams written into the caller's buffer (`poll_transmit`), KME requests
+//! (`poll_qkd_request`), the PSK to install (`poll_psk`) and facts for logs and the audit log
+//! (`poll_event`). It never reads a clock, touches a socket or waits for the KME.
 //!
 //! | file | concern | protocol.md |
 //! |---|---|---|
-//! | `constants.rs` | sizes, timers, labels | §4, §7, §11 |
+//! | `constants.rs` | sizes and timers of the exchange | §4, §7 |
 //! | `wire.rs` | fragment header, MAC, fragmentation | §4 |
 //! | `body.rs` | Init / Response / EpochRequest / Reject bodies, transcripts | §5 |
 //! | `pair.rs` | `K_pair`, `pair_id`, identities | §3 |
 //! | `reassembly.rs` | bounded reassembly | §4 step 5 |
-//! | `peer.rs` | the per-peer state shared by both roles | §6 |
-//! | `master.rs`, `slave.rs` | each role's processing | §6.1, §6.2 |
+//! | `outbox.rs` | what the peer hands back, bounded | §6 |
+//! | `shared.rs` | the state both roles share: keys, ratchet, signatures, installs | §6, §9 |
+//! | `peer.rs` | the public per-peer machine, dispatching to its role | §6 |
+//! | `master.rs`, `slave.rs` | each role's state and processing | §6.1, §6.2 |
 
 mod body;
 pub mod constants;
 mod master;
+mod outbox;
 mod pair;
 mod peer;
 mod reassembly;
+mod shared;
 mod slave;
 mod stats;
 pub mod wire;
@@ -30,11 +36,14 @@ pub mod wire;
 mod tests;
 
 pub use body::{RejectReason, RequestReason};
+pub use outbox::{QkdOp, QkdRequest, RequestId};
 pub use pair::{PairKeys, identity};
 pub use peer::{HybridPeer, HybridSettings, PeerKeys};
 pub use stats::HybridStats;
 
-use keymix::{KeySources, Psk};
+use keymix::{KeyId, KeySources};
+
+use crate::proto::psk::PskId;
 
 /// Which side of the pair runs the exchange (§2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,11 +108,13 @@ pub enum HybridDrop {
     BadConfirm,
     /// Fields that must echo the Init (epoch, sources) do not.
     EpochMismatch,
+    /// More outgoing datagrams were queued than the driver took (never in normal operation).
+    QueueFull,
 }
 
 impl HybridDrop {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Malformed,
         Self::UnknownPair,
         Self::BadMac,
@@ -114,6 +125,7 @@ impl HybridDrop {
         Self::BadEncapsulationKey,
         Self::BadConfirm,
         Self::EpochMismatch,
+        Self::QueueFull,
     ];
 
     /// The metrics label.
@@ -129,6 +141,7 @@ impl HybridDrop {
             Self::BadEncapsulationKey => "bad_encapsulation_key",
             Self::BadConfirm => "bad_confirm",
             Self::EpochMismatch => "epoch_mismatch",
+            Self::QueueFull => "queue_full",
         }
     }
 }
@@ -136,14 +149,19 @@ impl HybridDrop {
 /// A fact about an epoch, for status, metrics and the audit log (never key bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EpochInfo {
-    /// Epoch number.
+    /// Epoch number (starts again at 1 when the ratchet is reset, §9).
     pub epoch: u64,
+    /// The id of the PSK installed for it (unique per installed key).
+    pub psk_id: PskId,
     /// Sources used.
     pub sources: KeySources,
     /// QKD key IDs (empty without QKD).
-    pub key_ids: Vec<String>,
+    pub key_ids: Vec<KeyId>,
     /// keymix transcript hash (public).
     pub transcript_hash: [u8; 32],
+    /// keymix key-confirmation tag (public: the Response carries it, §5.2). Equal at both sides
+    /// exactly when both derived the same PSK.
+    pub confirmation: [u8; 16],
 }
 
 /// Things that happened, for logs, metrics and the audit trail.
@@ -175,37 +193,6 @@ pub enum HybridEvent {
         /// The epoch.
         epoch: u64,
     },
-}
-
-/// What the state machine asks its driver to do.
-#[derive(Debug)]
-pub enum Output {
-    /// Send this datagram to the peer's endpoint.
-    Transmit(Vec<u8>),
-    /// Master: get a fresh key from the local KME (`enc_keys` for the slave's SAE).
-    FetchQkdKey {
-        /// Echo this in [`HybridPeer::handle_qkd_result`].
-        request: u64,
-    },
-    /// Slave: get these keys from the local KME (`dec_keys` for the master's SAE).
-    ResolveQkdKeys {
-        /// Echo this in [`HybridPeer::handle_qkd_result`].
-        request: u64,
-        /// The key IDs the master sent.
-        key_ids: Vec<String>,
-    },
-    /// Put this PSK into the WireGuard peer for its next handshake; `handshake_now` asks for the
-    /// handshake at once (the master).
-    InstallPsk {
-        /// The epoch, used as the WireGuard layer's PSK id.
-        epoch: u64,
-        /// The PSK.
-        psk: Psk,
-        /// Start the WireGuard handshake now.
-        handshake_now: bool,
-    },
-    /// Something to log, count and audit.
-    Event(HybridEvent),
 }
 
 /// Fuzzing entry point: every parser of hybrid bytes on arbitrary input (the fragment header and

@@ -9,7 +9,9 @@ use keymix::mldsa::VerifyingKey;
 use sha2::{Digest, Sha256};
 use x25519_dalek::StaticSecret;
 
-use super::constants::{MAC_LEN, labels};
+use keymix::labels;
+
+use super::constants::MAC_LEN;
 use crate::proto::crypto;
 use crate::proto::secret::Secret;
 
@@ -24,8 +26,8 @@ impl PairKeys {
     /// the peer's public key is a low-order point (the DH result would be all zero).
     pub fn derive(local_private: &StaticSecret, peer_public: &[u8; 32]) -> Option<Self> {
         let shared = crypto::dh(local_private, peer_public).ok()?;
-        let mac_key = Secret::new(crypto::hash(&[labels::PAIR_KEY, shared.expose()]));
-        let id_hash = crypto::hash(&[labels::PAIR_ID, shared.expose()]);
+        let mac_key = Secret::new(crypto::hash(&[labels::HYBRID_PAIR_KEY, shared.expose()]));
+        let id_hash = crypto::hash(&[labels::HYBRID_PAIR_ID, shared.expose()]);
         let mut pair_id = [0u8; 8];
         pair_id.copy_from_slice(&id_hash[..8]);
         Some(Self { mac_key, pair_id })

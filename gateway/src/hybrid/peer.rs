@@ -1,21 +1,19 @@
-//! The per-peer hybrid state shared by both roles (docs/protocol.md §6): keys, identities, the
-//! ratchet (confirmed and tentative chain keys), the reassembly buffer and the output queue.
-//! Role-specific processing lives in `master.rs` and `slave.rs`.
+//! One peer's hybrid key agreement (docs/protocol.md §6): the public machine the node drives. It
+//! holds the state both roles share ([`super::shared`]) and the state of its own role only.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keymix::mldsa::{Signature, SigningKey, VerifyingKey};
-use keymix::{ChainKey, PeerIdentity, Secret};
+use keymix::{ChainKey, Entropy, QkdMaterial};
 
-use super::constants::{SEEN_KEY_IDS, labels};
 use super::master::MasterState;
-use super::reassembly::Reassembly;
+pub use super::outbox::PskInstall;
+use super::outbox::{QkdRequest, RequestId};
+pub use super::shared::PeerKeys;
+use super::shared::Shared;
 use super::slave::SlaveState;
-use super::wire::{self, Kind};
-use super::{HybridDrop, HybridEvent, HybridStats, Output, PairKeys, QkdFailure, QkdPolicy, Role};
-use crate::proto::crypto::Entropy;
+use super::wire::{Fragment, Kind};
+use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, QkdFailure, QkdPolicy, Role};
+use crate::proto::psk::PskId;
 use crate::proto::tai64n::WallClock;
 
 /// Per-peer settings from the config.
@@ -29,44 +27,16 @@ pub struct HybridSettings {
     pub rekey_after: Duration,
 }
 
-/// The long-term keys a hybrid peer needs.
-#[derive(Debug)]
-pub struct PeerKeys {
-    /// This site's ML-DSA-65 key.
-    pub signing: Arc<SigningKey>,
-    /// The peer's ML-DSA-65 key.
-    pub peer_verifying: VerifyingKey,
-    /// `K_pair`, `pair_id`.
-    pub pair: PairKeys,
-    /// The master's transcript identity.
-    pub master: PeerIdentity,
-    /// The slave's transcript identity.
-    pub slave: PeerIdentity,
-    /// A static PSK mixed into the genesis chain key, if configured.
-    pub genesis_psk: Option<Secret<32>>,
+/// The state of the role this side has.
+enum RoleState {
+    Master(MasterState),
+    Slave(SlaveState),
 }
 
 /// One peer's hybrid key agreement.
 pub struct HybridPeer {
-    pub(super) settings: HybridSettings,
-    pub(super) keys: PeerKeys,
-    pub(super) clock: WallClock,
-    pub(super) entropy: Box<dyn Entropy + Send>,
-    /// The chain key of the newest epoch both sides are known to hold.
-    pub(super) confirmed: ChainKey,
-    /// The chain key of an epoch installed but not yet confirmed by WireGuard traffic.
-    pub(super) tentative: Option<ChainKey>,
-    pub(super) reassembly: Reassembly,
-    pub(super) outputs: VecDeque<Output>,
-    pub(super) stats: HybridStats,
-    pub(super) next_request: u64,
-    /// When the newest epoch was installed (drives the rekey timer).
-    pub(super) installed_at: Option<Instant>,
-    pub(super) installed_epoch: Option<super::EpochInfo>,
-    /// When this peer was created: the master's first exchange is due then.
-    pub(super) created_at: Instant,
-    pub(super) master: MasterState,
-    pub(super) slave: SlaveState,
+    shared: Shared,
+    role: RoleState,
 }
 
 impl HybridPeer {
@@ -78,219 +48,181 @@ impl HybridPeer {
         clock: WallClock,
         entropy: Box<dyn Entropy + Send>,
     ) -> Self {
-        let confirmed = ChainKey::genesis(keys.genesis_psk.as_ref());
-        Self {
-            settings,
-            keys,
-            clock,
-            entropy,
-            confirmed,
-            tentative: None,
-            reassembly: Reassembly::default(),
-            outputs: VecDeque::new(),
-            stats: HybridStats::default(),
-            next_request: 1,
-            installed_at: None,
-            installed_epoch: None,
-            created_at: now,
-            master: MasterState::default(),
-            slave: SlaveState::new(SEEN_KEY_IDS),
-        }
+        let HybridSettings {
+            role,
+            policy,
+            rekey_after,
+        } = settings;
+        let shared = Shared::new(now, policy, rekey_after, keys, clock, entropy);
+        let role = match role {
+            Role::Master => RoleState::Master(MasterState::default()),
+            Role::Slave => RoleState::Slave(SlaveState::default()),
+        };
+        Self { shared, role }
     }
 
     /// This side's role.
     pub fn role(&self) -> Role {
-        self.settings.role
+        match self.role {
+            RoleState::Master(_) => Role::Master,
+            RoleState::Slave(_) => Role::Slave,
+        }
     }
 
-    /// The settings in force.
-    pub fn settings(&self) -> &HybridSettings {
-        &self.settings
+    /// `qkd.policy`.
+    pub fn policy(&self) -> QkdPolicy {
+        self.shared.policy
     }
 
     /// The `pair_id` that routes datagrams to this peer.
     pub fn pair_id(&self) -> &[u8; 8] {
-        self.keys.pair.pair_id()
+        self.shared.keys.pair.pair_id()
     }
 
     /// Counters.
     pub fn stats(&self) -> &HybridStats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// The newest installed epoch and when it was installed.
-    pub fn current_epoch(&self) -> Option<(&super::EpochInfo, Instant)> {
-        self.installed_epoch.as_ref().zip(self.installed_at)
+    pub fn current_epoch(&self) -> Option<(&EpochInfo, Instant)> {
+        self.shared.installed.as_ref().map(|(info, at)| (info, *at))
     }
 
-    /// The next thing the driver must do.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+    /// The chain key's epoch both sides are known to hold (the ratchet, §9).
+    pub fn confirmed_epoch(&self) -> u64 {
+        self.shared.confirmed.epoch()
     }
 
-    /// Handles a hybrid datagram whose `pair_id` matched this peer (§4). Every refusal is counted.
-    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), HybridDrop> {
-        let result = self.handle_datagram_inner(now, datagram);
+    /// Handles a hybrid fragment whose header the caller parsed and whose `pair_id` matched this
+    /// peer (§4 steps 3–5, then §6). Every refusal is counted.
+    pub fn handle_fragment(
+        &mut self,
+        now: Instant,
+        fragment: &Fragment<'_>,
+    ) -> Result<(), HybridDrop> {
+        let result = self.admit_fragment(now, fragment);
         if let Err(reason) = result {
-            self.stats.drop(reason);
+            self.shared.stats.drop(reason);
         }
         result
     }
 
-    fn handle_datagram_inner(&mut self, now: Instant, datagram: &[u8]) -> Result<(), HybridDrop> {
-        let fragment = wire::parse(datagram)?;
-        if fragment.header.pair_id != *self.pair_id() {
+    fn admit_fragment(&mut self, now: Instant, fragment: &Fragment<'_>) -> Result<(), HybridDrop> {
+        let s = &mut self.shared;
+        if fragment.header.pair_id != *s.keys.pair.pair_id() {
             return Err(HybridDrop::UnknownPair);
         }
-        fragment.verify(&self.keys.pair)?;
+        fragment.verify(&s.keys.pair)?;
         let header = fragment.header;
-        let expected = match (self.settings.role, header.kind) {
-            (Role::Slave, Kind::Init) => true,
-            (Role::Master, Kind::Response | Kind::Reject) => {
-                self.master.in_flight_exchange() == Some(header.exchange_id)
+        let expected = match (&self.role, header.kind) {
+            (RoleState::Slave(_), Kind::Init) => true,
+            (RoleState::Master(m), Kind::Response | Kind::Reject) => {
+                m.in_flight_exchange() == Some(header.exchange_id)
             }
-            (Role::Master, Kind::EpochRequest) => header.count == 1,
+            (RoleState::Master(_), Kind::EpochRequest) => header.count == 1,
             _ => false,
         };
         if !expected {
             return Err(HybridDrop::Unexpected);
         }
-        let Some(body) = self.reassembly.push(now, &header, fragment.payload) else {
+        let Some(body) = s.reassembly.push(now, &header, fragment.payload) else {
             return Ok(()); // more fragments to come
         };
         let body = body.to_vec();
-        match header.kind {
-            Kind::Init => self.slave_handle_init(now, header.exchange_id, &body),
-            Kind::Response => self.master_handle_response(now, &body),
-            Kind::Reject => self.master_handle_reject(now, &body),
-            Kind::EpochRequest => self.master_handle_epoch_request(now, &body),
+        match (&mut self.role, header.kind) {
+            (RoleState::Slave(slave), Kind::Init) => {
+                slave.handle_init(s, now, header.exchange_id, &body)
+            }
+            (RoleState::Master(m), Kind::Response) => m.handle_response(s, now, &body),
+            (RoleState::Master(m), Kind::Reject) => m.handle_reject(s, now, &body),
+            (RoleState::Master(m), Kind::EpochRequest) => m.handle_epoch_request(s, now, &body),
+            _ => Err(HybridDrop::Unexpected),
         }
     }
 
-    /// Delivers a KME result for a request this peer asked for.
+    /// Delivers the KME's answer to request `id`.
     pub fn handle_qkd_result(
         &mut self,
         now: Instant,
-        request: u64,
-        result: Result<keymix::QkdMaterial, QkdFailure>,
+        id: RequestId,
+        result: Result<QkdMaterial, QkdFailure>,
     ) {
-        match self.settings.role {
-            Role::Master => self.master_handle_qkd(now, request, result),
-            Role::Slave => self.slave_handle_qkd(now, request, result),
+        let s = &mut self.shared;
+        match &mut self.role {
+            RoleState::Master(m) => m.handle_qkd(s, now, id, result),
+            RoleState::Slave(slave) => slave.handle_qkd(s, now, id, result),
         }
     }
 
-    /// WireGuard confirmed a session keyed by epoch `epoch`'s PSK: the ratchet moves on.
-    pub fn on_session_confirmed(&mut self, epoch: u64) {
-        if self.tentative.as_ref().is_some_and(|t| t.epoch() == epoch)
-            && let Some(chain) = self.tentative.take()
-        {
-            self.confirmed = chain;
+    /// WireGuard confirmed a session keyed by hybrid PSK `psk_id`: the ratchet moves on.
+    pub fn on_session_confirmed(&mut self, psk_id: PskId) {
+        self.shared.on_session_confirmed(psk_id);
+    }
+
+    /// Asks for a new epoch now (WireGuard needs a handshake and has no fresh PSK). The master
+    /// starts an exchange; the slave sends an EpochRequest (rate-limited).
+    pub fn request_epoch(&mut self, now: Instant) {
+        let s = &mut self.shared;
+        match &mut self.role {
+            RoleState::Master(m) => m.start(s, now),
+            RoleState::Slave(slave) => slave.request(s, now, super::RequestReason::NoSession),
         }
     }
 
     /// Timers: retransmission, give-up, KME deadlines, rekey, reassembly expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.reassembly.expire(now);
-        match self.settings.role {
-            Role::Master => self.master_handle_timeout(now),
-            Role::Slave => self.slave_handle_timeout(now),
+        let s = &mut self.shared;
+        s.reassembly.expire(now);
+        match &mut self.role {
+            RoleState::Master(m) => m.handle_timeout(s, now),
+            RoleState::Slave(slave) => slave.handle_timeout(s, now),
         }
     }
 
     /// The earliest instant [`Self::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let role = match self.settings.role {
-            Role::Master => self.master_deadline(),
-            Role::Slave => self.slave_deadline(),
+        let s = &self.shared;
+        let role = match &self.role {
+            RoleState::Master(m) => m.deadline(s),
+            RoleState::Slave(slave) => slave.deadline(s),
         };
-        [role, self.reassembly.deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [role, s.reassembly.deadline()].into_iter().flatten().min()
     }
 
-    /// Asks for a new epoch now (queued packets and no session, or an operator's request). The
-    /// master starts an exchange; the slave sends an EpochRequest (rate-limited).
-    pub fn request_epoch(&mut self, now: Instant) {
-        match self.settings.role {
-            Role::Master => self.master_start(now),
-            Role::Slave => self.slave_request(now, super::RequestReason::NoSession),
-        }
+    /// Writes the next datagram to send to the peer into `buf` (at least
+    /// [`super::constants::MAX_DATAGRAM`] bytes); its length.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        self.shared.out.poll_transmit(buf)
     }
 
-    pub(super) fn event(&mut self, event: HybridEvent) {
-        if let HybridEvent::Rejected { reason, .. } = &event {
-            self.stats.reject(*reason);
-        }
-        self.outputs.push_back(Output::Event(event));
+    /// The next request for this site's KME.
+    pub fn poll_qkd_request(&mut self) -> Option<QkdRequest> {
+        self.shared.out.poll_qkd_request()
     }
 
-    pub(super) fn transmit(&mut self, datagrams: &[Vec<u8>]) {
-        for d in datagrams {
-            self.outputs.push_back(Output::Transmit(d.clone()));
-        }
+    /// The PSK WireGuard should use for its next handshake with this peer, if a new one is ready.
+    pub fn poll_psk(&mut self) -> Option<PskInstall> {
+        self.shared.out.poll_psk()
     }
 
-    pub(super) fn new_request_id(&mut self) -> u64 {
-        let id = self.next_request;
-        self.next_request += 1;
-        self.stats.kme_requests += 1;
-        id
-    }
-
-    /// Hedged ML-DSA-65 signature with randomness from the injected entropy. `None` only if
-    /// libcrux's bounded rejection loop gives up twice (probability < 2^-256); the caller then
-    /// abandons the message, as if it had been lost.
-    pub(super) fn sign(&mut self, message: &[u8]) -> Option<Signature> {
-        let mut rnd = [0u8; 32];
-        self.entropy.fill(&mut rnd);
-        self.stats.signatures += 1;
-        let rnd = Secret::from_mut(&mut rnd);
-        let signing = &self.keys.signing;
-        signing
-            .sign_with_randomness(message, labels::SIGNATURE_CONTEXT, &rnd)
-            .or_else(|_| signing.sign(message, labels::SIGNATURE_CONTEXT))
-            .ok()
-    }
-
-    pub(super) fn verify_peer(
-        &mut self,
-        message: &[u8],
-        signature: &Signature,
-    ) -> Result<(), HybridDrop> {
-        self.stats.signature_verifications += 1;
-        self.keys
-            .peer_verifying
-            .verify(message, labels::SIGNATURE_CONTEXT, signature)
-            .map_err(|_| HybridDrop::BadSignature)
-    }
-
-    pub(super) fn random_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.entropy.fill(&mut b);
-        u64::from_le_bytes(b)
-    }
-
-    pub(super) fn jitter(&mut self) -> Duration {
-        let max = super::constants::REKEY_JITTER_MAX.as_millis() as u64;
-        Duration::from_millis(self.random_u64() % (max + 1))
-    }
-
-    pub(super) fn genesis(&self) -> ChainKey {
-        ChainKey::genesis(self.keys.genesis_psk.as_ref())
+    /// The next fact for logs, metrics and the audit log.
+    pub fn poll_event(&mut self) -> Option<HybridEvent> {
+        self.shared.out.poll_event()
     }
 }
 
 impl std::fmt::Debug for HybridPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.shared;
         f.debug_struct("HybridPeer")
-            .field("settings", &self.settings)
-            .field("pair", &self.keys.pair)
-            .field("confirmed_epoch", &self.confirmed.epoch())
+            .field("role", &self.role())
+            .field("policy", &s.policy)
+            .field("pair", &s.keys.pair)
+            .field("confirmed_epoch", &s.confirmed.epoch())
             .field(
                 "tentative_epoch",
-                &self.tentative.as_ref().map(ChainKey::epoch),
+                &s.tentative.as_ref().map(|t| ChainKey::epoch(&t.chain)),
             )
             .finish_non_exhaustive()
     }

@@ -1,27 +1,32 @@
 //! The slave's side of the exchange (docs/protocol.md §6.2): admit, verify and check an Init,
-//! fetch the QKD key by ID, encapsulate, derive, answer; ask the master for epochs.
+//! fetch the QKD key by ID, encapsulate, derive, answer; ask the master for epochs. This state
+//! exists only at the side that is slave of the pair.
 
-use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use keymix::mlkem::{self, Ciphertext, EncapsulationKey};
-use keymix::{ChainKey, EpochContext, KeySources, QkdMaterial, Secret, derive_epoch};
+use keymix::{
+    ChainKey, EpochContext, KeyId, KeySources, QkdMaterial, SEEN_KEY_IDS, Secret, SeenKeyIds,
+    derive_epoch, labels,
+};
 
 use super::body::{self, EpochRequest, Init, Reject, RejectReason, RequestReason, Response};
-use super::constants::{
-    EPOCH_REQUEST_INTERVAL, INIT_BURST, INIT_RATE_PER_SECOND, QKD_TIMEOUT, REKEY_TIMEOUT, labels,
-};
-use super::peer::HybridPeer;
-use super::wire::{self, Kind};
-use super::{EpochInfo, HybridDrop, HybridEvent, Output, QkdFailure, QkdPolicy};
+use super::constants::{EPOCH_REQUEST_INTERVAL, INIT_BURST, INIT_RATE_PER_SECOND, QKD_TIMEOUT};
+use super::outbox::{QkdOp, QkdRequest, RequestId};
+use super::shared::Shared;
+use super::wire::{self, Datagram, Kind};
+use super::{HybridDrop, HybridEvent, QkdFailure, QkdPolicy};
+use crate::proto::constants::REKEY_TIMEOUT;
+use crate::proto::ratelimit::TokenBucket;
 
 /// The slave's state.
 pub(super) struct SlaveState {
     last_timestamp: Option<[u8; 12]>,
     cached: Option<Cached>,
-    pending: Option<Pending>,
+    /// Boxed: it holds an ML-KEM encapsulation key (1184 bytes).
+    pending: Option<Box<Pending>>,
     seen: SeenKeyIds,
-    bucket: TokenBucket,
+    admission: TokenBucket,
     last_request_at: Option<Instant>,
     last_request_timestamp: Option<[u8; 12]>,
 }
@@ -30,288 +35,248 @@ pub(super) struct SlaveState {
 struct Cached {
     exchange_id: u64,
     init_digest: [u8; 32],
-    datagrams: Vec<Vec<u8>>,
+    datagrams: Vec<Datagram>,
 }
 
-/// An Init verified and waiting for the KME.
-struct Pending {
-    request: u64,
-    deadline: Instant,
+/// The Init being answered: what the Response or Reject needs.
+struct Answering {
     exchange_id: u64,
     init_digest: [u8; 32],
     init_hash: [u8; 32],
     epoch: u64,
+}
+
+/// An Init verified and waiting for the KME.
+struct Pending {
+    request: RequestId,
+    deadline: Instant,
+    answering: Answering,
     sources: KeySources,
     ek: EncapsulationKey,
-    key_ids: Vec<String>,
+    key_ids: Vec<KeyId>,
     genesis: bool,
 }
 
-impl SlaveState {
-    pub(super) fn new(seen_capacity: usize) -> Self {
+impl Default for SlaveState {
+    fn default() -> Self {
         Self {
             last_timestamp: None,
             cached: None,
             pending: None,
-            seen: SeenKeyIds::new(seen_capacity),
-            bucket: TokenBucket::new(INIT_RATE_PER_SECOND, INIT_BURST),
+            seen: SeenKeyIds::new(SEEN_KEY_IDS),
+            admission: TokenBucket::new(INIT_RATE_PER_SECOND, INIT_BURST),
             last_request_at: None,
             last_request_timestamp: None,
         }
     }
 }
 
-impl HybridPeer {
-    pub(super) fn slave_handle_init(
+impl SlaveState {
+    /// §6.2 steps 1–4: an Init, answered from the cache if it is an exact retransmission.
+    pub(super) fn handle_init(
         &mut self,
+        s: &mut Shared,
         now: Instant,
         exchange_id: u64,
         body: &[u8],
     ) -> Result<(), HybridDrop> {
         let digest = body::digest(body);
-        if let Some(cached) = &self.slave.cached
+        if let Some(cached) = &self.cached
             && cached.exchange_id == exchange_id
             && cached.init_digest == digest
         {
-            let datagrams = cached.datagrams.clone();
-            self.stats.cached_answers += 1;
-            self.transmit(&datagrams);
+            s.stats.cached_answers += 1;
+            s.transmit(&cached.datagrams);
             return Ok(());
         }
-        if !self.slave.bucket.take(now) {
+        if !self.admission.take(now) {
             return Err(HybridDrop::RateLimited);
         }
         let (init, unsigned, signature) = Init::decode(body)?;
         if self
-            .slave
             .last_timestamp
             .is_some_and(|last| init.timestamp <= last)
         {
             return Err(HybridDrop::Replay);
         }
         let transcript =
-            body::init_transcript(&self.keys.master, &self.keys.slave, exchange_id, unsigned);
-        self.verify_peer(&transcript, &signature)?;
-        self.slave.last_timestamp = Some(init.timestamp);
-        let init_hash = body::digest(&transcript);
-        let reject = |reason| (reason, init.epoch);
-        let refusal = self.check_chain(&init).map_err(reject).and_then(|()| {
-            let acceptable = match self.settings.policy {
-                QkdPolicy::Required => init.sources.has_qkd(),
-                QkdPolicy::Off => !init.sources.has_qkd(),
-                QkdPolicy::Preferred => true,
-            };
-            if !acceptable {
-                return Err(reject(RejectReason::PolicyMismatch));
-            }
-            if init.key_ids.iter().any(|id| self.slave.seen.contains(id)) {
-                self.stats.qkd_key_reuse += 1;
-                return Err(reject(RejectReason::QkdRefused));
-            }
-            Ok(())
-        });
-        if let Err((reason, epoch)) = refusal {
-            self.send_reject(exchange_id, digest, init_hash, epoch, reason);
+            body::init_transcript(&s.keys.master, &s.keys.slave, exchange_id, unsigned);
+        s.verify_peer(&transcript, &signature)?;
+        self.last_timestamp = Some(init.timestamp);
+        let answering = Answering {
+            exchange_id,
+            init_digest: digest,
+            init_hash: body::digest(&transcript),
+            epoch: init.epoch,
+        };
+        if let Err(reason) = self.admissible(s, &init) {
+            self.send_reject(s, answering, reason);
             return Ok(());
         }
         for id in &init.key_ids {
-            self.slave.seen.insert(id.clone());
+            self.seen.insert(*id);
         }
-        let pending = Pending {
-            request: 0,
+        let mut pending = Pending {
+            request: RequestId(0),
             deadline: now + QKD_TIMEOUT,
-            exchange_id,
-            init_digest: digest,
-            init_hash,
-            epoch: init.epoch,
+            answering,
             sources: init.sources,
             ek: init.ek,
             key_ids: init.key_ids,
             genesis: init.genesis,
         };
         if pending.key_ids.is_empty() {
-            self.respond(now, pending, None);
+            self.respond(s, now, pending, None);
         } else {
-            let request = self.new_request_id();
-            let key_ids = pending.key_ids.clone();
-            self.slave.pending = Some(Pending { request, ..pending });
-            self.outputs
-                .push_back(Output::ResolveQkdKeys { request, key_ids });
+            pending.request = s.new_request_id();
+            let op = QkdOp::Resolve {
+                key_ids: pending.key_ids.clone(),
+            };
+            s.out.ask(QkdRequest {
+                id: pending.request,
+                op,
+            });
+            self.pending = Some(Box::new(pending));
         }
         Ok(())
     }
 
-    /// §6.2 step 2: which chain key the Init builds on. A matching tentative epoch is promoted.
-    fn check_chain(&mut self, init: &Init) -> Result<(), RejectReason> {
-        if init.genesis {
-            return if init.epoch == 1 {
-                Ok(())
-            } else {
-                Err(RejectReason::ChainMismatch)
-            };
-        }
-        let matches = |chain: &ChainKey| {
-            chain.epoch() + 1 == init.epoch && keymix::ct_eq(&chain.tag(), &init.chain_tag)
+    /// §6.2 steps 2–3: the chain, the policy, and unseen key IDs.
+    fn admissible(&mut self, s: &mut Shared, init: &Init) -> Result<(), RejectReason> {
+        check_chain(s, init)?;
+        let acceptable = match s.policy {
+            QkdPolicy::Required => init.sources.has_qkd(),
+            QkdPolicy::Off => !init.sources.has_qkd(),
+            QkdPolicy::Preferred => true,
         };
-        if self.tentative.as_ref().is_some_and(matches) {
-            if let Some(chain) = self.tentative.take() {
-                self.confirmed = chain;
-            }
-            return Ok(());
+        if !acceptable {
+            return Err(RejectReason::PolicyMismatch);
         }
-        if matches(&self.confirmed) {
-            self.tentative = None;
-            return Ok(());
+        if init.key_ids.iter().any(|id| self.seen.contains(id)) {
+            s.stats.qkd_key_reuse += 1;
+            return Err(RejectReason::QkdRefused);
         }
-        Err(RejectReason::ChainMismatch)
+        Ok(())
     }
 
-    pub(super) fn slave_handle_qkd(
+    /// The KME's answer to the pending Init's key IDs (§6.2 step 4).
+    pub(super) fn handle_qkd(
         &mut self,
+        s: &mut Shared,
         now: Instant,
-        request: u64,
+        request: RequestId,
         result: Result<QkdMaterial, QkdFailure>,
     ) {
-        if self
-            .slave
-            .pending
-            .as_ref()
-            .is_none_or(|p| p.request != request)
-        {
+        if self.pending.as_ref().is_none_or(|p| p.request != request) {
             return;
         }
-        let Some(pending) = self.slave.pending.take() else {
+        let Some(pending) = self.pending.take() else {
             return;
         };
         match result {
             Ok(material) if material.key_ids() == pending.key_ids.as_slice() => {
-                self.respond(now, pending, Some(material));
+                self.respond(s, now, *pending, Some(material));
             }
             Ok(_) | Err(QkdFailure::NotFound) => {
-                self.reject_pending(pending, RejectReason::QkdRefused)
+                self.send_reject(s, pending.answering, RejectReason::QkdRefused)
             }
             Err(QkdFailure::Unavailable) => {
-                self.reject_pending(pending, RejectReason::QkdUnavailable)
+                self.send_reject(s, pending.answering, RejectReason::QkdUnavailable)
             }
         }
     }
 
-    fn reject_pending(&mut self, pending: Pending, reason: RejectReason) {
-        self.send_reject(
-            pending.exchange_id,
-            pending.init_digest,
-            pending.init_hash,
-            pending.epoch,
-            reason,
-        );
-    }
-
-    fn respond(&mut self, now: Instant, pending: Pending, qkd: Option<QkdMaterial>) {
+    /// §6.2 step 5: encapsulate, derive, answer, cache, install (WireGuard then answers the
+    /// master's handshake with the new PSK).
+    fn respond(
+        &mut self,
+        s: &mut Shared,
+        now: Instant,
+        pending: Pending,
+        qkd: Option<QkdMaterial>,
+    ) {
         let mut m = [0u8; mlkem::ENCAPS_RANDOMNESS_LEN];
-        self.entropy.fill(&mut m);
+        s.entropy.fill(&mut m);
         let (ct, shared): (Ciphertext, _) = pending
             .ek
             .encapsulate_with_randomness(&Secret::from_mut(&mut m));
-        self.stats.kem_operations += 1;
-        let genesis;
-        let base = if pending.genesis {
-            genesis = self.genesis();
-            &genesis
-        } else {
-            &self.confirmed
-        };
+        s.stats.kem_operations += 1;
+        let genesis = pending.genesis.then(|| s.genesis());
+        let base = genesis.as_ref().unwrap_or(&s.confirmed);
+        let epoch = pending.answering.epoch;
         let context = EpochContext {
-            epoch: pending.epoch,
-            initiator: &self.keys.master,
-            responder: &self.keys.slave,
+            epoch,
+            initiator: &s.keys.master,
+            responder: &s.keys.slave,
             mlkem_ek: &pending.ek,
             mlkem_ct: &ct,
         };
         let Ok(keys) = derive_epoch(base, &context, pending.sources, &shared, qkd.as_ref()) else {
             // Only an epoch that does not follow the base can fail here; the Init was checked.
-            self.reject_pending(pending, RejectReason::ChainMismatch);
+            self.send_reject(s, pending.answering, RejectReason::ChainMismatch);
             return;
         };
-        if pending.genesis {
-            self.confirmed = self.genesis();
+        if let Some(genesis) = genesis {
+            s.confirmed = genesis;
         }
         let response = Response {
-            epoch: pending.epoch,
+            epoch,
             sources: pending.sources,
             ct,
             confirm: keys.confirmation(),
         };
         let unsigned = response.encode_unsigned();
-        let signed = body::reply_transcript(labels::RESPONSE, &pending.init_hash, &unsigned);
-        let Some(signature) = self.sign(&signed) else {
+        let label = labels::HYBRID_RESPONSE;
+        let signed = body::reply_transcript(label, &pending.answering.init_hash, &unsigned);
+        let Some(signature) = s.sign(&signed) else {
             return;
         };
-        let datagrams = wire::fragment(
-            &self.keys.pair,
-            Kind::Response,
-            pending.exchange_id,
-            &body::with_signature(unsigned, &signature),
-        );
-        self.transmit(&datagrams);
-        self.slave.cached = Some(Cached {
-            exchange_id: pending.exchange_id,
-            init_digest: pending.init_digest,
+        let message = body::with_signature(unsigned, &signature);
+        let exchange_id = pending.answering.exchange_id;
+        let datagrams = wire::fragment(&s.keys.pair, Kind::Response, exchange_id, &message);
+        s.transmit(&datagrams);
+        self.cached = Some(Cached {
+            exchange_id,
+            init_digest: pending.answering.init_digest,
             datagrams,
         });
-        let info = EpochInfo {
-            epoch: keys.epoch,
-            sources: keys.sources,
-            key_ids: pending.key_ids,
-            transcript_hash: keys.transcript_hash,
-        };
-        self.install(now, info, keys, false);
+        s.install(now, keys, pending.key_ids, false);
     }
 
-    fn send_reject(
-        &mut self,
-        exchange_id: u64,
-        init_digest: [u8; 32],
-        init_hash: [u8; 32],
-        epoch: u64,
-        reason: RejectReason,
-    ) {
+    fn send_reject(&mut self, s: &mut Shared, answering: Answering, reason: RejectReason) {
+        let epoch = answering.epoch;
         let unsigned = Reject { epoch, reason }.encode_unsigned();
-        let signed = body::reply_transcript(labels::REJECT, &init_hash, &unsigned);
-        let Some(signature) = self.sign(&signed) else {
+        let signed = body::reply_transcript(labels::HYBRID_REJECT, &answering.init_hash, &unsigned);
+        let Some(signature) = s.sign(&signed) else {
             return;
         };
-        let datagrams = wire::fragment(
-            &self.keys.pair,
-            Kind::Reject,
+        let message = body::with_signature(unsigned, &signature);
+        let exchange_id = answering.exchange_id;
+        let datagrams = wire::fragment(&s.keys.pair, Kind::Reject, exchange_id, &message);
+        s.transmit(&datagrams);
+        self.cached = Some(Cached {
             exchange_id,
-            &body::with_signature(unsigned, &signature),
-        );
-        self.transmit(&datagrams);
-        self.slave.cached = Some(Cached {
-            exchange_id,
-            init_digest,
+            init_digest: answering.init_digest,
             datagrams,
         });
-        self.event(HybridEvent::Rejected {
+        s.event(HybridEvent::Rejected {
             epoch,
             reason,
             sent: true,
         });
     }
 
-    /// Sends an EpochRequest, at most one per [`EPOCH_REQUEST_INTERVAL`].
-    pub(super) fn slave_request(&mut self, now: Instant, reason: RequestReason) {
+    /// Sends an EpochRequest (§5.3), at most one per [`EPOCH_REQUEST_INTERVAL`].
+    pub(super) fn request(&mut self, s: &mut Shared, now: Instant, reason: RequestReason) {
         if self
-            .slave
             .last_request_at
             .is_some_and(|at| now < at + EPOCH_REQUEST_INTERVAL)
         {
             return;
         }
-        self.slave.last_request_at = Some(now);
-        let mut timestamp = self.clock.timestamp(now);
+        self.last_request_at = Some(now);
+        let mut timestamp = s.clock.timestamp(now);
         if let Some(last) = self
-            .slave
             .last_request_timestamp
             .filter(|last| timestamp <= *last)
         {
@@ -321,111 +286,65 @@ impl HybridPeer {
                 *byte = byte.wrapping_add(1);
             }
         }
-        self.slave.last_request_timestamp = Some(timestamp);
+        self.last_request_timestamp = Some(timestamp);
         let request = EpochRequest {
-            current_epoch: self.confirmed.epoch(),
+            current_epoch: s.confirmed.epoch(),
             timestamp,
             reason,
         };
-        let datagrams = wire::fragment(&self.keys.pair, Kind::EpochRequest, 0, &request.encode());
-        self.transmit(&datagrams);
+        let datagrams = wire::fragment(&s.keys.pair, Kind::EpochRequest, 0, &request.encode());
+        s.transmit(&datagrams);
     }
 
-    pub(super) fn slave_handle_timeout(&mut self, now: Instant) {
-        if self
-            .slave
-            .pending
-            .as_ref()
-            .is_some_and(|p| now >= p.deadline)
-            && let Some(pending) = self.slave.pending.take()
+    /// Timers: the KME deadline of a pending Init, and asking for an overdue epoch.
+    pub(super) fn handle_timeout(&mut self, s: &mut Shared, now: Instant) {
+        if self.pending.as_ref().is_some_and(|p| now >= p.deadline)
+            && let Some(pending) = self.pending.take()
         {
-            self.reject_pending(pending, RejectReason::QkdUnavailable);
+            self.send_reject(s, pending.answering, RejectReason::QkdUnavailable);
         }
-        if self.slave_rekey_due(now) {
-            self.slave_request(now, RequestReason::RekeyDue);
+        if rekey_due(s).is_some_and(|due| now >= due) {
+            self.request(s, now, RequestReason::RekeyDue);
         }
     }
 
-    /// The slave asks for a new epoch a REKEY_TIMEOUT after the master should have started one.
-    fn slave_rekey_due(&self, now: Instant) -> bool {
-        self.installed_at
-            .is_some_and(|at| now >= at + self.settings.rekey_after + REKEY_TIMEOUT)
-    }
-
-    pub(super) fn slave_deadline(&self) -> Option<Instant> {
-        let pending = self.slave.pending.as_ref().map(|p| p.deadline);
-        let rekey = self.installed_at.map(|at| {
-            let due = at + self.settings.rekey_after + REKEY_TIMEOUT;
-            match self.slave.last_request_at {
-                Some(last) if last >= due => last + EPOCH_REQUEST_INTERVAL,
-                _ => due,
-            }
+    /// When [`SlaveState::handle_timeout`] has work.
+    pub(super) fn deadline(&self, s: &Shared) -> Option<Instant> {
+        let pending = self.pending.as_ref().map(|p| p.deadline);
+        let rekey = rekey_due(s).map(|due| match self.last_request_at {
+            Some(last) if last >= due => last + EPOCH_REQUEST_INTERVAL,
+            _ => due,
         });
         [pending, rekey].into_iter().flatten().min()
     }
 }
 
-/// The last N QKD key IDs accepted from the peer (§6.2 step 3), bounded.
-struct SeenKeyIds {
-    order: VecDeque<String>,
-    set: HashSet<String>,
-    capacity: usize,
+/// The slave asks for a new epoch a REKEY_TIMEOUT after the master should have started one.
+fn rekey_due(s: &Shared) -> Option<Instant> {
+    (s.installed.as_ref()).map(|(_, at)| *at + s.rekey_after + REKEY_TIMEOUT)
 }
 
-impl SeenKeyIds {
-    fn new(capacity: usize) -> Self {
-        Self {
-            order: VecDeque::new(),
-            set: HashSet::new(),
-            capacity,
-        }
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    fn insert(&mut self, id: String) {
-        if self.set.insert(id.clone()) {
-            self.order.push_back(id);
-            if self.order.len() > self.capacity
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-}
-
-/// Init admission (§7): `rate` tokens per second, at most `burst`, on the injected clock.
-struct TokenBucket {
-    rate: u32,
-    burst: u32,
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        Self {
-            rate,
-            burst,
-            tokens: f64::from(burst),
-            last: None,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        if let Some(last) = self.last {
-            let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * f64::from(self.rate)).min(f64::from(self.burst));
-        }
-        self.last = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
+/// §6.2 step 2: which chain key the Init builds on. A matching tentative epoch is promoted.
+fn check_chain(s: &mut Shared, init: &Init) -> Result<(), RejectReason> {
+    if init.genesis {
+        return if init.epoch == 1 {
+            Ok(())
         } else {
-            false
-        }
+            Err(RejectReason::ChainMismatch)
+        };
     }
+    let matches = |chain: &ChainKey| {
+        chain.epoch() + 1 == init.epoch && keymix::ct_eq(&chain.tag(), &init.chain_tag)
+    };
+    if s.tentative.as_ref().is_some_and(|t| matches(&t.chain)) {
+        if let Some(t) = s.tentative.take() {
+            s.confirmed = t.chain;
+        }
+        return Ok(());
+    }
+    if matches(&s.confirmed) {
+        s.tentative = None;
+        return Ok(());
+    }
+    Err(RejectReason::ChainMismatch)
 }

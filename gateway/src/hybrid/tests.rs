@@ -6,18 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keymix::mldsa::SigningKey;
-use keymix::{QkdMaterial, Secret, SecretVec};
+use keymix::{KeyId, QkdMaterial, Secret, SecretVec};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::constants::MAX_DATAGRAM;
 use super::*;
 use crate::proto::crypto::SeededEntropy;
+use crate::proto::psk::PskId;
 use crate::proto::tai64n::WallClock;
 
 /// Two KMEs joined by a link: keys handed to the master are resolvable once at the slave.
 #[derive(Default)]
 struct Kme {
-    keys: HashMap<String, Vec<u8>>,
+    keys: HashMap<KeyId, Vec<u8>>,
     next: u32,
     master_down: bool,
     slave_down: bool,
@@ -29,13 +30,15 @@ impl Kme {
             return Err(QkdFailure::Unavailable);
         }
         self.next += 1;
-        let id = format!("00000000-0000-4000-8000-{:012x}", self.next);
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(&self.next.to_le_bytes());
+        let id = KeyId::from_random_bytes(raw);
         let key: Vec<u8> = (0..32).map(|i| (i as u8) ^ (self.next as u8)).collect();
-        self.keys.insert(id.clone(), key.clone());
+        self.keys.insert(id, key.clone());
         Ok(QkdMaterial::new(vec![id], SecretVec::new(key)).expect("valid"))
     }
 
-    fn resolve(&mut self, ids: &[String]) -> Result<QkdMaterial, QkdFailure> {
+    fn resolve(&mut self, ids: &[KeyId]) -> Result<QkdMaterial, QkdFailure> {
         if self.slave_down {
             return Err(QkdFailure::Unavailable);
         }
@@ -46,7 +49,10 @@ impl Kme {
 
 #[derive(Default)]
 struct Seen {
-    psks: Vec<(u64, [u8; 32])>,
+    /// PSK bytes installed, in order.
+    psks: Vec<[u8; 32]>,
+    /// The id of the last PSK installed.
+    last_psk: Option<PskId>,
     events: Vec<HybridEvent>,
     sent: Vec<Vec<u8>>,
 }
@@ -69,6 +75,12 @@ struct Pair {
 
 fn static_key(byte: u8) -> StaticSecret {
     StaticSecret::from([byte; 32])
+}
+
+/// What the node does with a hybrid datagram: parse the header, then hand the fragment over.
+fn deliver(peer: &mut HybridPeer, now: Instant, datagram: &[u8]) -> Result<(), HybridDrop> {
+    let fragment = wire::parse(datagram)?;
+    peer.handle_fragment(now, &fragment)
 }
 
 fn build(now: Instant, policy: QkdPolicy, slave_sees_master_key: u8) -> (HybridPeer, HybridPeer) {
@@ -119,6 +131,52 @@ fn build(now: Instant, policy: QkdPolicy, slave_sees_master_key: u8) -> (HybridP
     (master, slave)
 }
 
+/// Everything one peer hands back, delivered: datagrams to the other side (unless lost), KME
+/// requests answered at once, PSKs recorded (and confirmed if `confirms`). Returns whether
+/// anything happened.
+fn drain(
+    now: Instant,
+    from: &mut HybridPeer,
+    seen: &mut Seen,
+    to: &mut HybridPeer,
+    kme: &mut Kme,
+    lose: &mut dyn FnMut(&[u8]) -> bool,
+    confirms: bool,
+) -> bool {
+    let mut progressed = false;
+    let mut buf = [0u8; MAX_DATAGRAM];
+    while let Some(len) = from.poll_transmit(&mut buf) {
+        progressed = true;
+        let d = &buf[..len];
+        seen.sent.push(d.to_vec());
+        if !lose(d) {
+            let _ = deliver(to, now, d);
+        }
+    }
+    while let Some(request) = from.poll_qkd_request() {
+        progressed = true;
+        let result = match request.op {
+            QkdOp::Fetch => kme.fetch(),
+            QkdOp::Resolve { key_ids } => kme.resolve(&key_ids),
+        };
+        from.handle_qkd_result(now, request.id, result);
+    }
+    while let Some(install) = from.poll_psk() {
+        progressed = true;
+        seen.psks.push(*install.psk.psk.expose());
+        seen.last_psk = Some(install.psk.id);
+        if confirms {
+            // A working WireGuard layer confirms the session right after the handshake.
+            from.on_session_confirmed(install.psk.id);
+        }
+    }
+    while let Some(e) = from.poll_event() {
+        progressed = true;
+        seen.events.push(e);
+    }
+    progressed
+}
+
 impl Pair {
     fn new(policy: QkdPolicy) -> Self {
         Self::with_master_key(policy, 0xA)
@@ -142,55 +200,26 @@ impl Pair {
     /// Runs both peers until nothing is left to do at `now`.
     fn settle(&mut self) {
         for _ in 0..100 {
-            let mut progressed = false;
-            while let Some(out) = self.master.poll_output() {
-                progressed = true;
-                match out {
-                    Output::Transmit(d) => {
-                        assert!(d.len() <= MAX_DATAGRAM);
-                        self.at_master.sent.push(d.clone());
-                        if !(self.lose)(true, &d) {
-                            let _ = self.slave.handle_datagram(self.now, &d);
-                        }
-                    }
-                    Output::FetchQkdKey { request } => {
-                        let result = self.kme.fetch();
-                        self.master.handle_qkd_result(self.now, request, result);
-                    }
-                    Output::InstallPsk { epoch, psk, .. } => {
-                        self.at_master.psks.push((epoch, *psk.expose()));
-                        // A working WireGuard layer confirms the session right after the handshake.
-                        self.master.on_session_confirmed(epoch);
-                    }
-                    Output::Event(e) => self.at_master.events.push(e),
-                    Output::ResolveQkdKeys { .. } => panic!("the master never resolves keys"),
-                }
-            }
-            while let Some(out) = self.slave.poll_output() {
-                progressed = true;
-                match out {
-                    Output::Transmit(d) => {
-                        assert!(d.len() <= MAX_DATAGRAM);
-                        self.at_slave.sent.push(d.clone());
-                        if !(self.lose)(false, &d) {
-                            let _ = self.master.handle_datagram(self.now, &d);
-                        }
-                    }
-                    Output::ResolveQkdKeys { request, key_ids } => {
-                        let result = self.kme.resolve(&key_ids);
-                        self.slave.handle_qkd_result(self.now, request, result);
-                    }
-                    Output::InstallPsk { epoch, psk, .. } => {
-                        self.at_slave.psks.push((epoch, *psk.expose()));
-                        if self.slave_confirms {
-                            self.slave.on_session_confirmed(epoch);
-                        }
-                    }
-                    Output::Event(e) => self.at_slave.events.push(e),
-                    Output::FetchQkdKey { .. } => panic!("the slave never fetches keys"),
-                }
-            }
-            if !progressed {
+            let lose = &mut self.lose;
+            let m = drain(
+                self.now,
+                &mut self.master,
+                &mut self.at_master,
+                &mut self.slave,
+                &mut self.kme,
+                &mut |d| lose(true, d),
+                true,
+            );
+            let s = drain(
+                self.now,
+                &mut self.slave,
+                &mut self.at_slave,
+                &mut self.master,
+                &mut self.kme,
+                &mut |d| lose(false, d),
+                self.slave_confirms,
+            );
+            if !(m || s) {
                 return;
             }
         }
@@ -229,11 +258,13 @@ impl Pair {
         panic!("too many steps");
     }
 
-    /// WireGuard confirms every installed epoch at once (as traffic would).
+    /// WireGuard confirms the last installed epoch at both sides at once (as traffic would).
     fn confirm_all(&mut self) {
-        if let Some(&(epoch, _)) = self.at_master.psks.last() {
-            self.master.on_session_confirmed(epoch);
-            self.slave.on_session_confirmed(epoch);
+        if let Some(id) = self.at_master.last_psk {
+            self.master.on_session_confirmed(id);
+        }
+        if let Some(id) = self.at_slave.last_psk {
+            self.slave.on_session_confirmed(id);
         }
     }
 }
@@ -258,17 +289,31 @@ fn required_policy_rotates_epochs_with_distinct_qkd_keys_and_equal_psks() {
     let master = epochs_installed(&pair.at_master);
     let slave = epochs_installed(&pair.at_slave);
     assert!(master.len() >= 6, "an epoch every 5 s: {}", master.len());
+    let facts = |e: &[EpochInfo]| -> Vec<_> {
+        e.iter()
+            .map(|i| {
+                (
+                    i.epoch,
+                    i.sources,
+                    i.key_ids.clone(),
+                    i.transcript_hash,
+                    i.confirmation,
+                )
+            })
+            .collect()
+    };
     assert_eq!(
-        master, slave,
-        "same epochs, sources, key IDs and transcripts"
+        facts(&master),
+        facts(&slave),
+        "same epochs, sources, key IDs, transcripts and confirmations"
     );
     assert_eq!(pair.at_master.psks, pair.at_slave.psks, "same PSKs");
-    let mut ids: Vec<&String> = master.iter().flat_map(|e| &e.key_ids).collect();
+    let mut ids: Vec<&KeyId> = master.iter().flat_map(|e| &e.key_ids).collect();
     let n = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), n, "every epoch has its own QKD key");
     assert!(master.iter().all(|e| e.sources.has_qkd()));
-    let psks: std::collections::HashSet<_> = pair.at_master.psks.iter().map(|p| p.1).collect();
+    let psks: std::collections::HashSet<_> = pair.at_master.psks.iter().collect();
     assert_eq!(psks.len(), pair.at_master.psks.len(), "every PSK differs");
     assert_eq!(
         master.iter().map(|e| e.epoch).collect::<Vec<_>>(),
@@ -347,21 +392,13 @@ fn a_key_id_unknown_to_the_slave_kme_is_refused_and_required_makes_no_epoch() {
     pair.lose = Box::new(|_, _| false);
     pair.settle();
     pair.master.handle_timeout(pair.now);
-    // Drain the master's request manually so the key never reaches the slave KME.
-    let mut fetched = None;
-    while let Some(out) = pair.master.poll_output() {
-        if let Output::FetchQkdKey { request } = out {
-            fetched = Some(request);
-        }
-    }
-    let request = fetched.expect("asked for a key");
-    let material = QkdMaterial::new(
-        vec!["00000000-0000-4000-8000-00000000dead".into()],
-        SecretVec::new(vec![9; 32]),
-    )
-    .expect("valid");
+    // Take the master's request by hand so the key never reaches the slave KME.
+    let request = pair.master.poll_qkd_request().expect("asked for a key");
+    assert_eq!(request.op, QkdOp::Fetch);
+    let unknown = KeyId::parse("00000000-0000-4000-8000-00000000dead").expect("uuid");
+    let material = QkdMaterial::new(vec![unknown], SecretVec::new(vec![9; 32])).expect("valid");
     pair.master
-        .handle_qkd_result(pair.now, request, Ok(material));
+        .handle_qkd_result(pair.now, request.id, Ok(material));
     pair.settle();
     assert!(pair.at_slave.events.iter().any(|e| matches!(
         e,
@@ -391,7 +428,7 @@ fn tampered_and_forged_datagrams_cost_no_public_key_work() {
     let mut tampered = init.clone();
     tampered[100] ^= 1;
     assert_eq!(
-        pair.slave.handle_datagram(pair.now, &tampered),
+        deliver(&mut pair.slave, pair.now, &tampered),
         Err(HybridDrop::BadMac)
     );
     // A flood of forged datagrams with the right pair_id: all dropped at the MAC.
@@ -400,13 +437,13 @@ fn tampered_and_forged_datagrams_cost_no_public_key_work() {
         // The genuine payload starts with epoch 1; these never reproduce it.
         forged[24..28].copy_from_slice(&(i | 0x8000_0000).to_le_bytes());
         assert_eq!(
-            pair.slave.handle_datagram(pair.now, &forged),
+            deliver(&mut pair.slave, pair.now, &forged),
             Err(HybridDrop::BadMac)
         );
     }
     // Malformed headers never reach the MAC.
     assert_eq!(
-        pair.slave.handle_datagram(pair.now, &init[..30]),
+        deliver(&mut pair.slave, pair.now, &init[..30]),
         Err(HybridDrop::Malformed)
     );
     assert_eq!(
@@ -427,7 +464,7 @@ fn replayed_inits_are_refused_but_exact_retransmissions_get_the_cached_answer() 
     // Exact retransmission: answered from the cache without new work.
     let verifications = pair.slave.stats().signature_verifications;
     for d in &first_init {
-        let _ = pair.slave.handle_datagram(pair.now, d);
+        let _ = deliver(&mut pair.slave, pair.now, d);
     }
     assert_eq!(pair.slave.stats().cached_answers, 1);
     assert_eq!(pair.slave.stats().signature_verifications, verifications);
@@ -436,7 +473,7 @@ fn replayed_inits_are_refused_but_exact_retransmissions_get_the_cached_answer() 
     pair.run_for(Duration::from_secs(6));
     assert_eq!(epochs_installed(&pair.at_slave).len(), 2);
     for d in &first_init {
-        let _ = pair.slave.handle_datagram(pair.now, d);
+        let _ = deliver(&mut pair.slave, pair.now, d);
     }
     assert_eq!(pair.slave.stats().drops_for(HybridDrop::Replay), 1);
     assert_eq!(

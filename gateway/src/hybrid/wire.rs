@@ -2,12 +2,18 @@
 //! (docs/protocol.md §4). Parsing never panics and never allocates; the MAC is checked in
 //! constant time before anything else looks at the payload.
 
+use std::sync::Arc;
+
 use super::HybridDrop;
 use super::constants::{
     FRAGMENT_PAYLOAD, HEADER_LEN, MAC_LEN, MAX_DATAGRAM, MAX_FRAGMENTS, MESSAGE_TYPE, MIN_DATAGRAM,
     VERSION,
 };
 use super::pair::PairKeys;
+
+/// One hybrid datagram as sent: immutable and shared, so a message kept for retransmission
+/// (the master's Init, the slave's cached answer) is queued again without copying.
+pub type Datagram = Arc<[u8]>;
 
 /// What a hybrid message is (§4 `kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,7 +130,7 @@ impl Fragment<'_> {
 /// Splits `body` into MAC'd datagrams (§4): every fragment but the last carries exactly
 /// [`FRAGMENT_PAYLOAD`] bytes. `body` must fit in [`MAX_FRAGMENTS`] fragments (our own messages
 /// always do; the caller builds them).
-pub fn fragment(keys: &PairKeys, kind: Kind, exchange_id: u64, body: &[u8]) -> Vec<Vec<u8>> {
+pub fn fragment(keys: &PairKeys, kind: Kind, exchange_id: u64, body: &[u8]) -> Vec<Datagram> {
     let chunks: Vec<&[u8]> = body.chunks(FRAGMENT_PAYLOAD).collect();
     debug_assert!(!chunks.is_empty() && chunks.len() <= MAX_FRAGMENTS);
     let count = u8::try_from(chunks.len()).unwrap_or(u8::MAX);
@@ -141,7 +147,7 @@ pub fn fragment(keys: &PairKeys, kind: Kind, exchange_id: u64, body: &[u8]) -> V
             datagram.extend_from_slice(chunk);
             let mac = keys.mac(&[&datagram]);
             datagram.extend_from_slice(&mac);
-            datagram
+            Datagram::from(datagram)
         })
         .collect()
 }
@@ -168,7 +174,7 @@ mod tests {
             assert_eq!(f.header.exchange_id, 77);
             assert!(f.verify(&keys).is_ok());
             for bit in [0usize, 8 * 20, 8 * 100, 8 * (d.len() - 1)] {
-                let mut t = d.clone();
+                let mut t = d.to_vec();
                 t[bit / 8] ^= 1 << (bit % 8);
                 let rejected = parse(&t).and_then(|f| f.verify(&keys));
                 assert!(rejected.is_err(), "bit {bit} flipped still verifies");
@@ -179,7 +185,9 @@ mod tests {
     #[test]
     fn malformed_headers_are_refused() {
         let keys = keys();
-        let d = fragment(&keys, Kind::Response, 1, &[7u8; 10]).remove(0);
+        let d = fragment(&keys, Kind::Response, 1, &[7u8; 10])
+            .remove(0)
+            .to_vec();
         for (offset, value) in [
             (0usize, 0x52u8),
             (1, 2),

@@ -1,11 +1,12 @@
-//! [`Watch`]: per-peer operational state and the events the audit log records.
+//! [`PeerWatch`]: one peer's operational state and the events the audit log records about it;
+//! [`AuthCounter`]: authentication failures reported as aggregated increases.
 //!
-//! Sans-IO: the daemon hands it events and snapshots with `now`; it never reads a clock or a
-//! socket. Everything it keeps is bounded by the number of peers and of reason labels.
+//! Sans-IO: the node hands them events and snapshots with `now`; they never read a clock or a
+//! socket. Everything they keep is bounded by the number of reason labels.
 //!
 //! Authentication failures arrive as cumulative drop counters, not one call per forged datagram:
-//! [`Watch::evaluate`] reports the increase since the last report at most once per
-//! [`AUTH_REPORT_INTERVAL`] per (peer, reason), so a flood of forgeries costs one audit record per
+//! [`AuthCounter::report`] reports the increase since the last report at most once per
+//! [`AUTH_REPORT_INTERVAL`] per reason, so a flood of forgeries costs one audit record per
 //! interval and reason, with its count, instead of filling the disk.
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ pub const INTERFACE_AUTH_REASONS: [&str; 5] = [
 /// Hybrid drop reasons that mean an authentication failure of a hybrid message.
 pub const HYBRID_AUTH_REASONS: [&str; 4] = ["bad_mac", "bad_signature", "replay", "bad_confirm"];
 
-/// What the daemon knows about one peer right now (cheap to build every loop turn).
+/// What the node knows about one peer right now (cheap to build at every evaluation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerSnapshot {
     /// A session that may send exists.
@@ -63,8 +64,9 @@ pub struct PeerOpsView {
     pub hybrid_failures: BTreeMap<String, u64>,
 }
 
+/// One peer's operational state.
 #[derive(Debug, Default)]
-struct PeerWatch {
+pub struct PeerWatch {
     up: bool,
     state: Option<PolicyState>,
     view: PeerOpsView,
@@ -75,15 +77,106 @@ struct PeerWatch {
     auth: AuthCounter,
 }
 
+impl PeerWatch {
+    /// A hybrid event of this peer, named `name` (in `role`); returns what to audit.
+    pub fn on_hybrid_event(
+        &mut self,
+        name: &str,
+        role: Role,
+        event: &HybridEvent,
+    ) -> Option<AuditEvent> {
+        let bump =
+            |m: &mut BTreeMap<String, u64>, k: &str| *m.entry(k.to_owned()).or_insert(0) += 1;
+        match event {
+            HybridEvent::EpochInstalled(info) => {
+                self.qkd_blocked = false;
+                bump(&mut self.view.epochs_by_source, info.sources.label());
+                return Some(AuditEvent::epoch_installed(name, role, info));
+            }
+            HybridEvent::QkdBlocked { .. } => self.qkd_blocked = true,
+            HybridEvent::Rejected { .. } => bump(&mut self.view.hybrid_failures, "hybrid_rejected"),
+            HybridEvent::ExchangeAbandoned { .. } => {
+                bump(&mut self.view.hybrid_failures, "hybrid_abandoned")
+            }
+            HybridEvent::Fallback { .. } => {}
+        }
+        None
+    }
+
+    /// Re-evaluates this peer (`name`, `snap`) at `now`; appends what changed to `out`.
+    pub fn evaluate(
+        &mut self,
+        now: Instant,
+        name: &str,
+        snap: &PeerSnapshot,
+        out: &mut Vec<AuditEvent>,
+    ) {
+        let blocked = self.qkd_blocked;
+        let down_reason = || match blocked {
+            true => "qkd_unavailable".to_owned(),
+            false => "keys_expired".to_owned(),
+        };
+        if snap.usable != self.up {
+            out.push(match snap.usable {
+                true => AuditEvent::PeerUp { peer: name.into() },
+                false => AuditEvent::PeerDown {
+                    peer: name.into(),
+                    reason: down_reason(),
+                },
+            });
+        }
+        self.up = snap.usable;
+        let Some(h) = &snap.hybrid else {
+            return;
+        };
+        let state = PolicyState::classify(snap.usable, h.qkd_configured, h.current_has_qkd);
+        if self.state != Some(state) {
+            out.push(AuditEvent::PolicyTransition {
+                peer: name.into(),
+                from: self.state,
+                to: state,
+            });
+            // Entry is news only for a peer that had keys: at startup every peer passes
+            // through fail-closed before its first session, and that is no outage.
+            if state == PolicyState::FailClosed && self.state.is_some() {
+                self.fail_closed_entered = true;
+                out.push(AuditEvent::FailClosedEnter {
+                    peer: name.into(),
+                    reason: down_reason(),
+                });
+            } else if std::mem::take(&mut self.fail_closed_entered) {
+                out.push(AuditEvent::FailClosedExit { peer: name.into() });
+            }
+        }
+        self.state = Some(state);
+        self.view.policy_state = Some(state);
+        self.view.qkd_configured = h.qkd_configured;
+        self.auth
+            .report(now, &h.drops, &HYBRID_AUTH_REASONS, Some(name), out);
+    }
+
+    /// What metrics and status show about this peer.
+    pub fn view(&self) -> &PeerOpsView {
+        &self.view
+    }
+
+    /// Whether the peer had a usable session at the last evaluation.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+}
+
 /// Cumulative counters reported as increases, at most once per interval per reason.
 #[derive(Debug, Default)]
-struct AuthCounter {
+pub struct AuthCounter {
     reported: BTreeMap<String, u64>,
     last_report: BTreeMap<String, Instant>,
 }
 
 impl AuthCounter {
-    fn report(
+    /// Appends an `auth_failure` record to `out` for each of `reasons` whose count in `current`
+    /// grew since the last report, if that was at least [`AUTH_REPORT_INTERVAL`] ago.
+    pub fn report(
         &mut self,
         now: Instant,
         current: &BTreeMap<String, u64>,
@@ -109,136 +202,6 @@ impl AuthCounter {
                 self.last_report.insert((*reason).to_owned(), now);
             }
         }
-    }
-}
-
-/// Every peer of one interface, by interface peer id.
-#[derive(Debug, Default)]
-pub struct Watch {
-    peers: Vec<PeerWatch>,
-    interface_auth: AuthCounter,
-}
-
-impl Watch {
-    /// An empty tracker; peers appear as ids are used.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn peer(&mut self, id: usize) -> &mut PeerWatch {
-        if self.peers.len() <= id {
-            self.peers.resize_with(id + 1, PeerWatch::default);
-        }
-        &mut self.peers[id]
-    }
-
-    /// A hybrid event of peer `id` named `name` (in `role`); returns what to audit.
-    pub fn on_hybrid_event(
-        &mut self,
-        id: usize,
-        name: &str,
-        role: Role,
-        event: &HybridEvent,
-    ) -> Option<AuditEvent> {
-        let p = self.peer(id);
-        let bump =
-            |m: &mut BTreeMap<String, u64>, k: &str| *m.entry(k.to_owned()).or_insert(0) += 1;
-        match event {
-            HybridEvent::EpochInstalled(info) => {
-                p.qkd_blocked = false;
-                bump(&mut p.view.epochs_by_source, info.sources.label());
-                return Some(AuditEvent::epoch_installed(name, role, info));
-            }
-            HybridEvent::QkdBlocked { .. } => p.qkd_blocked = true,
-            HybridEvent::Rejected { .. } => bump(&mut p.view.hybrid_failures, "hybrid_rejected"),
-            HybridEvent::ExchangeAbandoned { .. } => {
-                bump(&mut p.view.hybrid_failures, "hybrid_abandoned")
-            }
-            HybridEvent::Fallback { .. } => {}
-        }
-        None
-    }
-
-    /// Re-evaluates every peer (`names[id]`, `snapshots[id]`) and the interface drop counters;
-    /// appends what changed to `out`.
-    pub fn evaluate(
-        &mut self,
-        now: Instant,
-        names: &[String],
-        snapshots: &[PeerSnapshot],
-        interface_drops: &BTreeMap<String, u64>,
-        out: &mut Vec<AuditEvent>,
-    ) {
-        for (id, snap) in snapshots.iter().enumerate() {
-            let name = names.get(id).map_or("?", String::as_str);
-            let p = self.peer(id);
-            let blocked = p.qkd_blocked;
-            let down_reason = || match blocked {
-                true => "qkd_unavailable".to_owned(),
-                false => "keys_expired".to_owned(),
-            };
-            if snap.usable != p.up {
-                out.push(match snap.usable {
-                    true => AuditEvent::PeerUp { peer: name.into() },
-                    false => AuditEvent::PeerDown {
-                        peer: name.into(),
-                        reason: down_reason(),
-                    },
-                });
-            }
-            let Some(h) = &snap.hybrid else {
-                p.up = snap.usable;
-                continue;
-            };
-            let state = PolicyState::classify(snap.usable, h.qkd_configured, h.current_has_qkd);
-            if p.state != Some(state) {
-                out.push(AuditEvent::PolicyTransition {
-                    peer: name.into(),
-                    from: p.state,
-                    to: state,
-                });
-                // Entry is news only for a peer that had keys: at startup every peer passes
-                // through fail-closed before its first session, and that is no outage.
-                if state == PolicyState::FailClosed && p.state.is_some() {
-                    p.fail_closed_entered = true;
-                    out.push(AuditEvent::FailClosedEnter {
-                        peer: name.into(),
-                        reason: down_reason(),
-                    });
-                } else if std::mem::take(&mut p.fail_closed_entered) {
-                    out.push(AuditEvent::FailClosedExit { peer: name.into() });
-                }
-            }
-            p.up = snap.usable;
-            p.state = Some(state);
-            p.view.policy_state = Some(state);
-            p.view.qkd_configured = h.qkd_configured;
-            p.auth
-                .report(now, &h.drops, &HYBRID_AUTH_REASONS, Some(name), out);
-        }
-        self.interface_auth
-            .report(now, interface_drops, &INTERFACE_AUTH_REASONS, None, out);
-    }
-
-    /// What metrics and status show about peer `id`.
-    pub fn view(&self, id: usize) -> PeerOpsView {
-        self.peers
-            .get(id)
-            .map(|p| p.view.clone())
-            .unwrap_or_default()
-    }
-
-    /// Whether every peer evaluated so far has a usable session (readiness).
-    pub fn all_up(&self) -> bool {
-        self.peers.iter().all(|p| p.up)
-    }
-
-    /// Names of peers without a usable session, for the readiness answer.
-    pub fn down_peers<'a>(&self, names: &'a [String]) -> Vec<&'a str> {
-        (self.peers.iter().enumerate())
-            .filter(|(_, p)| !p.up)
-            .filter_map(|(id, _)| names.get(id).map(String::as_str))
-            .collect()
     }
 }
 

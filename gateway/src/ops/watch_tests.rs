@@ -1,38 +1,45 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use keymix::KeySources;
+use keymix::{KeyId, KeySources};
 
 use super::*;
 use crate::hybrid::EpochInfo;
+use crate::proto::psk::PskId;
 
-fn names() -> Vec<String> {
-    vec!["site-b".to_owned()]
-}
+const NAME: &str = "site-b";
 
-fn hybrid(usable: bool, has_qkd: Option<bool>, bad_mac: u64) -> Vec<PeerSnapshot> {
-    vec![PeerSnapshot {
+fn hybrid(usable: bool, has_qkd: Option<bool>, bad_mac: u64) -> PeerSnapshot {
+    PeerSnapshot {
         usable,
         hybrid: Some(HybridSnapshot {
             qkd_configured: true,
             current_has_qkd: has_qkd,
             drops: [("bad_mac".to_owned(), bad_mac)].into_iter().collect(),
         }),
-    }]
+    }
 }
 
-fn eval(w: &mut Watch, now: Instant, snaps: &[PeerSnapshot]) -> Vec<AuditEvent> {
+fn eval(w: &mut PeerWatch, now: Instant, snap: &PeerSnapshot) -> Vec<AuditEvent> {
     let mut out = Vec::new();
-    w.evaluate(now, &names(), snaps, &BTreeMap::new(), &mut out);
+    w.evaluate(now, NAME, snap, &mut out);
     out
+}
+
+fn key_id(n: u64) -> KeyId {
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&n.to_le_bytes());
+    KeyId::from_random_bytes(raw)
 }
 
 fn epoch(n: u64, qkd: bool) -> HybridEvent {
     HybridEvent::EpochInstalled(EpochInfo {
         epoch: n,
+        psk_id: PskId::FIRST,
         sources: KeySources::hybrid(qkd),
-        key_ids: if qkd { vec![format!("id-{n}")] } else { vec![] },
+        key_ids: if qkd { vec![key_id(n)] } else { vec![] },
         transcript_hash: [0; 32],
+        confirmation: [0; 16],
     })
 }
 
@@ -42,7 +49,7 @@ fn transition(to: PolicyState) -> impl Fn(&AuditEvent) -> bool {
 
 #[test]
 fn startup_passes_through_fail_closed_without_an_outage_record() {
-    let mut w = Watch::new();
+    let mut w = PeerWatch::default();
     let t = Instant::now();
     let first = eval(&mut w, t, &hybrid(false, None, 0));
     assert_eq!(
@@ -70,23 +77,18 @@ fn startup_passes_through_fail_closed_without_an_outage_record() {
         eval(&mut w, t, &hybrid(true, Some(true), 0)).is_empty(),
         "no change, no event"
     );
-    assert_eq!(w.view(0).policy_state, Some(PolicyState::Normal));
-    assert!(w.all_up());
+    assert_eq!(w.view().policy_state, Some(PolicyState::Normal));
+    assert!(w.is_up());
 }
 
 #[test]
 fn losing_keys_under_a_blocked_policy_enters_and_leaves_fail_closed() {
-    let mut w = Watch::new();
+    let mut w = PeerWatch::default();
     let t = Instant::now();
     eval(&mut w, t, &hybrid(false, None, 0));
     eval(&mut w, t, &hybrid(true, Some(true), 0));
     assert_eq!(
-        w.on_hybrid_event(
-            0,
-            "site-b",
-            Role::Master,
-            &HybridEvent::QkdBlocked { epoch: 2 }
-        ),
+        w.on_hybrid_event(NAME, Role::Master, &HybridEvent::QkdBlocked { epoch: 2 }),
         None
     );
     let down = eval(&mut w, t, &hybrid(false, Some(true), 0));
@@ -102,10 +104,10 @@ fn losing_keys_under_a_blocked_policy_enters_and_leaves_fail_closed() {
     ] {
         assert!(down.contains(&want), "{want:?} missing from {down:?}");
     }
-    assert_eq!(w.down_peers(&names()), ["site-b"]);
-    let e = w.on_hybrid_event(0, "site-b", Role::Master, &epoch(2, true));
+    assert!(!w.is_up());
+    let e = w.on_hybrid_event(NAME, Role::Master, &epoch(2, true));
     assert!(
-        matches!(e, Some(AuditEvent::EpochInstalled { epoch: 2, ref qkd_key_ids, .. }) if qkd_key_ids == &["id-2"])
+        matches!(e, Some(AuditEvent::EpochInstalled { epoch: 2, ref qkd_key_ids, .. }) if qkd_key_ids == &[key_id(2)])
     );
     let back = eval(&mut w, t, &hybrid(true, Some(true), 0));
     assert!(
@@ -124,15 +126,15 @@ fn losing_keys_under_a_blocked_policy_enters_and_leaves_fail_closed() {
 
 #[test]
 fn an_epoch_without_qkd_is_a_fallback_and_is_counted_by_source() {
-    let mut w = Watch::new();
+    let mut w = PeerWatch::default();
     let t = Instant::now();
-    w.on_hybrid_event(0, "site-b", Role::Master, &epoch(1, true));
-    w.on_hybrid_event(0, "site-b", Role::Master, &epoch(2, false));
-    w.on_hybrid_event(0, "site-b", Role::Master, &epoch(3, false));
+    w.on_hybrid_event(NAME, Role::Master, &epoch(1, true));
+    w.on_hybrid_event(NAME, Role::Master, &epoch(2, false));
+    w.on_hybrid_event(NAME, Role::Master, &epoch(3, false));
     eval(&mut w, t, &hybrid(true, Some(true), 0));
     let fb = eval(&mut w, t, &hybrid(true, Some(false), 0));
     assert!(fb.iter().any(transition(PolicyState::Fallback)), "{fb:?}");
-    let v = w.view(0);
+    let v = w.view();
     assert_eq!(v.policy_state, Some(PolicyState::Fallback));
     assert_eq!(v.epochs_by_source.get("x25519+mlkem+qkd"), Some(&1));
     assert_eq!(v.epochs_by_source.get("x25519+mlkem"), Some(&2));
@@ -140,27 +142,25 @@ fn an_epoch_without_qkd_is_a_fallback_and_is_counted_by_source() {
 
 #[test]
 fn hybrid_failures_are_counted_by_reason() {
-    let mut w = Watch::new();
+    let mut w = PeerWatch::default();
     w.on_hybrid_event(
-        0,
         "p",
         Role::Master,
         &HybridEvent::ExchangeAbandoned { epoch: 1 },
     );
     w.on_hybrid_event(
-        0,
         "p",
         Role::Master,
         &HybridEvent::ExchangeAbandoned { epoch: 1 },
     );
-    let v = w.view(0);
+    let v = w.view();
     assert_eq!(v.hybrid_failures.get("hybrid_abandoned"), Some(&2));
     assert_eq!(v.hybrid_failures.get("hybrid_rejected"), None);
 }
 
 #[test]
 fn a_flood_of_forgeries_is_reported_once_per_interval_with_its_count() {
-    let mut w = Watch::new();
+    let mut w = PeerWatch::default();
     let t = Instant::now();
     let auth = |ev: &[AuditEvent]| -> Vec<u64> {
         ev.iter()
@@ -196,13 +196,19 @@ fn a_flood_of_forgeries_is_reported_once_per_interval_with_its_count() {
 
 #[test]
 fn interface_auth_failures_have_no_peer_and_ignore_other_reasons() {
-    let mut w = Watch::new();
+    let mut counter = AuthCounter::default();
     let drops: BTreeMap<String, u64> =
         [("invalid_mac1".to_owned(), 4), ("no_session".to_owned(), 9)]
             .into_iter()
             .collect();
     let mut out = Vec::new();
-    w.evaluate(Instant::now(), &[], &[], &drops, &mut out);
+    counter.report(
+        Instant::now(),
+        &drops,
+        &INTERFACE_AUTH_REASONS,
+        None,
+        &mut out,
+    );
     assert_eq!(
         out,
         [AuditEvent::AuthFailure {
@@ -216,20 +222,16 @@ fn interface_auth_failures_have_no_peer_and_ignore_other_reasons() {
 
 #[test]
 fn plain_peers_get_up_and_down_but_no_policy_state() {
-    let mut w = Watch::new();
+    let mut w = PeerWatch::default();
     let t = Instant::now();
-    let plain = |usable| {
-        vec![PeerSnapshot {
-            usable,
-            hybrid: None,
-        }]
+    let plain = |usable| PeerSnapshot {
+        usable,
+        hybrid: None,
     };
     assert!(eval(&mut w, t, &plain(false)).is_empty());
     assert_eq!(
         eval(&mut w, t, &plain(true)),
-        [AuditEvent::PeerUp {
-            peer: "site-b".into()
-        }]
+        [AuditEvent::PeerUp { peer: NAME.into() }]
     );
     assert_eq!(
         eval(&mut w, t, &plain(false)),
@@ -238,5 +240,5 @@ fn plain_peers_get_up_and_down_but_no_policy_state() {
             reason: "keys_expired".into()
         }]
     );
-    assert_eq!(w.view(0).policy_state, None);
+    assert_eq!(w.view().policy_state, None);
 }

@@ -144,67 +144,17 @@ pub fn xaead_open(
         .map_err(|_| DropReason::DecryptFailed)
 }
 
-/// Randomness, injected so tests are deterministic (ephemeral keys, sender indices, cookie secrets,
-/// retry jitter). The daemon uses [`OsEntropy`].
-pub trait Entropy {
-    /// Fills `buf` with random bytes.
-    fn fill(&mut self, buf: &mut [u8]);
+/// Randomness is injected (ephemeral keys, sender indices, cookie secrets, retry jitter) through
+/// the workspace's one trait, so tests are deterministic; the daemon uses [`OsEntropy`].
+pub use keymix::{Entropy, OsEntropy, SeededEntropy};
 
-    /// A random `u32` (sender indices).
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill(&mut b);
-        u32::from_le_bytes(b)
-    }
-
-    /// A fresh X25519 private key.
-    fn x25519_secret(&mut self) -> StaticSecret {
-        let mut b = [0u8; KEY_LEN];
-        self.fill(&mut b);
-        let s = StaticSecret::from(b);
-        b.zeroize();
-        s
-    }
-}
-
-/// The operating system's CSPRNG (`getrandom`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&mut self, buf: &mut [u8]) {
-        // Without OS randomness no key can be made safely; there is no sensible way to continue.
-        getrandom::fill(buf).expect("the operating system's random number generator failed");
-    }
-}
-
-/// Deterministic randomness for tests and benches: BLAKE2s(seed || counter) blocks. Never for keys
-/// that protect traffic.
-#[derive(Debug, Clone)]
-pub struct SeededEntropy {
-    seed: u64,
-    counter: u64,
-}
-
-impl SeededEntropy {
-    /// A stream determined entirely by `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self { seed, counter: 0 }
-    }
-}
-
-impl Entropy for SeededEntropy {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(KEY_LEN) {
-            let block = hash(&[
-                b"qgw-test-entropy",
-                &self.seed.to_le_bytes(),
-                &self.counter.to_le_bytes(),
-            ]);
-            self.counter += 1;
-            chunk.copy_from_slice(&block[..chunk.len()]);
-        }
-    }
+/// A fresh X25519 private key from `rng`.
+pub fn x25519_secret(rng: &mut (impl Entropy + ?Sized)) -> StaticSecret {
+    let mut b = [0u8; KEY_LEN];
+    rng.fill(&mut b);
+    let s = StaticSecret::from(b);
+    b.zeroize();
+    s
 }
 
 #[cfg(test)]
@@ -321,29 +271,14 @@ mod tests {
 
     #[test]
     fn dh_refuses_low_order_points() {
-        let s = SeededEntropy::new(1).x25519_secret();
+        let s = x25519_secret(&mut SeededEntropy::new(1));
         assert_eq!(dh(&s, &[0u8; 32]).unwrap_err(), DropReason::LowOrderPoint);
         let mut one = [0u8; 32];
         one[0] = 1;
         assert_eq!(dh(&s, &one).unwrap_err(), DropReason::LowOrderPoint);
-        let other = SeededEntropy::new(2).x25519_secret();
+        let other = x25519_secret(&mut SeededEntropy::new(2));
         let a = dh(&s, PublicKey::from(&other).as_bytes()).unwrap();
         let b = dh(&other, PublicKey::from(&s).as_bytes()).unwrap();
         assert_eq!(a, b);
-    }
-
-    #[test]
-    fn seeded_entropy_is_deterministic_and_seed_dependent() {
-        let (mut a, mut b, mut c) = (
-            SeededEntropy::new(5),
-            SeededEntropy::new(5),
-            SeededEntropy::new(6),
-        );
-        let (mut x, mut y, mut z) = ([0u8; 40], [0u8; 40], [0u8; 40]);
-        a.fill(&mut x);
-        b.fill(&mut y);
-        c.fill(&mut z);
-        assert_eq!(x, y);
-        assert_ne!(x, z);
     }
 }

@@ -25,8 +25,7 @@ use super::noise::SymmetricState;
 use super::secret::{Psk, Secret};
 use crate::error::DropReason;
 
-/// Identifies which PSK keyed a session, chosen by the caller (e.g. the hybrid key epoch).
-pub type PskId = u64;
+pub use super::psk::PskId;
 
 /// A static X25519 key pair with the values derived from the public half.
 pub struct StaticKeys {
@@ -62,6 +61,11 @@ impl StaticKeys {
     /// The public key.
     pub fn public(&self) -> &[u8; KEY_LEN] {
         &self.public
+    }
+
+    /// The private key (the hybrid pair keys are derived from `DH(S_priv, S_peer_pub)`).
+    pub fn secret(&self) -> &StaticSecret {
+        &self.secret
     }
 }
 
@@ -104,7 +108,7 @@ pub struct TransportKeys {
     /// Whether we initiated the handshake.
     pub initiator: bool,
     /// Which PSK was mixed in.
-    pub psk_id: PskId,
+    pub psk_id: Option<PskId>,
 }
 
 /// The initiator's state between sending the initiation and receiving the response.
@@ -112,7 +116,7 @@ pub struct InitiationSent {
     state: SymmetricState,
     ephemeral: StaticSecret,
     psk: Psk,
-    psk_id: PskId,
+    psk_id: Option<PskId>,
     /// Our index for the coming session.
     pub local_index: u32,
 }
@@ -128,7 +132,7 @@ impl std::fmt::Debug for InitiationSent {
 
 impl InitiationSent {
     /// Which PSK this handshake mixes in.
-    pub fn psk_id(&self) -> PskId {
+    pub fn psk_id(&self) -> Option<PskId> {
         self.psk_id
     }
 }
@@ -137,14 +141,14 @@ impl InitiationSent {
 pub fn create_initiation(
     local: &StaticKeys,
     remote: &RemoteKeys,
-    psk: (&Psk, PskId),
+    psk: (&Psk, Option<PskId>),
     local_index: u32,
     timestamp: &[u8; TIMESTAMP_LEN],
     rng: &mut dyn Entropy,
     msg: &mut Initiation,
 ) -> Result<InitiationSent, DropReason> {
     let mut st = SymmetricState::new(&remote.public);
-    let ephemeral = rng.x25519_secret();
+    let ephemeral = super::crypto::x25519_secret(rng);
     let e_pub = PublicKey::from(&ephemeral).to_bytes();
     msg.header = Header::new(MSG_INITIATION);
     msg.sender.set(local_index);
@@ -244,13 +248,13 @@ impl InitiationOpened<'_> {
 pub fn create_response(
     init: InitiationReceived,
     remote: &RemoteKeys,
-    psk: (&Psk, PskId),
+    psk: (&Psk, Option<PskId>),
     local_index: u32,
     rng: &mut dyn Entropy,
     msg: &mut Response,
 ) -> Result<TransportKeys, DropReason> {
     let mut st = init.state;
-    let ephemeral = rng.x25519_secret();
+    let ephemeral = super::crypto::x25519_secret(rng);
     let e_pub = PublicKey::from(&ephemeral).to_bytes();
     *msg = Response::new_zeroed();
     msg.header = Header::new(MSG_RESPONSE);

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::proto::crypto::SeededEntropy;
+use crate::proto::psk::PskId;
 
 struct Pair {
     a: StaticKeys,
@@ -28,14 +29,29 @@ fn run(p: &Pair, psk_i: &Psk, psk_r: &Psk) -> Result<(TransportKeys, TransportKe
     let mut rng = SeededEntropy::new(9);
     let mut init = Initiation::new_zeroed();
     let ts = [7u8; 12];
-    let sent = create_initiation(&p.a, &p.a_sees_b, (psk_i, 1), 11, &ts, &mut rng, &mut init)?;
+    let sent = create_initiation(
+        &p.a,
+        &p.a_sees_b,
+        (psk_i, Some(PskId::FIRST)),
+        11,
+        &ts,
+        &mut rng,
+        &mut init,
+    )?;
     let opened = open_initiation(&p.b, &init)?;
     assert_eq!(opened.initiator_static(), p.a.public());
     let received = opened.finish(&p.b_sees_a)?;
     assert_eq!(received.timestamp, ts);
     assert_eq!(received.remote_index, 11);
     let mut resp = Response::new_zeroed();
-    let rk = create_response(received, &p.b_sees_a, (psk_r, 2), 22, &mut rng, &mut resp)?;
+    let rk = create_response(
+        received,
+        &p.b_sees_a,
+        (psk_r, Some(PskId::FIRST.next())),
+        22,
+        &mut rng,
+        &mut resp,
+    )?;
     let ik = consume_response(&sent, &p.a, &resp)?;
     Ok((ik, rk))
 }
@@ -52,7 +68,10 @@ fn both_sides_derive_matching_keys() {
         (r.local_index, r.remote_index, r.initiator),
         (22, 11, false)
     );
-    assert_eq!((i.psk_id, r.psk_id), (1, 2));
+    assert_eq!(
+        (i.psk_id, r.psk_id),
+        (Some(PskId::FIRST), Some(PskId::FIRST.next()))
+    );
 }
 
 #[test]
@@ -81,7 +100,7 @@ fn psk_is_captured_when_the_initiation_is_sent() {
     let sent = create_initiation(
         &p.a,
         &p.a_sees_b,
-        (&old, 41),
+        (&old, Some(PskId::FIRST)),
         1,
         &[1; 12],
         &mut rng,
@@ -97,7 +116,7 @@ fn psk_is_captured_when_the_initiation_is_sent() {
     let r = create_response(
         received,
         &p.b_sees_a,
-        (&Psk::new([1u8; 32]), 41),
+        (&Psk::new([1u8; 32]), Some(PskId::FIRST)),
         2,
         &mut rng,
         &mut resp,
@@ -105,7 +124,7 @@ fn psk_is_captured_when_the_initiation_is_sent() {
     .unwrap();
     let i = consume_response(&sent, &p.a, &resp).unwrap();
     assert_eq!(i.send, r.recv);
-    assert_eq!(sent.psk_id(), 41);
+    assert_eq!(sent.psk_id(), Some(PskId::FIRST));
 }
 
 #[test]
@@ -117,7 +136,7 @@ fn initiation_for_someone_else_does_not_open() {
     create_initiation(
         &p.a,
         &p.a_sees_b,
-        (&Psk::zero(), 0),
+        (&Psk::zero(), None),
         1,
         &[0; 12],
         &mut rng,
@@ -140,7 +159,7 @@ fn finish_with_the_wrong_peer_is_refused() {
     create_initiation(
         &p.a,
         &p.a_sees_b,
-        (&Psk::zero(), 0),
+        (&Psk::zero(), None),
         1,
         &[0; 12],
         &mut rng,
@@ -162,7 +181,7 @@ fn every_tampered_byte_is_detected() {
     create_initiation(
         &p.a,
         &p.a_sees_b,
-        (&Psk::zero(), 0),
+        (&Psk::zero(), None),
         1,
         &[0; 12],
         &mut rng,
@@ -186,7 +205,7 @@ fn response_to_another_index_is_refused() {
     let sent = create_initiation(
         &p.a,
         &p.a_sees_b,
-        (&Psk::zero(), 0),
+        (&Psk::zero(), None),
         1,
         &[0; 12],
         &mut rng,
@@ -201,7 +220,7 @@ fn response_to_another_index_is_refused() {
     create_response(
         received,
         &p.b_sees_a,
-        (&Psk::zero(), 0),
+        (&Psk::zero(), None),
         2,
         &mut rng,
         &mut resp,

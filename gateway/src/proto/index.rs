@@ -17,25 +17,33 @@ pub trait IndexTable {
     fn release(&mut self, index: u32);
 }
 
-/// Which peer owns each live local index.
-#[derive(Debug, Default)]
-pub struct IndexMap {
-    owners: HashMap<u32, usize>,
+/// Which peer (`P`, the caller's peer handle) owns each live local index.
+#[derive(Debug)]
+pub struct IndexMap<P> {
+    owners: HashMap<u32, P>,
 }
 
-impl IndexMap {
+impl<P> Default for IndexMap<P> {
+    fn default() -> Self {
+        Self {
+            owners: HashMap::new(),
+        }
+    }
+}
+
+impl<P: Copy + Eq> IndexMap<P> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The peer (by position) that owns `index`.
-    pub fn lookup(&self, index: u32) -> Option<usize> {
+    /// The peer that owns `index`.
+    pub fn lookup(&self, index: u32) -> Option<P> {
         self.owners.get(&index).copied()
     }
 
     /// An [`IndexTable`] that allocates on behalf of peer `peer`.
-    pub fn for_peer(&mut self, peer: usize) -> PeerIndices<'_> {
+    pub fn for_peer(&mut self, peer: P) -> PeerIndices<'_, P> {
         PeerIndices { map: self, peer }
     }
 
@@ -52,12 +60,12 @@ impl IndexMap {
 
 /// The view of an [`IndexMap`] one peer allocates through.
 #[derive(Debug)]
-pub struct PeerIndices<'a> {
-    map: &'a mut IndexMap,
-    peer: usize,
+pub struct PeerIndices<'a, P> {
+    map: &'a mut IndexMap<P>,
+    peer: P,
 }
 
-impl IndexTable for PeerIndices<'_> {
+impl<P: Copy + Eq> IndexTable for PeerIndices<'_, P> {
     fn allocate(&mut self, rng: &mut dyn Entropy) -> u32 {
         // Bounded in practice: the map holds at most 4 indices per peer, far below 2^32, so a draw
         // collides with probability < 2^-12 even with a million peers.
@@ -85,18 +93,19 @@ mod tests {
     /// Entropy that repeats a fixed sequence, to force collisions.
     struct Repeating(Vec<u32>, usize);
     impl Entropy for Repeating {
-        fn fill(&mut self, buf: &mut [u8]) {
+        fn try_fill(&mut self, buf: &mut [u8]) -> Result<(), keymix::Error> {
             let v = self.0[self.1 % self.0.len()];
             self.1 += 1;
             for (d, s) in buf.iter_mut().zip(v.to_le_bytes().iter().cycle()) {
                 *d = *s;
             }
+            Ok(())
         }
     }
 
     #[test]
     fn allocation_is_unique_and_owned() {
-        let mut m = IndexMap::new();
+        let mut m = IndexMap::<usize>::new();
         let mut rng = Repeating(vec![7, 7, 7, 9], 0);
         let a = m.for_peer(0).allocate(&mut rng);
         let b = m.for_peer(1).allocate(&mut rng);
@@ -115,7 +124,7 @@ mod tests {
 
     #[test]
     fn many_allocations_stay_distinct() {
-        let mut m = IndexMap::new();
+        let mut m = IndexMap::<usize>::new();
         let mut rng = SeededEntropy::new(1);
         for p in 0..1000 {
             m.for_peer(p).allocate(&mut rng);

@@ -125,7 +125,7 @@ mod tests {
             local_index: index,
             remote_index: 0,
             initiator: true,
-            psk_id: 0,
+            psk_id: None,
         };
         Session::new(keys, Instant::now(), u64::from(index))
     }

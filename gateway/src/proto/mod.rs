@@ -1,7 +1,9 @@
 //! The sans-IO WireGuard protocol core (whitepaper §5 "Protocol & Cryptography", §6 "Timers").
 //!
 //! Every entry point takes `now: Instant` from the caller and returns what to do; nothing here reads
-//! a clock, draws OS randomness implicitly or performs I/O. One concern per file:
+//! a clock, draws OS randomness implicitly or performs I/O. The interface-level part of WireGuard
+//! (dispatch by message type, the index map, cryptokey routing, cookies under load) is in
+//! [`crate::node`], which owns the peers. One concern per file:
 //!
 //! | file | concern | whitepaper |
 //! |---|---|---|
@@ -19,10 +21,12 @@
 //! | `keyring` | previous/current/next sessions, key confirmation | §6.1, §5.4.7 |
 //! | `timers` | all timers as deadlines and pure functions of `now` | §6 |
 //! | `index` | session indices and the index → peer map | §5.4.2 |
-//! | `peer`, `peer_io` | the per-peer state machine and what it returns | §5.4, §6 |
+//! | `psk` | which PSK keys the next handshake, hybrid PSK ids, who may initiate | §5.4.3 |
+//! | `peer`, `peer_io` | the per-peer state machine: timers, polls, what it returns | §5.4, §6 |
+//! | `peer_handshake` | a peer's initiation, response, cookie reply, confirmation | §5.4.2–§5.4.7 |
+//! | `peer_transport` | a peer's in-place seal and open, rekey rules | §5.4.6, §6.1–§6.2 |
 //! | `allowed_ips`, `ip` | cryptokey routing, longest prefix, IPv4 and IPv6 | §2 |
-//! | `ratelimit` | handshake load detection, per-source token buckets | §5.3 |
-//! | `interface` | one interface: dispatch, routing, staging, drop counters | §2, §5.3, §5.4 |
+//! | `ratelimit` | handshake load detection, the one token bucket, per-source limits | §5.3 |
 
 pub mod aead;
 pub mod allowed_ips;
@@ -31,13 +35,15 @@ pub mod cookie;
 pub mod crypto;
 pub mod handshake;
 pub mod index;
-pub mod interface;
 pub mod ip;
 pub mod keyring;
 pub mod messages;
 pub mod noise;
 pub mod peer;
+mod peer_handshake;
 pub mod peer_io;
+mod peer_transport;
+pub mod psk;
 pub mod ratelimit;
 pub mod replay;
 pub mod secret;

@@ -6,16 +6,27 @@
 use std::time::Duration;
 
 use super::*;
+use crate::error::DropReason;
 use crate::proto::constants::REKEY_AFTER_TIME;
+use crate::proto::psk::{HybridPsk, Keying, PskId};
 use crate::proto::secret::Secret;
-use crate::proto::testing::{events, pair, settle};
+use crate::proto::testing::{events, keyed_pair, settle};
+
+fn hybrid_pair(t0: Instant) -> (crate::proto::testing::Side, crate::proto::testing::Side) {
+    keyed_pair(t0, Keying::HybridMaster(None), Keying::HybridSlave(None))
+}
+
+fn psk(byte: u8, id: PskId) -> HybridPsk {
+    HybridPsk {
+        psk: Secret::new([byte; 32]),
+        id,
+    }
+}
 
 #[test]
 fn a_hybrid_master_without_a_psk_asks_for_an_epoch_instead_of_initiating() {
     let t0 = Instant::now();
-    let (mut a, mut b) = pair(t0);
-    a.peer.set_handshake_gate(HandshakeGate::HybridMaster);
-    b.peer.set_handshake_gate(HandshakeGate::HybridSlave);
+    let (mut a, _b) = hybrid_pair(t0);
     assert_eq!(a.send(t0, b"x"), Err(DropReason::NoSession));
     assert!(a.poll(t0).is_none(), "no initiation without a hybrid PSK");
     assert_eq!(events(&mut a), [Event::EpochNeeded]);
@@ -28,10 +39,8 @@ fn a_hybrid_master_without_a_psk_asks_for_an_epoch_instead_of_initiating() {
 #[test]
 fn a_hybrid_slave_never_initiates() {
     let t0 = Instant::now();
-    let (mut a, mut b) = pair(t0);
-    a.peer.set_handshake_gate(HandshakeGate::HybridMaster);
-    b.peer.set_handshake_gate(HandshakeGate::HybridSlave);
-    b.peer.set_psk(Secret::new([5; 32]), 1);
+    let (_a, mut b) = hybrid_pair(t0);
+    b.peer.install_hybrid_psk(t0, psk(5, PskId::FIRST), true);
     assert_eq!(b.send(t0, b"x"), Err(DropReason::NoSession));
     assert!(
         b.poll(t0).is_none(),
@@ -43,9 +52,8 @@ fn a_hybrid_slave_never_initiates() {
 #[test]
 fn a_hybrid_responder_without_a_psk_refuses_initiations() {
     let t0 = Instant::now();
-    let (mut a, mut b) = pair(t0);
-    b.peer.set_handshake_gate(HandshakeGate::HybridSlave);
-    a.peer.request_handshake();
+    let (mut a, mut b) = keyed_pair(t0, Keying::default(), Keying::HybridSlave(None));
+    a.peer.want_handshake(t0);
     let (init, _) = a.poll(t0).unwrap();
     assert!(b.receive(t0, a.addr, init).is_none());
     assert!(b.drops.contains(&DropReason::NoHybridKey), "{:?}", b.drops);
@@ -54,18 +62,18 @@ fn a_hybrid_responder_without_a_psk_refuses_initiations() {
 #[test]
 fn each_hybrid_psk_keys_exactly_one_handshake_then_a_new_epoch_is_needed() {
     let t0 = Instant::now();
-    let (mut a, mut b) = pair(t0);
-    a.peer.set_handshake_gate(HandshakeGate::HybridMaster);
-    b.peer.set_handshake_gate(HandshakeGate::HybridSlave);
-    a.peer.set_psk(Secret::new([9; 32]), 1);
-    b.peer.set_psk(Secret::new([9; 32]), 1);
-    a.peer.request_handshake();
+    let (mut a, mut b) = hybrid_pair(t0);
+    let (first, second) = (PskId::FIRST, PskId::FIRST.next());
+    b.peer.install_hybrid_psk(t0, psk(9, first), false);
+    a.peer.install_hybrid_psk(t0, psk(9, first), true);
     settle(&mut a, &mut b, t0);
     let confirmed = |e: &[Event]| {
         e.iter()
-            .any(|e| matches!(e, Event::SessionConfirmed { psk_id: 1, .. }))
+            .any(|e| matches!(e, Event::SessionConfirmed { psk_id: Some(id), .. } if *id == first))
     };
     assert!(confirmed(&events(&mut a)) && confirmed(&events(&mut b)));
+    // The PSK was erased once it keyed a confirmed session, at both sides.
+    assert!(!a.peer.keying().may_initiate() && !b.peer.keying().may_answer());
     // At REKEY_AFTER_TIME WireGuard wants a new handshake: the master asks for an epoch instead
     // of reusing PSK 1.
     let later = t0 + REKEY_AFTER_TIME + Duration::from_secs(1);
@@ -73,13 +81,12 @@ fn each_hybrid_psk_keys_exactly_one_handshake_then_a_new_epoch_is_needed() {
     assert!(a.poll(later).is_none());
     assert_eq!(events(&mut a), [Event::EpochNeeded]);
     // With epoch 2's PSK installed, the handshake goes ahead.
-    a.peer.set_psk(Secret::new([10; 32]), 2);
-    b.peer.set_psk(Secret::new([10; 32]), 2);
-    a.peer.request_handshake();
+    b.peer.install_hybrid_psk(later, psk(10, second), false);
+    a.peer.install_hybrid_psk(later, psk(10, second), true);
     settle(&mut a, &mut b, later);
     assert!(
-        events(&mut a)
-            .iter()
-            .any(|e| matches!(e, Event::SessionConfirmed { psk_id: 2, .. }))
+        events(&mut a).iter().any(
+            |e| matches!(e, Event::SessionConfirmed { psk_id: Some(id), .. } if *id == second)
+        )
     );
 }

@@ -1,15 +1,15 @@
-//! What the per-peer state machine ([`super::peer`]) borrows from its interface and what peers and
-//! interfaces hand back: the call context, lifecycle events, datagrams to transmit, status counters (whitepaper §6
+//! What the per-peer state machine ([`super::peer`]) borrows from its interface and what a peer
+//! hands back: the call context, lifecycle events, datagrams to transmit, status counters (whitepaper §6
 //! for the events; `wg show` for the counters).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::time::Instant;
 
 use super::crypto::Entropy;
-use super::handshake::{PskId, StaticKeys};
+use super::handshake::StaticKeys;
 use super::index::IndexTable;
+use super::psk::PskId;
 use super::tai64n::WallClock;
 
 /// What a peer borrows from its interface for the duration of one call.
@@ -35,12 +35,13 @@ impl std::fmt::Debug for Ctx<'_> {
 /// Something the caller should know about (lifecycle, not per packet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A session became the one this peer sends with. `psk_id` says which PSK keyed it.
+    /// A session became the one this peer sends with. `psk_id` names the hybrid PSK that keyed
+    /// it (`None`: a plain peer's static PSK).
     SessionConfirmed {
         /// Per-peer session number.
         epoch: u64,
-        /// The PSK mixed into its handshake.
-        psk_id: PskId,
+        /// The hybrid PSK mixed into its handshake.
+        psk_id: Option<PskId>,
         /// Whether we initiated that handshake.
         initiator: bool,
     },
@@ -53,7 +54,7 @@ pub enum Event {
     EpochNeeded,
 }
 
-/// A datagram `poll_transmit` wrote and where to send it.
+/// A datagram written into the caller's buffer and where to send it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     /// Bytes written at the start of the output buffer.
@@ -85,22 +86,6 @@ pub struct PeerStats {
     pub epoch: u64,
 }
 
-/// What to do with a datagram that was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Incoming {
-    /// Nothing to deliver (handshake progress, keepalive, cookie stored). Call `poll_transmit`.
-    Done,
-    /// Send the reply written to `out` (handshake response or cookie reply).
-    Reply(Transmit),
-    /// Write `buf[range]` (a decrypted IP packet) to the TUN device.
-    Tunnel {
-        /// The packet's bytes within the datagram buffer.
-        range: Range<usize>,
-        /// The peer it came from.
-        peer: usize,
-    },
-}
-
 /// At most this many undelivered events are kept (older ones are dropped; memory stays bounded).
 const MAX_EVENTS: usize = 32;
 
@@ -118,5 +103,9 @@ impl EventQueue {
 
     pub(crate) fn pop(&mut self) -> Option<Event> {
         self.0.pop_front()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

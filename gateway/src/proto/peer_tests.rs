@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::*;
+use crate::error::DropReason;
 use crate::proto::constants::{KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME};
 use crate::proto::messages::{MacProtected, Message};
+use crate::proto::psk::{HybridPsk, Keying, PskId};
 use crate::proto::secret::Secret;
-use crate::proto::testing::{a_to_b, connect, events, pair, settle};
+use crate::proto::testing::{a_to_b, connect, events, keyed_pair, pair, settle};
 
 #[test]
 fn handshake_then_data_both_ways() {
@@ -21,7 +23,7 @@ fn handshake_then_data_both_ways() {
         events(&mut a),
         [Event::SessionConfirmed {
             epoch: 1,
-            psk_id: 0,
+            psk_id: None,
             initiator: true
         }]
     );
@@ -30,7 +32,7 @@ fn handshake_then_data_both_ways() {
         events(&mut b),
         [Event::SessionConfirmed {
             epoch: 1,
-            psk_id: 0,
+            psk_id: None,
             initiator: false
         }]
     );
@@ -52,7 +54,7 @@ fn handshake_then_data_both_ways() {
 fn responder_does_not_send_before_confirmation() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(t0);
-    a.peer.request_handshake();
+    a.peer.want_handshake(t0);
     let (init, _) = a.poll(t0).unwrap();
     let resp = b.receive(t0, a.addr, init).unwrap();
     assert_eq!(
@@ -66,17 +68,26 @@ fn responder_does_not_send_before_confirmation() {
     assert!(b.send(t0, b"now ok").is_ok());
 }
 
+fn hybrid(psk: u8, id: PskId) -> HybridPsk {
+    HybridPsk {
+        psk: Secret::new([psk; 32]),
+        id,
+    }
+}
+
 #[test]
 fn psk_swap_keeps_the_live_session_and_applies_at_the_next_handshake() {
     let t0 = Instant::now();
-    let (mut a, mut b) = pair(t0);
+    let (mut a, mut b) = keyed_pair(t0, Keying::HybridMaster(None), Keying::HybridSlave(None));
+    let (first, second) = (PskId::FIRST, PskId::FIRST.next());
+    a.peer.install_hybrid_psk(t0, hybrid(3, first), false);
+    b.peer.install_hybrid_psk(t0, hybrid(3, first), false);
     connect(&mut a, &mut b, t0);
     events(&mut a);
     events(&mut b);
-    a.peer.set_psk(Secret::new([7; 32]), 42);
-    b.peer.set_psk(Secret::new([7; 32]), 42);
-    assert_eq!(a.peer.current_psk_id(), Some(0));
-    assert_eq!(a.peer.next_psk_id(), 42);
+    a.peer.install_hybrid_psk(t0, hybrid(7, second), false);
+    b.peer.install_hybrid_psk(t0, hybrid(7, second), false);
+    assert_eq!(a.peer.current_psk_id(), Some(first));
     // The old session still carries traffic.
     let t1 = t0 + Duration::from_secs(60);
     a_to_b(&mut a, &mut b, t1, b"still old");
@@ -84,22 +95,13 @@ fn psk_swap_keeps_the_live_session_and_applies_at_the_next_handshake() {
     let t2 = t0 + REKEY_AFTER_TIME;
     let in_flight = a.send(t2, b"in flight").unwrap();
     settle(&mut a, &mut b, t2);
-    assert_eq!(
-        events(&mut a),
-        [Event::SessionConfirmed {
-            epoch: 2,
-            psk_id: 42,
-            initiator: true
-        }]
-    );
-    assert_eq!(
-        events(&mut b),
-        [Event::SessionConfirmed {
-            epoch: 2,
-            psk_id: 42,
-            initiator: false
-        }]
-    );
+    let confirmed = |initiator| Event::SessionConfirmed {
+        epoch: 2,
+        psk_id: Some(second),
+        initiator,
+    };
+    assert_eq!(events(&mut a), [confirmed(true)]);
+    assert_eq!(events(&mut b), [confirmed(false)]);
     b.receive(t2, a.addr, in_flight);
     a_to_b(&mut a, &mut b, t2, b"new");
     assert_eq!(
@@ -110,7 +112,7 @@ fn psk_swap_keeps_the_live_session_and_applies_at_the_next_handshake() {
             b"new".to_vec()
         ]
     );
-    assert_eq!(a.peer.current_psk_id(), Some(42));
+    assert_eq!(a.peer.current_psk_id(), Some(second));
 }
 
 #[test]
@@ -118,7 +120,7 @@ fn diverged_psk_fails_the_rekey_but_not_the_live_session() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(t0);
     connect(&mut a, &mut b, t0);
-    a.peer.set_psk(Secret::new([1; 32]), 1);
+    assert!(a.peer.set_static_psk(Secret::new([1; 32])));
     let t1 = t0 + REKEY_AFTER_TIME;
     a_to_b(&mut a, &mut b, t1, b"a");
     settle(&mut a, &mut b, t1);
@@ -163,7 +165,7 @@ fn retries_then_gives_up_with_jitter() {
         if events(&mut a).contains(&Event::HandshakeGaveUp) {
             break;
         }
-        now = a.peer.next_deadline().unwrap();
+        now = a.peer.poll_timeout().unwrap();
     }
     assert_eq!(sent.len(), 20, "one initiation and 19 retries");
     let gaps: HashSet<_> = sent.windows(2).map(|w| w[1] - w[0]).collect();
@@ -212,18 +214,18 @@ fn cookie_under_load_then_handshake_succeeds() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(t0);
     b.under_load = true;
-    a.peer.request_handshake();
+    a.peer.want_handshake(t0);
     let (init, _) = a.poll(t0).unwrap();
     let reply = b.receive(t0, a.addr, init).unwrap();
     assert_eq!(reply.len(), 64, "a cookie reply, not a response");
     a.receive(t0, b.addr, reply);
-    let t1 = a.peer.next_deadline().unwrap();
+    let t1 = a.peer.poll_timeout().unwrap();
     settle(&mut a, &mut b, t1);
     assert_eq!(
         events(&mut a),
         [Event::SessionConfirmed {
             epoch: 1,
-            psk_id: 0,
+            psk_id: None,
             initiator: true
         }]
     );
@@ -233,7 +235,7 @@ fn cookie_under_load_then_handshake_succeeds() {
 fn replayed_initiation_and_flood_are_refused() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(t0);
-    a.peer.request_handshake();
+    a.peer.want_handshake(t0);
     let (init, _) = a.poll(t0).unwrap();
     assert!(b.receive(t0, a.addr, init.clone()).is_some());
     assert!(
@@ -243,7 +245,7 @@ fn replayed_initiation_and_flood_are_refused() {
     assert_eq!(b.drops, [DropReason::StaleTimestamp]);
     // A fresh initiation within INITIATION_RATE of the last one is rate limited.
     let t1 = t0 + Duration::from_millis(100);
-    a.peer.request_handshake();
+    a.peer.want_handshake(t1);
     a.peer.last_initiation_sent = None;
     let (second, _) = a.poll(t1).unwrap();
     b.peer.last_initiation_received = Some(t1);
@@ -279,8 +281,8 @@ fn keys_are_zeroed_after_three_reject_times() {
 fn simultaneous_initiations_still_converge() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(t0);
-    a.peer.request_handshake();
-    b.peer.request_handshake();
+    a.peer.want_handshake(t0);
+    b.peer.want_handshake(t0);
     let (ia, _) = a.poll(t0).unwrap();
     let (ib, _) = b.poll(t0).unwrap();
     let ra = b.receive(t0, a.addr, ia).unwrap();
@@ -304,7 +306,7 @@ fn simultaneous_initiations_still_converge() {
 fn mac_protected_sender_matches_header() {
     let t0 = Instant::now();
     let (mut a, _) = pair(t0);
-    a.peer.request_handshake();
+    a.peer.want_handshake(t0);
     let (init, _) = a.poll(t0).unwrap();
     let Ok(Message::Initiation(m)) = Message::parse(&init) else {
         panic!("initiation")

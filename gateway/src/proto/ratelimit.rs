@@ -1,6 +1,7 @@
 //! Handshake load detection and per-source rate limiting (whitepaper §5.3 "Denial of Service
 //! Mitigation & Cookies"; the kernel's `ratelimiter.c` and wireguard-go `ratelimiter` for the
-//! numbers: 20 handshake messages per second per source address, burst 5).
+//! numbers: 20 handshake messages per second per source address, burst 5), and the crate's one
+//! [`TokenBucket`] (also the hybrid Init admission of docs/protocol.md §7).
 //!
 //! "Under load" is measured, not queued: more than `threshold` handshake messages in one second puts
 //! the interface under load for `UNDER_LOAD_AFTER` after the last such second. Under load, mac2
@@ -24,8 +25,49 @@ pub const PACKETS_BURSTABLE: u32 = 5;
 /// Source addresses tracked at most.
 pub const MAX_TRACKED: usize = 8192;
 
-const NANOS_PER_PACKET: u64 = 1_000_000_000 / PACKETS_PER_SECOND as u64;
-const MAX_TOKENS: u64 = NANOS_PER_PACKET * PACKETS_BURSTABLE as u64;
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// A token bucket on the injected clock: `rate` tokens per second, at most `burst`, full at the
+/// start. Integer nanoseconds, as the kernel's ratelimiter, so no rate is lost to rounding.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    /// Nanoseconds of credit one token costs.
+    cost: u64,
+    /// Most credit held (`burst` tokens).
+    max: u64,
+    credit: u64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// `rate` tokens per second (at least 1), `burst` at most (at least 1).
+    pub fn new(rate: u32, burst: u32) -> Self {
+        let cost = NANOS_PER_SECOND / u64::from(rate.max(1));
+        let max = cost * u64::from(burst.max(1));
+        Self {
+            cost,
+            max,
+            credit: max,
+            last: None,
+        }
+    }
+
+    /// Takes one token at `now`; `false` if none is left.
+    pub fn take(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let elapsed = now.saturating_duration_since(last).as_nanos();
+            let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
+            self.credit = self.credit.saturating_add(elapsed).min(self.max);
+        }
+        self.last = Some(now);
+        if self.credit >= self.cost {
+            self.credit -= self.cost;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// Decides whether the interface is under handshake load.
 #[derive(Debug, Clone)]
@@ -72,7 +114,7 @@ impl LoadMonitor {
 /// Token buckets per source address (IPv6 grouped by /64, as the kernel does).
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: HashMap<IpAddr, (u64, Instant)>,
+    buckets: HashMap<IpAddr, TokenBucket>,
 }
 
 fn bucket_key(ip: IpAddr) -> IpAddr {
@@ -88,20 +130,10 @@ impl RateLimiter {
         if self.buckets.len() >= MAX_TRACKED {
             self.buckets.clear();
         }
-        let (tokens, last) = self
-            .buckets
+        self.buckets
             .entry(bucket_key(ip))
-            .or_insert((MAX_TOKENS, now));
-        let elapsed =
-            u64::try_from(now.saturating_duration_since(*last).as_nanos()).unwrap_or(u64::MAX);
-        *tokens = tokens.saturating_add(elapsed).min(MAX_TOKENS);
-        *last = now;
-        if *tokens >= NANOS_PER_PACKET {
-            *tokens -= NANOS_PER_PACKET;
-            true
-        } else {
-            false
-        }
+            .or_insert_with(|| TokenBucket::new(PACKETS_PER_SECOND, PACKETS_BURSTABLE))
+            .take(now)
     }
 
     /// Addresses tracked (bounded by [`MAX_TRACKED`]).
@@ -146,6 +178,24 @@ mod tests {
         assert!(!r.allow(t0 + Duration::from_millis(51), ip));
         let other: IpAddr = "192.0.2.8".parse().unwrap();
         assert!(r.allow(t0, other), "other sources are unaffected");
+    }
+
+    #[test]
+    fn a_bucket_refills_at_its_rate_up_to_its_burst() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2, 4);
+        assert_eq!((0..10).filter(|_| b.take(t0)).count(), 4, "burst");
+        assert!(!b.take(t0 + Duration::from_millis(499)));
+        assert!(
+            b.take(t0 + Duration::from_millis(500)),
+            "one token per 500 ms"
+        );
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(
+            (0..10).filter(|_| b.take(later)).count(),
+            4,
+            "never above burst"
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub struct Session {
     replay: ReplayWindow,
     created: Instant,
     initiator: bool,
-    psk_id: PskId,
+    psk_id: Option<PskId>,
     epoch: u64,
     /// REJECT_AFTER_TIME, or an off-spec shorter value (`danger_reject_after_seconds`).
     reject_after: std::time::Duration,
@@ -154,8 +154,8 @@ impl Session {
         self.initiator
     }
 
-    /// Which PSK keyed it.
-    pub fn psk_id(&self) -> PskId {
+    /// Which hybrid PSK keyed it (`None`: a plain peer's static PSK).
+    pub fn psk_id(&self) -> Option<PskId> {
         self.psk_id
     }
 
@@ -209,7 +209,7 @@ mod tests {
             local_index: if i { 1 } else { 2 },
             remote_index: if i { 2 } else { 1 },
             initiator: i,
-            psk_id: 5,
+            psk_id: Some(PskId::FIRST),
         };
         (
             Session::new(k(1, 2, true), now, 0),

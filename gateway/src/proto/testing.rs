@@ -17,6 +17,7 @@ use crate::proto::handshake::open_initiation;
 use crate::proto::handshake::{RemoteKeys, StaticKeys};
 use crate::proto::messages::{CookieReply, Message};
 use crate::proto::peer::{Ctx, Event, IndexTable, Peer};
+use crate::proto::psk::Keying;
 use crate::proto::secret::Secret;
 use crate::proto::tai64n::WallClock;
 
@@ -65,8 +66,12 @@ impl Side {
         (cx, &mut self.peer)
     }
 
+    /// Runs the timers due at `now`, then takes the next datagram to send.
     pub(crate) fn poll(&mut self, now: Instant) -> Option<(Vec<u8>, SocketAddr)> {
         let mut out = [0u8; 256];
+        if self.peer.poll_timeout().is_some_and(|t| t <= now) {
+            self.peer.handle_timeout(now, &mut self.idx);
+        }
         let (mut cx, peer) = self.cx();
         let t = peer.poll_transmit(now, &mut cx, &mut out)?;
         Some((out[..t.len].to_vec(), t.to))
@@ -119,8 +124,9 @@ impl Side {
                 }
                 let received = opened.finish(self.peer.remote_keys())?;
                 let (mut cx, peer) = self.cx();
-                let t = peer.handle_initiation(now, received, from, &mut cx, &mut out)?;
-                Ok(Some(out[..t.len].to_vec()))
+                peer.handle_initiation(now, received, from, &mut cx)?;
+                let t = peer.poll_transmit(now, &mut cx, &mut out);
+                Ok(t.map(|t| out[..t.len].to_vec()))
             }
             Message::Response(m) => {
                 verify_mac1(m, &self.keys.mac1_key)?;
@@ -149,7 +155,7 @@ impl Side {
     }
 }
 
-pub(crate) fn side(seed: u8, other: &StaticKeys, addr: &str, t0: Instant) -> Side {
+pub(crate) fn side(seed: u8, other: &StaticKeys, addr: &str, t0: Instant, keying: Keying) -> Side {
     let keys = StaticKeys::new(Secret::new([seed; 32]));
     let remote = RemoteKeys::new(&keys, *other.public()).unwrap();
     let checker = CookieChecker::new(keys.cookie_key);
@@ -158,7 +164,7 @@ pub(crate) fn side(seed: u8, other: &StaticKeys, addr: &str, t0: Instant) -> Sid
         clock: WallClock::new(t0, Duration::from_secs(1_750_000_000)),
         rng: SeededEntropy::new(u64::from(seed)),
         idx: Indices::default(),
-        peer: Peer::new(remote, 1420, None),
+        peer: Peer::new(remote, keying, 1420, None),
         addr: addr.parse().unwrap(),
         under_load: false,
         checker,
@@ -167,11 +173,17 @@ pub(crate) fn side(seed: u8, other: &StaticKeys, addr: &str, t0: Instant) -> Sid
     }
 }
 
+/// Two plain peers (no PSK).
 pub(crate) fn pair(t0: Instant) -> (Side, Side) {
+    keyed_pair(t0, Keying::default(), Keying::default())
+}
+
+/// Two peers keyed as given (plain, or the two roles of a hybrid pair).
+pub(crate) fn keyed_pair(t0: Instant, a_keying: Keying, b_keying: Keying) -> (Side, Side) {
     let ka = StaticKeys::new(Secret::new([0xA1; 32]));
     let kb = StaticKeys::new(Secret::new([0xB2; 32]));
-    let mut a = side(0xA1, &kb, "192.0.2.1:51820", t0);
-    let mut b = side(0xB2, &ka, "192.0.2.2:51820", t0);
+    let mut a = side(0xA1, &kb, "192.0.2.1:51820", t0, a_keying);
+    let mut b = side(0xB2, &ka, "192.0.2.2:51820", t0, b_keying);
     a.peer.set_endpoint(b.addr);
     b.peer.set_endpoint(a.addr);
     (a, b)
@@ -209,10 +221,10 @@ pub(crate) fn settle(a: &mut Side, b: &mut Side, now: Instant) -> usize {
 
 /// A initiates and both sides settle: a confirmed session in both directions.
 pub(crate) fn connect(a: &mut Side, b: &mut Side, now: Instant) {
-    a.peer.request_handshake();
+    a.peer.want_handshake(now);
     settle(a, b, now);
     assert!(
-        a.peer.current_psk_id().is_some() && b.peer.current_psk_id().is_some(),
+        a.peer.has_usable_session(now) && b.peer.has_usable_session(now),
         "{:?} {:?}",
         a.drops,
         b.drops

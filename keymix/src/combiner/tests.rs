@@ -37,7 +37,11 @@ fn context(f: &Fixture, epoch: u64) -> EpochContext<'_> {
 }
 
 fn qkd(byte: u8) -> QkdMaterial {
-    QkdMaterial::new(vec!["key-1".into()], SecretVec::new(vec![byte; 32])).expect("valid")
+    QkdMaterial::new(
+        vec![crate::KeyId::from_random_bytes([byte; 16])],
+        SecretVec::new(vec![byte; 32]),
+    )
+    .expect("valid")
 }
 
 #[test]

@@ -22,8 +22,9 @@ use crate::error::Error;
 use crate::ids::{KeyId, SaeId, excerpt};
 use crate::key::QkdKey;
 
-/// Largest key accepted from a KME: 8 KiB (65 536 bits; the spec example's maximum is 1024 bits).
-pub const MAX_KEY_BYTES: usize = 8192;
+/// Largest key accepted from a KME: keymix's limit for one epoch's QKD material (8192 bits; the
+/// spec example's maximum is 1024 bits), so no key is fetched that the key schedule would refuse.
+pub const MAX_KEY_BYTES: usize = keymix::MAX_QKD_KEY_LEN;
 /// Most `details` entries kept from an error body.
 pub const MAX_ERROR_DETAILS: usize = 16;
 /// Longest error message kept from an error body, in characters.

@@ -153,7 +153,7 @@ pub struct Engine {
     home: HashMap<SaeId, usize>,
     limits: Limits,
     pending: HashMap<KeyId, PendingKey>,
-    entropy: Box<dyn Entropy>,
+    entropy: Box<dyn Entropy + Send>,
     stats: EngineStats,
 }
 
@@ -170,7 +170,7 @@ impl core::fmt::Debug for Engine {
 
 impl Engine {
     /// Builds the engine from a validated configuration; links start at `now`.
-    pub fn new(cfg: &SimConfig, now: Instant, entropy: Box<dyn Entropy>) -> Self {
+    pub fn new(cfg: &SimConfig, now: Instant, entropy: Box<dyn Entropy + Send>) -> Self {
         let key_size = u64::from(cfg.limits.key_size);
         let kmes = cfg
             .kmes
@@ -244,7 +244,14 @@ impl Engine {
         let (lo, hi, extra) = (k.latency.min, k.latency.max, k.extra_latency_ms);
         let jitter = match hi - lo {
             0 => 0,
-            span => self.entropy.next_u64().unwrap_or(0) % (span + 1),
+            span => {
+                let mut b = [0u8; 8];
+                let draw = self
+                    .entropy
+                    .try_fill(&mut b)
+                    .map(|()| u64::from_le_bytes(b));
+                draw.unwrap_or(0) % (span + 1)
+            }
         };
         Duration::from_millis(lo + jitter + extra)
     }

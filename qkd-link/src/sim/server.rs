@@ -94,7 +94,7 @@ pub async fn start(cfg: SimConfig, pki_dir: &Path) -> Result<SimHandle, SimError
 pub async fn start_with_entropy(
     cfg: SimConfig,
     pki_dir: &Path,
-    entropy: Box<dyn Entropy>,
+    entropy: Box<dyn Entropy + Send>,
 ) -> Result<SimHandle, SimError> {
     let mut acceptors = Vec::with_capacity(cfg.kmes.len());
     for k in &cfg.kmes {

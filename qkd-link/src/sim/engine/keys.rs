@@ -165,7 +165,7 @@ impl Engine {
         let mut id = None;
         for _ in 0..4 {
             let mut raw = [0u8; 16];
-            self.entropy.fill(&mut raw).ok()?;
+            self.entropy.try_fill(&mut raw).ok()?;
             let candidate = KeyId::from_random_bytes(raw);
             if !self.pending.contains_key(&candidate) && !fresh.iter().any(|(f, _)| *f == candidate)
             {
@@ -174,7 +174,7 @@ impl Engine {
             }
         }
         let mut secret = Zeroizing::new(vec![0u8; bytes]);
-        self.entropy.fill(&mut secret).ok()?;
+        self.entropy.try_fill(&mut secret).ok()?;
         Some((id?, secret))
     }
 

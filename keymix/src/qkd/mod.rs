@@ -8,35 +8,42 @@ use core::fmt;
 
 use crate::{Error, SecretVec};
 
+mod key_id;
+mod seen;
+
+pub use key_id::{KeyId, TextForm};
+pub use seen::SeenKeyIds;
+
+// The one set of QKD limits: keymix bounds the transcript and the combiner input with them, the
+// hybrid wire format sizes its Init with them, and qkd-link's ETSI 014 parser refuses larger keys.
+
 /// Fewest key bytes accepted: 256 bits, so a Grover-equipped attacker still faces 2^128 work.
 pub const MIN_QKD_KEY_LEN: usize = 32;
 /// Most key bytes accepted per epoch (8192 bits; ETSI 014 KMEs commonly cap `max_key_size` lower).
 pub const MAX_QKD_KEY_LEN: usize = 1024;
 /// Most key IDs per epoch (a large key may be assembled from several KME keys).
 pub const MAX_QKD_KEY_IDS: usize = 8;
-/// Longest key ID accepted (ETSI 014 §6.3 uses UUIDs, 36 characters; leave room for vendors).
-pub const MAX_QKD_KEY_ID_LEN: usize = 128;
+/// Key IDs remembered per peer (and per prefetch pool) to refuse a reused key.
+pub const SEEN_KEY_IDS: usize = 4096;
 
 /// The key ID(s) and concatenated key bytes from the KME for one epoch.
 pub struct QkdMaterial {
-    key_ids: Vec<String>,
+    key_ids: Vec<KeyId>,
     key: SecretVec,
 }
 
 impl QkdMaterial {
-    /// Validates and wraps a QKD contribution. IDs must be 1..=128 printable ASCII characters
-    /// (ETSI 014 key IDs are UUIDs), there must be 1..=8 of them, and the key 32..=1024 bytes.
-    pub fn new(key_ids: Vec<String>, key: SecretVec) -> Result<Self, Error> {
+    /// Validates and wraps a QKD contribution: 1..=8 distinct key IDs and 32..=1024 key bytes.
+    pub fn new(key_ids: Vec<KeyId>, key: SecretVec) -> Result<Self, Error> {
         if key_ids.is_empty() || key_ids.len() > MAX_QKD_KEY_IDS {
             return Err(Error::InvalidQkdMaterial("need 1 to 8 key IDs"));
         }
-        let id_ok = |id: &String| {
-            (1..=MAX_QKD_KEY_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
-        };
-        if !key_ids.iter().all(id_ok) {
-            return Err(Error::InvalidQkdMaterial(
-                "key IDs must be 1 to 128 printable ASCII characters",
-            ));
+        let distinct = key_ids
+            .iter()
+            .enumerate()
+            .all(|(i, a)| key_ids[..i].iter().all(|b| a != b));
+        if !distinct {
+            return Err(Error::InvalidQkdMaterial("key IDs must be distinct"));
         }
         if !(MIN_QKD_KEY_LEN..=MAX_QKD_KEY_LEN).contains(&key.len()) {
             return Err(Error::InvalidQkdMaterial(
@@ -47,7 +54,7 @@ impl QkdMaterial {
     }
 
     /// The key IDs, in the order their keys are concatenated.
-    pub fn key_ids(&self) -> &[String] {
+    pub fn key_ids(&self) -> &[KeyId] {
         &self.key_ids
     }
 
@@ -74,9 +81,13 @@ mod tests {
         SecretVec::new(vec![0x55; len])
     }
 
+    fn id(n: u8) -> KeyId {
+        KeyId::from_random_bytes([n; 16])
+    }
+
     #[test]
     fn accepts_a_uuid_and_a_256_bit_key() {
-        let ids = vec!["bc490419-7d60-487f-adc1-4ddcc177c139".to_string()];
+        let ids = vec![KeyId::parse("bc490419-7d60-487f-adc1-4ddcc177c139").expect("uuid")];
         let material = QkdMaterial::new(ids, key(32)).expect("valid");
         assert_eq!(material.key_ids().len(), 1);
         assert!(
@@ -87,14 +98,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        let id = || vec!["id".to_string()];
+        let one = || vec![id(1)];
         assert!(QkdMaterial::new(vec![], key(32)).is_err());
-        assert!(QkdMaterial::new(vec!["x".into(); 9], key(32)).is_err());
-        assert!(QkdMaterial::new(vec!["has space".into()], key(32)).is_err());
-        assert!(QkdMaterial::new(vec![String::new()], key(32)).is_err());
-        assert!(QkdMaterial::new(vec!["x".repeat(129)], key(32)).is_err());
-        assert!(QkdMaterial::new(id(), key(31)).is_err());
-        assert!(QkdMaterial::new(id(), key(1025)).is_err());
-        assert!(QkdMaterial::new(id(), key(1024)).is_ok());
+        assert!(QkdMaterial::new((0..9).map(id).collect(), key(32)).is_err());
+        assert!(QkdMaterial::new((0..8).map(id).collect(), key(32)).is_ok());
+        assert!(QkdMaterial::new(vec![id(1), id(1)], key(32)).is_err());
+        assert!(QkdMaterial::new(one(), key(31)).is_err());
+        assert!(QkdMaterial::new(one(), key(1025)).is_err());
+        assert!(QkdMaterial::new(one(), key(1024)).is_ok());
     }
 }

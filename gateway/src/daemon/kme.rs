@@ -1,8 +1,8 @@
-//! The bridge between the daemon's synchronous event loop and the asynchronous ETSI 014 client
-//! (qkd-link): one thread runs a tokio runtime with the KME client and, for every peer this site
-//! is master of, a prefetch pool. Jobs go in over a channel; results come back over a channel and
-//! a byte on a socket pair the event loop polls. So a KME call never runs on the packet path, and
-//! a slow or dead KME delays only the next epoch (docs/protocol.md §7).
+//! The KME thread: the bridge between the packet thread and the asynchronous ETSI GS QKD 014 client
+//! (qkd-link). One thread runs a tokio runtime with the KME client and, for every peer this site
+//! is master of, a prefetch pool. The node's [`KmeRequest`]s go in over a channel; [`KmeReply`]s
+//! come back over a channel and a byte on a socket pair the packet loop polls. So a KME call never
+//! runs on the packet path, and a slow or dead KME delays only the next epoch (docs/protocol.md §7).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -14,37 +14,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use keymix::{QkdMaterial, SecretVec};
-use qkd_link::{
-    ClientConfig, KeyId, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId,
-};
+use qkd_link::{ClientConfig, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId};
 use tokio::sync::mpsc;
 
 use crate::hybrid::QkdFailure;
-
-/// Work for the KME thread.
-#[derive(Debug)]
-pub enum KmeJob {
-    /// Master: one key shared with `slave` (from the prefetch pool when it has one).
-    Fetch {
-        /// The daemon's peer index.
-        peer: usize,
-        /// The hybrid state machine's request id.
-        request: u64,
-        /// The peer's SAE ID.
-        slave: SaeId,
-    },
-    /// Slave: the keys with these IDs, which `master` fetched.
-    Resolve {
-        /// The daemon's peer index.
-        peer: usize,
-        /// The hybrid state machine's request id.
-        request: u64,
-        /// The peer's SAE ID.
-        master: SaeId,
-        /// Key IDs from the Init.
-        key_ids: Vec<String>,
-    },
-}
+use crate::node::{KmeOp, KmeReply, KmeRequest};
 
 /// Why the KME thread could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,22 +31,11 @@ pub enum BridgeError {
     Io(std::io::Error),
 }
 
-/// A finished job.
-#[derive(Debug)]
-pub struct KmeResult {
-    /// The daemon's peer index.
-    pub peer: usize,
-    /// The request id the job carried.
-    pub request: u64,
-    /// The key material, or why there is none.
-    pub result: Result<QkdMaterial, QkdFailure>,
-}
-
 /// The running KME thread.
 #[derive(Debug)]
 pub struct KmeBridge {
-    jobs: Option<mpsc::UnboundedSender<KmeJob>>,
-    results: std_mpsc::Receiver<KmeResult>,
+    jobs: Option<mpsc::UnboundedSender<KmeRequest>>,
+    results: std_mpsc::Receiver<KmeReply>,
     wake: UnixStream,
     metrics: Arc<Metrics>,
     thread: Option<JoinHandle<()>>,
@@ -92,7 +55,7 @@ impl KmeBridge {
         );
         let (wake_write, wake) = UnixStream::pair().map_err(BridgeError::Io)?;
         wake.set_nonblocking(true).map_err(BridgeError::Io)?;
-        let (jobs, mut job_rx) = mpsc::unbounded_channel::<KmeJob>();
+        let (jobs, mut job_rx) = mpsc::unbounded_channel::<KmeRequest>();
         let (result_tx, results) = std_mpsc::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -143,8 +106,8 @@ impl KmeBridge {
         })
     }
 
-    /// Queues a job; never blocks.
-    pub fn submit(&self, job: KmeJob) {
+    /// Queues a request; never blocks.
+    pub fn submit(&self, job: KmeRequest) {
         if let Some(jobs) = &self.jobs {
             let _ = jobs.send(job);
         }
@@ -155,8 +118,8 @@ impl KmeBridge {
         self.wake.as_fd()
     }
 
-    /// Finished jobs (clears the wake-up signal).
-    pub fn drain(&self) -> Vec<KmeResult> {
+    /// Finished requests (clears the wake-up signal).
+    pub fn drain(&self) -> Vec<KmeReply> {
         let mut sink = [0u8; 64];
         while matches!((&self.wake).read(&mut sink), Ok(n) if n > 0) {}
         self.results.try_iter().collect()
@@ -180,54 +143,30 @@ impl Drop for KmeBridge {
 async fn run(
     client: &KmeClient,
     pools: &HashMap<SaeId, Prefetcher>,
-    job: KmeJob,
+    request: KmeRequest,
     timeout: Duration,
-) -> KmeResult {
-    match job {
-        KmeJob::Fetch {
-            peer,
-            request,
-            slave,
-        } => {
-            let key = match pools.get(&slave) {
-                Some(pool) => pool.take(timeout).await.ok_or(QkdFailure::Unavailable),
-                None => Err(QkdFailure::Unavailable),
-            };
-            KmeResult {
-                peer,
-                request,
-                result: key.and_then(|k| material(vec![k])),
+) -> KmeReply {
+    let result = match &request.op {
+        KmeOp::Fetch { slave } => match pools.get(slave) {
+            Some(pool) => (pool.take(timeout).await)
+                .ok_or(QkdFailure::Unavailable)
+                .and_then(|k| material(vec![k])),
+            None => Err(QkdFailure::Unavailable),
+        },
+        KmeOp::Resolve { master, key_ids } => {
+            match tokio::time::timeout(timeout, client.dec_keys(master, key_ids)).await {
+                Ok(Ok(keys)) => material(keys),
+                Ok(Err(e)) if e.is_key_not_found() => Err(QkdFailure::NotFound),
+                Ok(Err(_)) | Err(_) => Err(QkdFailure::Unavailable),
             }
         }
-        KmeJob::Resolve {
-            peer,
-            request,
-            master,
-            key_ids,
-        } => {
-            let ids: Result<Vec<KeyId>, _> = key_ids.iter().map(|id| KeyId::parse(id)).collect();
-            let result = match ids {
-                Err(_) => Err(QkdFailure::NotFound),
-                Ok(ids) => {
-                    match tokio::time::timeout(timeout, client.dec_keys(&master, &ids)).await {
-                        Ok(Ok(keys)) => material(keys),
-                        Ok(Err(e)) if e.is_key_not_found() => Err(QkdFailure::NotFound),
-                        Ok(Err(_)) | Err(_) => Err(QkdFailure::Unavailable),
-                    }
-                }
-            };
-            KmeResult {
-                peer,
-                request,
-                result,
-            }
-        }
-    }
+    };
+    request.reply(result)
 }
 
 /// Concatenates KME keys, in order, into keymix's QKD contribution.
 fn material(keys: Vec<QkdKey>) -> Result<QkdMaterial, QkdFailure> {
-    let ids = keys.iter().map(|k| k.id().to_string()).collect();
+    let ids = keys.iter().map(QkdKey::id).collect();
     let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.expose().len()).sum());
     for key in &keys {
         bytes.extend_from_slice(key.expose());

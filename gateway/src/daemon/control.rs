@@ -1,0 +1,320 @@
+//! The control thread: serves the status socket, the WireGuard UAPI socket and the metrics
+//! endpoint (`crate::control`) off the packet thread. It reads the status the packet thread
+//! last published ([`Published`]) and completes it with what only the daemon knows (process,
+//! KME client counters, audit log counters); a `wg set` goes to the packet thread as a
+//! [`Command`] and waits for its answer there. A slow or hostile client therefore costs the
+//! control plane its `IO_TIMEOUT`, never a packet.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tracing::{debug, warn};
+
+use crate::control::metrics::Metrics;
+use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status};
+use crate::control::uapi::{self, Device, Plan, Target};
+use crate::control::{Listener, status_path, uapi_path};
+use crate::proto::secret::Secret;
+
+/// Connections served per listener per wake-up, so one listener cannot starve the others.
+const PER_WAKE: usize = 4;
+/// Longest wait for the packet thread to apply a `wg set`.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// `errno` when the packet thread does not answer.
+const EIO: i32 = 5;
+/// A published status younger than this answers a request as it is; an older one is refreshed
+/// first, so `qgw status`, `wg show` and a scrape see counters at most this old. Refreshes are
+/// thereby also bounded to one per this interval, whatever clients do.
+const FRESH: Duration = Duration::from_millis(20);
+/// Longest wait for a refreshed status (a stalled packet thread answers with the last one).
+const REFRESH_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The git commit the binary was built from (`build.rs`), `unknown` outside a checkout.
+pub const COMMIT: &str = match option_env!("QGW_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+/// What the packet thread publishes and the control thread reads: the node's latest status and
+/// when it was published (the liveness of the packet thread).
+#[derive(Debug, Default)]
+pub struct Published {
+    status: Mutex<(Arc<Status>, Option<Instant>)>,
+    newer: Condvar,
+}
+
+impl Published {
+    /// Replaces the status (the lock is held only to swap a pointer).
+    pub fn publish(&self, status: Status) {
+        let status = (Arc::new(status), Some(Instant::now()));
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+        self.newer.notify_all();
+    }
+
+    fn latest(&self) -> Arc<Status> {
+        Arc::clone(&self.status.lock().unwrap_or_else(|p| p.into_inner()).0)
+    }
+
+    /// How long ago the status was published.
+    fn age(&self) -> Duration {
+        let at = self.status.lock().unwrap_or_else(|p| p.into_inner()).1;
+        at.map_or(Duration::MAX, |t| t.elapsed())
+    }
+
+    /// Waits (at most `timeout`) for a status published after `since`.
+    fn wait_newer(&self, since: Instant, timeout: Duration) {
+        let guard = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = |s: &mut (Arc<Status>, Option<Instant>)| s.1.is_none_or(|t| t <= since);
+        let _ = self.newer.wait_timeout_while(guard, timeout, stale);
+    }
+}
+
+/// Counters the audit thread keeps for the status.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Where the log is written.
+    pub path: String,
+    /// Records written.
+    pub records: AtomicU64,
+    /// Records the log could not write.
+    pub write_errors: AtomicU64,
+    /// Records dropped before the audit thread took them (its queue was full); the log
+    /// announces them as `records_lost`.
+    pub lost: AtomicU64,
+}
+
+/// A request from the control plane that only the packet thread may carry out.
+#[derive(Debug)]
+pub enum Command {
+    /// Apply a checked `wg set` plan; answer `Ok` or an errno.
+    Uapi(Plan, Sender<Result<(), i32>>),
+    /// Publish the status now (a client asked and the published one is not fresh).
+    Publish,
+}
+
+/// Everything the control thread reads, and the way back to the packet thread.
+#[derive(Debug)]
+pub struct Shared {
+    /// Interface name.
+    pub interface: String,
+    /// Bound UDP port.
+    pub listen_port: u16,
+    /// The private key, for the UAPI's `get=1` (root-only socket, as wireguard-go).
+    pub private_key: Secret<32>,
+    /// The node's published status.
+    pub published: Arc<Published>,
+    /// The KME client's counters, with a KME.
+    pub kme: Option<Arc<qkd_link::Metrics>>,
+    /// The audit thread's counters, with an audit log.
+    pub audit: Option<Arc<AuditCounters>>,
+    /// When the daemon started.
+    pub started: Instant,
+    /// The same, in Unix seconds.
+    pub started_unix: u64,
+    /// Commands for the packet thread.
+    pub commands: Sender<Command>,
+    /// The byte that wakes the packet thread for a command.
+    pub wake: UnixStream,
+}
+
+impl Shared {
+    /// Hands `command` to the packet thread.
+    fn send(&self, command: Command) -> Result<(), i32> {
+        self.commands.send(command).map_err(|_| EIO)?;
+        let _ = (&self.wake).write(&[1]);
+        Ok(())
+    }
+
+    /// The node's status, refreshed first unless it is fresh.
+    fn node_status(&self) -> Arc<Status> {
+        if self.published.age() >= FRESH {
+            let asked = Instant::now();
+            if self.send(Command::Publish).is_ok() {
+                self.published.wait_newer(asked, REFRESH_TIMEOUT);
+            }
+        }
+        self.published.latest()
+    }
+
+    /// The full status: the node's, with the daemon's fields.
+    fn status(&self) -> Status {
+        let mut st = Status::clone(&self.node_status());
+        st.interface = self.interface.clone();
+        st.listen_port = self.listen_port;
+        st.process = Some(ProcessStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            commit: COMMIT.to_owned(),
+            start_time_unix: self.started_unix,
+            uptime_seconds: self.started.elapsed().as_secs(),
+        });
+        st.qkd = (self.kme.as_ref()).map(|m| QkdStatus::from_snapshot(&m.snapshot()));
+        st.audit = self.audit.as_ref().map(|a| AuditStatus {
+            path: a.path.clone(),
+            records: a.records.load(Ordering::Relaxed),
+            write_errors: a.write_errors.load(Ordering::Relaxed) + a.lost.load(Ordering::Relaxed),
+        });
+        st
+    }
+}
+
+/// The interface's control sockets, bound before the daemon touches the network.
+#[derive(Debug)]
+pub struct Listeners {
+    status: Listener,
+    uapi: Option<Listener>,
+    metrics: Option<Metrics>,
+}
+
+impl Listeners {
+    /// Binds the status socket of interface `name`, its UAPI socket if asked, and the metrics
+    /// endpoint. A second instance for the same interface fails here, untouched.
+    pub fn bind(
+        name: &str,
+        uapi: bool,
+        metrics: Option<std::net::SocketAddr>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            status: Listener::bind(&status_path(name), 0o700)?,
+            uapi: uapi
+                .then(|| Listener::bind(&uapi_path(name), 0o755))
+                .transpose()?,
+            metrics: metrics.map(Metrics::bind).transpose()?,
+        })
+    }
+}
+
+/// The running control thread.
+#[derive(Debug)]
+pub struct ControlThread {
+    stop: UnixStream,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlThread {
+    /// Starts serving.
+    pub fn start(listeners: Listeners, shared: Shared) -> std::io::Result<Self> {
+        let (stop, stopped) = UnixStream::pair()?;
+        let thread = std::thread::Builder::new()
+            .name("qgw-control".into())
+            .spawn(move || serve(&listeners, &shared, &stopped))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ControlThread {
+    fn drop(&mut self) {
+        let _ = self.stop.write_all(&[1]);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(l: &Listeners, shared: &Shared, stopped: &UnixStream) {
+    loop {
+        let status = l.status.as_fd();
+        let uapi = l.uapi.as_ref().map_or(status, AsFd::as_fd);
+        let metrics = l.metrics.as_ref().map_or(status, AsFd::as_fd);
+        let mut fds =
+            [status, uapi, metrics, stopped.as_fd()].map(|fd| PollFd::new(fd, PollFlags::POLLIN));
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                warn!(error = %e, "control plane poll failed; control sockets no longer served");
+                return;
+            }
+        }
+        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
+        if ready(&fds[3]) {
+            return;
+        }
+        serve_status(l, shared);
+        serve_metrics(l, shared);
+        serve_uapi(l, shared);
+    }
+}
+
+fn serve_status(l: &Listeners, shared: &Shared) {
+    for _ in 0..PER_WAKE {
+        let Some((mut s, request)) = l.status.accept() else {
+            return;
+        };
+        let answer = match request {
+            Ok(r) if r.trim() == "status" => {
+                serde_json::to_string(&shared.status()).unwrap_or_default() + "\n"
+            }
+            Ok(_) => "{\"error\":\"unknown request\"}\n".to_owned(),
+            Err(e) => {
+                debug!(error = %e, "status request unreadable");
+                continue;
+            }
+        };
+        let _ = s.write_all(answer.as_bytes());
+    }
+}
+
+fn serve_metrics(l: &Listeners, shared: &Shared) {
+    for _ in 0..PER_WAKE {
+        let Some((stream, route)) = l.metrics.as_ref().and_then(Metrics::accept) else {
+            return;
+        };
+        let age = shared.published.age();
+        Metrics::respond(stream, route, &shared.status(), age);
+    }
+}
+
+/// `wg show` / `wg set` against the node on the packet thread.
+struct NodeTarget<'a>(&'a Shared);
+
+impl Target for NodeTarget<'_> {
+    fn status(&mut self) -> Status {
+        Status::clone(&self.0.node_status())
+    }
+
+    fn apply(&mut self, plan: Plan) -> Result<(), i32> {
+        let (tx, rx) = channel();
+        self.0.send(Command::Uapi(plan, tx))?;
+        rx.recv_timeout(COMMAND_TIMEOUT).unwrap_or(Err(EIO))
+    }
+}
+
+fn serve_uapi(l: &Listeners, shared: &Shared) {
+    for _ in 0..PER_WAKE {
+        let Some((mut s, request)) = l.uapi.as_ref().and_then(Listener::accept) else {
+            return;
+        };
+        let Ok(request) = request else { continue };
+        let device = Device {
+            private_key: &shared.private_key,
+            listen_port: shared.listen_port,
+        };
+        let mut target = NodeTarget(shared);
+        let answer = uapi::handle(&request, &device, &mut target);
+        if request.starts_with("set=1") {
+            tracing::info!(answer = answer.trim(), "UAPI set");
+        }
+        let _ = s.write_all(answer.as_bytes());
+    }
+}
+
+/// Seconds since the Unix epoch now.
+pub fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A channel for [`Command`]s.
+pub fn commands() -> (Sender<Command>, Receiver<Command>) {
+    channel()
+}

@@ -1,0 +1,75 @@
+//! Requests for this site's KME and their replies, as values (ETSI GS QKD 014 §5.2 "Get key" for
+//! the master, §5.3 "Get key with key IDs" for the slave). The node never waits for a KME: the
+//! driver carries each [`KmeRequest`] out off the packet path and hands the answer back with
+//! [`Node::handle_kme_reply`] (docs/protocol.md §7).
+
+use std::time::Instant;
+
+use keymix::{KeyId, QkdMaterial};
+use qkd_link::SaeId;
+
+use super::{Node, PeerId};
+use crate::hybrid::{QkdFailure, RequestId};
+
+/// What to ask the KME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmeOp {
+    /// Master: one fresh key shared with the slave's SAE (`enc_keys`, or a prefetched key).
+    Fetch {
+        /// The peer gateway's SAE ID.
+        slave: SaeId,
+    },
+    /// Slave: the keys the master fetched (`dec_keys`).
+    Resolve {
+        /// The peer gateway's SAE ID.
+        master: SaeId,
+        /// The key IDs from the master's Init.
+        key_ids: Vec<KeyId>,
+    },
+}
+
+/// A request for the site's KME on behalf of one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmeRequest {
+    /// The peer whose exchange needs it.
+    pub peer: PeerId,
+    /// Echo this in the [`KmeReply`].
+    pub id: RequestId,
+    /// What to ask.
+    pub op: KmeOp,
+}
+
+/// The KME's answer to a [`KmeRequest`].
+#[derive(Debug)]
+pub struct KmeReply {
+    /// The request's peer.
+    pub peer: PeerId,
+    /// The request's id.
+    pub id: RequestId,
+    /// The key material (key IDs and bytes), or why there is none.
+    pub result: Result<QkdMaterial, QkdFailure>,
+}
+
+impl KmeRequest {
+    /// The reply to this request.
+    pub fn reply(&self, result: Result<QkdMaterial, QkdFailure>) -> KmeReply {
+        KmeReply {
+            peer: self.peer,
+            id: self.id,
+            result,
+        }
+    }
+}
+
+impl Node {
+    /// Delivers the KME's answer. A reply nobody waits for any more (the exchange moved on or
+    /// gave up) is dropped, and its key with it (zeroized).
+    pub fn handle_kme_reply(&mut self, now: Instant, reply: KmeReply) {
+        let KmeReply { peer, id, result } = reply;
+        let Some(hybrid) = self.peers.get_mut(peer).and_then(|p| p.hybrid.as_mut()) else {
+            return;
+        };
+        hybrid.handle_qkd_result(now, id, result);
+        self.settle(now, peer);
+    }
+}

@@ -1,0 +1,209 @@
+//! One datagram from the network (whitepaper §5.4 message dispatch, §5.3 cookies under load;
+//! docs/protocol.md §4 for hybrid datagrams): dispatch by type, find the peer, hand it the message.
+//! Transport data is opened in place; every refusal is counted by reason.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Instant;
+
+use zerocopy::FromBytes;
+
+use super::{MAX_COOKIE_REPLIES, Node, PeerId};
+use crate::error::DropReason;
+use crate::hybrid::{HybridDrop, wire};
+use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
+use crate::proto::cookie::verify_mac1;
+use crate::proto::handshake::open_initiation;
+use crate::proto::messages::{CookieReply, Initiation, MacProtected, Message};
+use crate::proto::peer::Ctx;
+
+/// What became of a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A decrypted IP packet from `peer`: write `buf[packet]` to the tunnel.
+    Packet {
+        /// Who sent it.
+        peer: PeerId,
+        /// Where it is in the caller's buffer.
+        packet: Range<usize>,
+    },
+    /// Accepted with nothing to deliver (handshake, cookie, keepalive, hybrid fragment); any
+    /// answer waits for [`Node::poll_transmit`].
+    Accepted,
+    /// Refused, and counted under this reason.
+    Dropped(Dropped),
+}
+
+/// Why a datagram was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// At the interface (WireGuard messages, and hybrid datagrams no peer could take).
+    Interface(DropReason),
+    /// By a hybrid peer (counted in its hybrid statistics).
+    Hybrid(PeerId, HybridDrop),
+}
+
+impl Node {
+    /// Handles one datagram from `from`. A transport message is opened in place: the returned
+    /// [`Received::Packet`] is a range of `buf`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8]) -> Received {
+        if wire::is_hybrid(buf) {
+            return self.hybrid_datagram(now, from, buf);
+        }
+        match self.dispatch(now, from, buf) {
+            Ok(Some((peer, packet))) => Received::Packet { peer, packet },
+            Ok(None) => Received::Accepted,
+            Err(reason) => Received::Dropped(Dropped::Interface(self.count(reason))),
+        }
+    }
+
+    fn hybrid_datagram(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) -> Received {
+        let fragment = match wire::parse(buf) {
+            Ok(f) => f,
+            Err(_) => {
+                return Received::Dropped(Dropped::Interface(self.count(DropReason::Malformed)));
+            }
+        };
+        let Some(id) = self.peers.by_pair(&fragment.header.pair_id) else {
+            let reason = self.count(DropReason::UnknownPair);
+            return Received::Dropped(Dropped::Interface(reason));
+        };
+        let Some(slot) = self.peers.get_mut(id) else {
+            return Received::Dropped(Dropped::Interface(self.count(DropReason::UnknownPair)));
+        };
+        let Some(hybrid) = slot.hybrid.as_mut() else {
+            return Received::Dropped(Dropped::Interface(self.count(DropReason::UnknownPair)));
+        };
+        let result = hybrid.handle_fragment(now, &fragment);
+        if result.is_ok() {
+            slot.hybrid_source = Some(from);
+        }
+        self.settle(now, id);
+        match result {
+            Ok(()) => Received::Accepted,
+            Err(reason) => Received::Dropped(Dropped::Hybrid(id, reason)),
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Option<(PeerId, Range<usize>)>, DropReason> {
+        let (receiver, counter) = match Message::parse(buf)? {
+            Message::Initiation(m) => return self.on_initiation(now, from, m).map(|()| None),
+            Message::Response(m) => {
+                if !self.screen(now, from, m)? {
+                    return Ok(None);
+                }
+                let id = self.owner(m.receiver.get())?;
+                let Some(slot) = self.peers.get_mut(id) else {
+                    return Err(DropReason::UnknownIndex);
+                };
+                let mut idx = self.indices.for_peer(id);
+                let mut cx = Ctx {
+                    keys: &self.keys,
+                    clock: &self.clock,
+                    rng: &mut *self.rng,
+                    indices: &mut idx,
+                };
+                slot.wg.handle_response(now, m, from, &mut cx)?;
+                self.settle(now, id);
+                return Ok(None);
+            }
+            Message::CookieReply(m) => {
+                let id = self.owner(m.receiver.get())?;
+                let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownIndex)?;
+                slot.wg.handle_cookie_reply(now, m)?;
+                return Ok(None);
+            }
+            Message::Transport(h, _) => (h.receiver.get(), h.counter.get()),
+        };
+        let id = self.owner(receiver)?;
+        let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownIndex)?;
+        let mut idx = self.indices.for_peer(id);
+        let sealed = &mut buf[TRANSPORT_HEADER_LEN..];
+        let n = slot
+            .wg
+            .decapsulate(now, receiver, counter, sealed, from, &mut idx)?;
+        if slot.wg.has_events() {
+            self.settle(now, id);
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let start = TRANSPORT_HEADER_LEN;
+        let info = crate::proto::ip::parse(&buf[start..start + n]).ok_or(DropReason::Malformed)?;
+        if self.routes.lookup(info.src) != Some(id) {
+            return Err(DropReason::SourceNotAllowed);
+        }
+        Ok(Some((id, start..start + info.len)))
+    }
+
+    fn owner(&self, index: u32) -> Result<PeerId, DropReason> {
+        self.indices.lookup(index).ok_or(DropReason::UnknownIndex)
+    }
+
+    /// mac1 always; under load also mac2 (else a cookie reply is queued) and the per-source rate
+    /// limit. `Ok(false)`: the message was answered with a cookie and is not processed.
+    fn screen<M: MacProtected>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        m: &M,
+    ) -> Result<bool, DropReason> {
+        verify_mac1(m, &self.keys.mac1_key)?;
+        if !self.load.record(now) {
+            return Ok(true);
+        }
+        if self
+            .checker
+            .verify_mac2(now, &mut *self.rng, m, from)
+            .is_err()
+        {
+            // The message itself was not processed: count it, then answer with a cookie.
+            self.count(DropReason::CookieRequired);
+            if self.cookie_replies.len() < MAX_COOKIE_REPLIES {
+                let mut bytes = [0u8; COOKIE_REPLY_LEN];
+                if let Ok(reply) = CookieReply::mut_from_bytes(&mut bytes) {
+                    self.checker.reply(now, &mut *self.rng, m, from, reply);
+                    self.cookie_replies.push_back((from, bytes));
+                }
+            }
+            return Ok(false);
+        }
+        if !self.limiter.allow(now, from.ip()) {
+            return Err(DropReason::RateLimited);
+        }
+        Ok(true)
+    }
+
+    fn on_initiation(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        m: &Initiation,
+    ) -> Result<(), DropReason> {
+        if !self.screen(now, from, m)? {
+            return Ok(());
+        }
+        let opened = open_initiation(&self.keys, m)?;
+        let id = self
+            .peers
+            .by_key(opened.initiator_static())
+            .ok_or(DropReason::UnknownPeer)?;
+        let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownPeer)?;
+        let received = opened.finish(slot.wg.remote_keys())?;
+        let mut idx = self.indices.for_peer(id);
+        let mut cx = Ctx {
+            keys: &self.keys,
+            clock: &self.clock,
+            rng: &mut *self.rng,
+            indices: &mut idx,
+        };
+        slot.wg.handle_initiation(now, received, from, &mut cx)?;
+        self.settle(now, id);
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! One packet from the tunnel (whitepaper §2 cryptokey routing, §5.4.6 transport messages): route
+//! it by destination to a peer and seal it in place; without a session, stage it and want a
+//! handshake (a hybrid peer asks its key agreement for an epoch instead).
+
+use std::time::Instant;
+
+use super::Node;
+use crate::error::DropReason;
+use crate::proto::constants::TRANSPORT_HEADER_LEN;
+use crate::proto::peer::Transmit;
+
+impl Node {
+    /// Seals the IP packet at `buf[16..16 + len]` for the peer its destination routes to, in place:
+    /// `buf` needs 16 bytes of headroom and 16 + 15 of tailroom (header, padding, tag). Without a
+    /// usable session the packet is staged (bounded) and `Err(NoSession)` returned; every refusal
+    /// is counted.
+    pub fn handle_tun_packet(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Transmit, DropReason> {
+        self.route_and_seal(now, buf, len)
+            .map_err(|reason| self.count(reason))
+    }
+
+    fn route_and_seal(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Transmit, DropReason> {
+        let start = TRANSPORT_HEADER_LEN;
+        let packet = buf
+            .get(start..start + len)
+            .ok_or(DropReason::BufferTooSmall)?;
+        let info = crate::proto::ip::parse(packet).ok_or(DropReason::Malformed)?;
+        let id = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
+        let slot = self.peers.get_mut(id).ok_or(DropReason::NoRoute)?;
+        let sealed = slot.wg.encapsulate(now, buf, len);
+        if sealed == Err(DropReason::NoSession) {
+            slot.stage(&buf[start..start + len]);
+        }
+        if slot.wg.has_events() {
+            self.settle(now, id);
+        }
+        sealed
+    }
+}

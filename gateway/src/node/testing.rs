@@ -1,0 +1,145 @@
+//! Fixtures for tests, fuzz targets, benches and the simulation (`gateway/tests/sim`): sites whose
+//! keys come from a one-byte seed, their node configurations (plain or hybrid peers), and IP
+//! packets. Every key here is predictable: never use them for traffic that must stay secret.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keymix::Secret;
+use keymix::mldsa::SigningKey;
+use qkd_link::SaeId;
+
+use super::{Node, NodeConfig, NodePeer, PeerSpec, Randomness};
+use crate::config_hybrid::HybridPeerSpec;
+use crate::hybrid::{QkdPolicy, Role};
+use crate::proto::handshake::StaticKeys;
+use crate::proto::tai64n::WallClock;
+
+/// Unix time of every fixture clock's start (2025-06-15).
+pub const UNIX_AT_START: Duration = Duration::from_secs(1_750_000_000);
+
+/// A site: seed `n` gives its keys, underlay address `192.0.2.n:51820`, tunnel network
+/// `10.0.n.0/24` and SAE ID `SAE_n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site(pub u8);
+
+impl Site {
+    /// The X25519 private key.
+    pub fn private_key(self) -> Secret<32> {
+        Secret::new([self.0; 32])
+    }
+
+    /// The X25519 public key.
+    pub fn public_key(self) -> [u8; 32] {
+        *StaticKeys::new(self.private_key()).public()
+    }
+
+    /// The ML-DSA-65 site key.
+    pub fn signing_key(self) -> Arc<SigningKey> {
+        Arc::new(SigningKey::from_seed(Secret::new([self.0 ^ 0x5a; 32])))
+    }
+
+    /// The underlay address.
+    pub fn addr(self) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, self.0], 51820))
+    }
+
+    /// The tunnel network's address `host` (`10.0.n.host`).
+    pub fn ip(self, host: u8) -> [u8; 4] {
+        [10, 0, self.0, host]
+    }
+
+    /// The SAE ID of the site's gateway at its KME.
+    pub fn sae(self) -> SaeId {
+        SaeId::new(format!("SAE_{}", self.0)).unwrap_or_else(|_| unreachable!("a valid SAE ID"))
+    }
+
+    /// Its WireGuard settings as a peer of another site.
+    pub fn as_peer(self, psk: Option<Secret<32>>) -> PeerSpec {
+        PeerSpec {
+            public_key: self.public_key(),
+            psk,
+            endpoint: Some(self.addr()),
+            allowed_ips: vec![(IpAddr::from(self.ip(0)), 24)],
+            persistent_keepalive: None,
+        }
+    }
+}
+
+/// How a site sees one hybrid peer.
+#[derive(Debug, Clone, Copy)]
+pub struct HybridLink {
+    /// The peer site.
+    pub peer: Site,
+    /// This side's role.
+    pub role: Role,
+    /// `qkd.policy` at this side.
+    pub policy: QkdPolicy,
+    /// `rekey_after_seconds`.
+    pub rekey_after: Duration,
+}
+
+/// A node configuration of `me` with plain peers `peers` (each with a static PSK if `psk`).
+pub fn plain(me: Site, peers: &[Site], psk: bool) -> NodeConfig {
+    let peers = peers.iter().map(|p| NodePeer {
+        name: format!("site-{}", p.0),
+        wg: p.as_peer(psk.then(|| Secret::new([9; 32]))),
+        hybrid: None,
+    });
+    config(me, peers.collect())
+}
+
+/// A node configuration of `me` with hybrid peers.
+pub fn hybrid(me: Site, links: &[HybridLink]) -> NodeConfig {
+    let peers = links.iter().map(|l| NodePeer {
+        name: format!("site-{}", l.peer.0),
+        wg: l.peer.as_peer(None),
+        hybrid: Some(HybridPeerSpec {
+            verifying_key: l.peer.signing_key().verifying_key().clone(),
+            role: l.role,
+            policy: l.policy,
+            peer_sae_id: (l.policy != QkdPolicy::Off).then(|| l.peer.sae()),
+            rekey_after: l.rekey_after,
+        }),
+    });
+    let mut cfg = config(me, peers.collect());
+    cfg.signing_key = Some(me.signing_key());
+    cfg
+}
+
+fn config(me: Site, peers: Vec<NodePeer>) -> NodeConfig {
+    NodeConfig {
+        private_key: me.private_key(),
+        mtu: 1420,
+        load_threshold: 1000,
+        peers,
+        signing_key: None,
+        danger_rekey_after: None,
+        danger_reject_after: None,
+    }
+}
+
+/// A node from `config` at `now`, with seeded randomness and the fixture clock.
+pub fn node(now: Instant, config: NodeConfig, seed: u64) -> Node {
+    let clock = WallClock::new(now, UNIX_AT_START);
+    Node::new(now, clock, config, Randomness::Seeded(seed))
+        .unwrap_or_else(|e| unreachable!("fixture configurations are valid: {e}"))
+}
+
+/// An IPv4 UDP packet from `src` to `dst` carrying `payload`.
+pub fn ipv4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let len = 28 + payload.len();
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&4000u16.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    p
+}

@@ -1,0 +1,89 @@
+//! Everything a node sends besides sealed tunnel packets, one datagram per call into the
+//! caller's buffer: cookie replies (whitepaper §5.4.7), then per peer, round robin, its hybrid
+//! fragments (docs/protocol.md §4), packets staged while it had no session, and its handshake
+//! response, initiation or keepalive (§5.4, §6).
+
+use std::time::Instant;
+
+use super::Node;
+use super::peers::PeerSlot;
+use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
+use crate::proto::peer::{Ctx, Transmit};
+
+impl Node {
+    /// Writes the next datagram to send into `buf` (at least MTU + 32 bytes, and at least
+    /// 1232 for hybrid fragments) and says where it goes. Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some((to, reply)) = self.cookie_replies.pop_front() {
+            buf.get_mut(..COOKIE_REPLY_LEN)?.copy_from_slice(&reply);
+            self.cookie_replies_sent += 1;
+            return Some(Transmit {
+                len: COOKIE_REPLY_LEN,
+                to,
+            });
+        }
+        let n = self.peers.len();
+        for _ in 0..n {
+            let id = self.peers.id_at(self.cursor % n)?;
+            if let Some(t) = self.poll_peer_transmit(now, id, buf) {
+                return Some(t);
+            }
+            self.cursor = (self.cursor + 1) % n;
+        }
+        None
+    }
+
+    fn poll_peer_transmit(
+        &mut self,
+        now: Instant,
+        id: super::PeerId,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        let slot = self.peers.get_mut(id)?;
+        if let Some(t) = hybrid_transmit(slot, buf) {
+            return Some(t);
+        }
+        let mut idx = self.indices.for_peer(id);
+        let mut cx = Ctx {
+            keys: &self.keys,
+            clock: &self.clock,
+            rng: &mut *self.rng,
+            indices: &mut idx,
+        };
+        // Staged data first: it also confirms a new session, so no keepalive is needed.
+        let t = staged_transmit(slot, now, buf);
+        let t = t.or_else(|| slot.wg.poll_transmit(now, &mut cx, buf));
+        if slot.wg.has_events() {
+            self.settle(now, id);
+        }
+        t
+    }
+}
+
+/// The next hybrid fragment, to where the peer's hybrid messages last came from (else its
+/// WireGuard endpoint). Without any address the fragment is dropped: the exchange retransmits.
+fn hybrid_transmit(slot: &mut PeerSlot, buf: &mut [u8]) -> Option<Transmit> {
+    let hybrid = slot.hybrid.as_mut()?;
+    loop {
+        let len = hybrid.poll_transmit(buf)?;
+        if let Some(to) = slot.hybrid_source.or_else(|| slot.wg.endpoint()) {
+            return Some(Transmit { len, to });
+        }
+    }
+}
+
+/// The oldest staged packet, sealed, once a session may send.
+fn staged_transmit(slot: &mut PeerSlot, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+    while slot.wg.has_usable_session(now) {
+        let packet = slot.staged.pop_front()?;
+        let start = TRANSPORT_HEADER_LEN;
+        let Some(room) = buf.get_mut(start..start + packet.len()) else {
+            continue;
+        };
+        room.copy_from_slice(&packet);
+        if let Ok(t) = slot.wg.encapsulate(now, buf, packet.len()) {
+            return Some(t);
+        }
+    }
+    None
+}
