@@ -140,8 +140,10 @@ if [ ${#need[@]} -gt 0 ]; then
     > "$STATE/apt.log" 2>&1 || { tail -n 20 "$STATE/apt.log" >&2; die "apt-get install failed"; }
 fi
 command -v cargo > /dev/null || die "cargo not found (sudo resets PATH; try: sudo env PATH=\"\$PATH\" $0)"
-info "cargo build --release -p gateway -p qkd-link (a first build takes a few minutes)"
-nice -n 10 cargo build --release --locked -q -p gateway -p qkd-link > "$STATE/build.log" 2>&1 \
+info "cargo build --release: qgw, and qkd-kme-sim with qkd-link's sim feature (a first build takes a few minutes)"
+# Two builds, so that qgw is built as deployed: without the simulator feature of qkd-link.
+{ nice -n 10 cargo build --release --locked -q -p gateway --bin qgw \
+    && nice -n 10 cargo build --release --locked -q -p qkd-link --features sim --bin qkd-kme-sim; } > "$STATE/build.log" 2>&1 \
   || { tail -n 30 "$STATE/build.log" >&2; die "build failed"; }
 BIN=$REPO/target/release
 t_start=$(date +%s.%N)
