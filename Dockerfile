@@ -43,7 +43,8 @@ COPY gateway gateway
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p gateway -p qkd-link --bins \
+    cargo build --release --locked -p gateway --bin qgw \
+ && cargo build --release --locked -p qkd-link --features sim --bin qkd-kme-sim \
  && install -D -m 0755 target/release/qgw /out/qgw \
  && install -D -m 0755 target/release/qkd-kme-sim /out/qkd-kme-sim
 

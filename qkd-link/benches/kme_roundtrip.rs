@@ -3,7 +3,7 @@
 //! run dry). Reports criterion timings for one round trip, then latency percentiles and keys/s
 //! from a bounded run of its own.
 //!
-//! Run: `cargo bench -p qkd-link --bench kme_roundtrip`
+//! Run: `cargo bench -p qkd-link --features sim --bench kme_roundtrip`
 //! (add `-- --quick` for a shorter criterion pass).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -7,7 +7,8 @@
 //! * [`client`]: the mutual-TLS client for Get status, Get key and Get key with key IDs (§5).
 //! * [`pool`] (no I/O) and [`prefetch`] (its tokio driver): the master-side key buffer.
 //! * [`retry`], [`metrics`], [`error`].
-//! * [`sim`]: the simulator (sans-IO KME logic, link model, HTTPS driver, admin API, PKI).
+//! * `sim` (cargo feature `sim`, off by default): the simulator (sans-IO KME logic, link model,
+//!   HTTPS driver, admin API, PKI). The gateway links only the client.
 //!
 //! Roles (§4): the SAE that starts an epoch is the *master*: it calls `enc_keys` and sends only the
 //! key ID to its peer; the peer, the *slave*, calls `dec_keys` with that ID on its own KME. Both end
@@ -23,6 +24,7 @@ pub mod pem;
 pub mod pool;
 pub mod prefetch;
 pub mod retry;
+#[cfg(feature = "sim")]
 pub mod sim;
 
 pub use client::{ClientConfig, KmeClient};
