@@ -1,5 +1,5 @@
-//! Shared harness of the network-namespace tests. One way to do each set-up step, each in its
-//! own file:
+//! Shared harness of the network-namespace tests (and of the KME bridge test, which needs only
+//! [`kme`]). One way to do each set-up step, each in its own file:
 //!
 //! | file | what it sets up |
 //! |---|---|
