@@ -18,21 +18,12 @@ use netns::lab::Lab;
 use netns::pair::{PairOptions, SiteSetup, start_wireguard_go_pair, wg_latest_handshake};
 use netns::qgw::{assert_wg_show, peer_field, status};
 use netns::traffic::{
-    assert_pings_both_ways, assert_tcp_transfer, frag_creates, handshake_under_flood,
+    assert_iperf_both_ways, assert_pings_both_ways, assert_tcp_transfer, frag_creates,
+    handshake_under_flood,
 };
 use netns::wait_for;
 
 const TOOLS: &[&str] = &["wireguard-go", "wg", "iperf3"];
-
-fn iperf(lab: &Lab, server_ns: &str, client_ns: &str, server_ip: &str) {
-    lab.check(server_ns, &["iperf3", "-s", "-1", "-D", "-B", server_ip]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = lab.check(
-        client_ns,
-        &["timeout", "30", "iperf3", "-c", server_ip, "-t", "2", "-J"],
-    );
-    assert!(out.contains("\"sum_received\""), "no iperf3 result: {out}");
-}
 
 #[test]
 fn wireguard_go_with_psk_ipv6_100mb_rekey_and_wg_show() {
@@ -51,8 +42,7 @@ fn wireguard_go_with_psk_ipv6_100mb_rekey_and_wg_show() {
     let s = start_wireguard_go_pair(&mut lab, opts);
     let (a, b) = (lab.a.clone(), lab.b.clone());
     assert_pings_both_ways(&lab, 3, None, true);
-    iperf(&lab, &b, &a, "10.201.0.2");
-    iperf(&lab, &a, &b, "10.201.0.1");
+    assert_iperf_both_ways(&mut lab);
     let size = 100 << 20;
     assert_tcp_transfer(
         &b,
@@ -120,8 +110,7 @@ fn wireguard_go_without_psk_restart_and_roaming() {
         lab.log("qa.log")
     );
     assert!(lab.ping(&b, "10.201.0.1", 3, None), "wireguard-go -> qgw");
-    iperf(&lab, &b, &a, "10.201.0.2");
-    iperf(&lab, &a, &b, "10.201.0.1");
+    assert_iperf_both_ways(&mut lab);
 
     // Restart: qgw crashes (SIGKILL), starts again and handshakes by itself (persistent keepalive).
     s.crash_a(&mut lab);

@@ -158,6 +158,25 @@ pub fn assert_tcp_transfer(to_ns: &str, from_ns: &str, to: &str, bytes: usize, w
     assert_eq!((n, &got), (bytes, &sent), "{what}: SHA-256 differs");
 }
 
+/// iperf3 for 2 s a → b, then b → a, through the tunnel; asserts that each run reports a result.
+/// Each server is a process of the lab (so it is stopped even if its client never comes) that
+/// exits by itself after its one client.
+#[track_caller]
+pub fn assert_iperf_both_ways(lab: &mut Lab) {
+    let (a, b) = (lab.a.clone(), lab.b.clone());
+    for (server_ns, client_ns, server_ip) in [(&b, &a, "10.201.0.2"), (&a, &b, "10.201.0.1")] {
+        let log = format!("iperf3-{server_ip}.log");
+        let server = ["iperf3", "-s", "-1", "--forceflush", "-B", server_ip];
+        lab.spawn(server_ns, &server, &log);
+        wait_for("iperf3 to listen", Duration::from_secs(10), || {
+            lab.log(&log).contains("Server listening")
+        });
+        let client = ["timeout", "30", "iperf3", "-c", server_ip, "-t", "2", "-J"];
+        let out = lab.check(client_ns, &client);
+        assert!(out.contains("\"sum_received\""), "no iperf3 result: {out}");
+    }
+}
+
 /// Floods site a's qgw (10.200.0.1:51820, public key `pub_a`) from site b with 1600 initiations
 /// at 200 per second (10 s at most) and, 1.5 s into the flood, pings a (10.201.0.1) from b until
 /// it answers (20 s at most), which needs a handshake under load. Asserts that the flood got more
