@@ -58,6 +58,16 @@ fn with_key<'a>(key: &'a str, files: &'a [String]) -> Vec<&'a str> {
     v
 }
 
+/// Asserts that `run` failed verification (exit code 1) and that its output says every one of
+/// `wants`.
+#[track_caller]
+fn assert_refused(run: &Run, wants: &[&str]) {
+    assert_eq!(run.code, 1, "{}", run.out);
+    for want in wants {
+        assert!(run.out.contains(want), "{}", run.out);
+    }
+}
+
 /// Copies `file` to `<file>.altered` with its lines changed by `f`.
 fn altered(file: &str, f: impl Fn(&mut Vec<String>)) -> String {
     let text = std::fs::read_to_string(file).unwrap();
@@ -102,34 +112,16 @@ fn audit_verify_accepts_a_written_log_and_names_the_altered_line() {
     let mut set = files.clone();
     set[1] = changed.clone();
     let run = qgw(&with_key(&key, &set));
-    assert_eq!(run.code, 1, "{}", run.out);
-    assert!(
-        run.out.contains(&format!("FAILED: {changed}:3: seq ")),
-        "{}",
-        run.out
-    );
-    assert!(
-        run.out.contains("record altered (hash mismatch)"),
-        "{}",
-        run.out
-    );
+    let line = format!("FAILED: {changed}:3: seq ");
+    assert_refused(&run, &[&line, "record altered (hash mismatch)"]);
 
     // Line 4 of the middle file deleted.
     let deleted = altered(middle, |l| {
         l.remove(3);
     });
     let run = qgw(&["audit", "verify", "--key", &key, &deleted]);
-    assert_eq!(run.code, 1, "{}", run.out);
-    assert!(
-        run.out.contains(&format!("{deleted}:4: seq ")),
-        "{}",
-        run.out
-    );
-    assert!(
-        run.out.contains("record removed or reordered"),
-        "{}",
-        run.out
-    );
+    let line = format!("{deleted}:4: seq ");
+    assert_refused(&run, &[&line, "record removed or reordered"]);
 }
 
 #[test]
@@ -140,23 +132,13 @@ fn audit_verify_refuses_a_wrong_key_a_missing_file_and_bad_usage() {
     std::fs::write(&other, gateway::keyfile::mldsa_public_text(&signing_key(2))).unwrap();
     let other = other.display().to_string();
     let run = qgw(&with_key(&other, &files));
-    assert_eq!(run.code, 1, "{}", run.out);
-    assert!(
-        run.out.contains("not the pinned (--key) key"),
-        "{}",
-        run.out
-    );
+    assert_refused(&run, &["not the pinned (--key) key"]);
 
     let mut gap = files.clone();
     gap.remove(1);
     let run = qgw(&with_key(&key, &gap));
-    assert_eq!(run.code, 1, "{}", run.out);
-    assert!(
-        run.out.contains(&format!("FAILED: {}:1:", gap[1])),
-        "{}",
-        run.out
-    );
-    assert!(run.out.contains("missing between"), "{}", run.out);
+    let line = format!("FAILED: {}:1:", gap[1]);
+    assert_refused(&run, &[&line, "missing between"]);
 
     assert_eq!(qgw(&["audit", "verify"]).code, 2);
     assert_eq!(

@@ -4,36 +4,24 @@
 //! caller, which only polls the wake-up descriptor (as the packet thread does).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod netns;
+
 use std::time::{Duration, Instant};
 
 use gateway::daemon::KmeBridge;
 use gateway::hybrid::{QkdFailure, RequestId};
 use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId};
-use qkd_link::sim::{SimConfig, pki};
+use netns::kme::{Kmes, start_sim, write_pki};
 use qkd_link::{ClientConfig, RetryPolicy, SaeId};
 
-const SIM: &str = r#"
-admin:
-  listen: 127.0.0.1:0
-limits:
-  key_size: 256
-  min_key_size: 64
-  max_key_size: 1024
-  max_key_per_request: 16
-  max_sae_id_count: 0
-kmes:
-  - id: KME_A
-    listen: 127.0.0.1:0
-    saes: [SAE_A]
-  - id: KME_B
-    listen: 127.0.0.1:0
-    saes: [SAE_B]
-links:
-  - kmes: [KME_A, KME_B]
-    secret_key_rate_bps: 1000000
-    max_key_count: 1000
-    initial_key_count: 100
-"#;
+/// Both KMEs on loopback ports the system picks, a fast link and plenty of stored key.
+const LOOPBACK: Kmes = Kmes {
+    a: "127.0.0.1:0",
+    b: "127.0.0.1:0",
+    rate_bps: 1_000_000,
+    max_key_count: 1000,
+    initial_key_count: 100,
+};
 
 fn sae(s: &str) -> SaeId {
     SaeId::new(s).expect("valid SAE ID")
@@ -58,28 +46,11 @@ fn wait(bridge: &KmeBridge) -> KmeReply {
 #[test]
 fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     let dir = tempfile::tempdir().expect("temp dir");
-    pki::generate_entities(
-        dir.path(),
-        &[
-            ("kme_a", "KME_A", true),
-            ("kme_b", "KME_B", true),
-            ("sae_a", "SAE_A", false),
-            ("sae_b", "SAE_B", false),
-        ],
-        &[],
-        false,
-    )
-    .expect("pki");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let sim = runtime
-        .block_on(qkd_link::sim::start(
-            SimConfig::from_yaml(SIM, "sim.yaml").expect("config"),
-            dir.path(),
-        ))
-        .expect("simulator starts");
+    write_pki(dir.path());
+    let sim = start_sim(None, &LOOPBACK, dir.path());
     let client = |file: &str, id: &str, kme: &str| {
         let mut cfg = ClientConfig::new(
-            sim.kme_url(kme).expect("url"),
+            sim.kme_url(kme),
             sae(id),
             dir.path().join("ca.pem"),
             dir.path().join(format!("{file}.pem")),
@@ -137,6 +108,5 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     slave.submit(request(3, 11, resolve(vec![unknown])));
     assert_eq!(wait(&slave).result.err(), Some(QkdFailure::NotFound));
     assert!(master.metrics().snapshot().keys_fetched >= 1);
-    drop((master, slave));
-    runtime.block_on(async move { drop(sim) });
+    drop((master, slave, sim));
 }

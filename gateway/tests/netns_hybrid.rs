@@ -11,26 +11,26 @@ use std::collections::BTreeSet;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use netns::hybrid::{Sites, epochs, start_sim, start_sites, start_sites_with};
-use netns::traffic::in_netns;
-use netns::{Lab, prerequisites, status, wait_for};
+use netns::hybrid::{SiteOptions, Sites, epochs, start_kmes, start_sites, start_sites_opts};
+use netns::lab::Lab;
+use netns::qgw::status;
+use netns::traffic::{capture, in_netns, udp_payloads};
+use netns::wait_for;
 
 #[test]
 fn required_qkd_rotates_every_5s_without_losing_a_packet() {
-    if !prerequisites(
-        "required_qkd_rotates_every_5s_without_losing_a_packet",
-        &["tcpdump"],
-    ) {
-        return;
-    }
-    let Sites {
+    let Some(Sites {
         mut lab,
         sim: _sim,
         na,
         nb,
         ia,
         ib,
-    } = start_sites("y", "required", "");
+        ha: _,
+    }) = start_sites(&["tcpdump"], "required", "")
+    else {
+        return;
+    };
     // A numbered stream a -> b across >= 5 rotations: 3000 datagrams, one every 10 ms.
     let count = 3000u32;
     let receiver = std::thread::spawn({
@@ -74,7 +74,7 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
         &missing[..missing.len().min(10)]
     );
 
-    let (log_a, log_b) = (lab.log("ha.log"), lab.log("hb.log"));
+    let (log_a, log_b) = (lab.log("qa.log"), lab.log("qb.log"));
     let (ea, eb) = (epochs(&log_a), epochs(&log_b));
     assert!(
         ea.len() >= 5,
@@ -104,40 +104,29 @@ fn required_qkd_rotates_every_5s_without_losing_a_packet() {
         assert!(p["epoch_age_seconds"].as_u64().unwrap() <= 15, "{p}");
         let id = p["qkd_key_id"].as_str().unwrap();
         assert!(
-            log_a.contains(id) || lab.log("ha.log").contains(id),
+            log_a.contains(id) || lab.log("qa.log").contains(id),
             "status key ID {id} is one the gateways logged"
         );
     }
 }
 
-/// Whether one ping from `ns` to `dst` gets an answer within a second.
-fn ping_once(lab: &Lab, ns: &str, dst: &str) -> bool {
-    lab.exec(ns, &["ping", "-c", "1", "-W", "1", dst])
-        .status
-        .success()
-}
-
 #[test]
 fn required_fails_closed_while_the_slave_kme_is_down_and_recovers() {
-    if !prerequisites(
-        "required_fails_closed_while_the_slave_kme_is_down_and_recovers",
-        &[],
-    ) {
-        return;
-    }
     // Sessions are refused after 20 s instead of 180 s, so the fail-closed point comes quickly.
-    let s = start_sites("r", "required", "danger_reject_after_seconds: 20");
+    let Some(s) = start_sites(&[], "required", "danger_reject_after_seconds: 20") else {
+        return;
+    };
     s.sim.kme_down("KME_B", true);
     let down_at = Instant::now();
     assert!(
-        ping_once(&s.lab, &s.na, "10.201.0.2"),
+        s.lab.ping_once(&s.na, "10.201.0.2"),
         "the current keys still carry traffic"
     );
     // No new epoch can be made (the slave cannot fetch the key): the tunnel closes by itself
     // when the last session reaches its (shortened) REJECT_AFTER_TIME.
     let mut closed = false;
     while down_at.elapsed() < Duration::from_secs(45) {
-        if !ping_once(&s.lab, &s.na, "10.201.0.2") && !ping_once(&s.lab, &s.na, "10.201.0.2") {
+        if !s.lab.ping_once(&s.na, "10.201.0.2") && !s.lab.ping_once(&s.na, "10.201.0.2") {
             closed = true;
             break;
         }
@@ -146,7 +135,7 @@ fn required_fails_closed_while_the_slave_kme_is_down_and_recovers() {
     assert!(
         closed,
         "traffic still flows 45 s after the KME went down: {}",
-        s.lab.log("ha.log")
+        s.lab.log("qa.log")
     );
     let closed_after = down_at.elapsed();
     assert!(
@@ -155,11 +144,11 @@ fn required_fails_closed_while_the_slave_kme_is_down_and_recovers() {
     );
     for _ in 0..3 {
         assert!(
-            !ping_once(&s.lab, &s.na, "10.201.0.2"),
+            !s.lab.ping_once(&s.na, "10.201.0.2"),
             "fail closed stays closed while the KME is down"
         );
     }
-    let log_b = s.lab.log("hb.log");
+    let log_b = s.lab.log("qb.log");
     assert!(
         log_b.contains("QkdUnavailable"),
         "the slave refused for lack of QKD: {log_b}"
@@ -170,7 +159,7 @@ fn required_fails_closed_while_the_slave_kme_is_down_and_recovers() {
         s.lab
             .ping_until(&s.na, "10.201.0.2", Duration::from_secs(40)),
         "no recovery: {}",
-        s.lab.log("ha.log")
+        s.lab.log("qa.log")
     );
     let st = status(&s.lab, &s.na, &s.ia);
     assert_eq!(
@@ -182,24 +171,20 @@ fn required_fails_closed_while_the_slave_kme_is_down_and_recovers() {
 
 #[test]
 fn preferred_falls_back_to_x25519_mlkem_and_keeps_traffic_flowing() {
-    if !prerequisites(
-        "preferred_falls_back_to_x25519_mlkem_and_keeps_traffic_flowing",
-        &[],
-    ) {
+    let Some(s) = start_sites(&[], "preferred", "") else {
         return;
-    }
-    let s = start_sites("p", "preferred", "");
+    };
     s.sim.kme_down("KME_B", true);
     let down_at = Instant::now();
     let mut lost = 0;
     while down_at.elapsed() < Duration::from_secs(15) {
-        if !ping_once(&s.lab, &s.na, "10.201.0.2") {
+        if !s.lab.ping_once(&s.na, "10.201.0.2") {
             lost += 1;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(lost <= 1, "{lost} pings lost during the fallback");
-    let log_a = s.lab.log("ha.log");
+    let log_a = s.lab.log("qa.log");
     assert!(
         log_a.contains("falls back to x25519+mlkem"),
         "fallback reported: {log_a}"
@@ -218,16 +203,7 @@ fn preferred_falls_back_to_x25519_mlkem_and_keeps_traffic_flowing() {
 fn no_plaintext_on_the_underlay(lab: &mut Lab, na: &str, nb: &str) {
     const SECRET: &[u8] = b"QGW-MARKER-PATIENT-7f3a9c-DICOM";
     const CLEAR: &[u8] = b"QGW-CONTROL-CLEARTEXT-5521";
-    let pcap = lab.dir.join("underlay.pcap");
-    let pcap_arg = pcap.to_str().unwrap().to_owned();
-    let h = lab.spawn(
-        nb,
-        &["tcpdump", "-i", "vb", "-U", "-n", "-w", &pcap_arg, "udp"],
-        "tcpdump.log",
-    );
-    wait_for("tcpdump to listen", Duration::from_secs(10), || {
-        lab.log("tcpdump.log").contains("listening on")
-    });
+    let h = capture(lab, nb, "vb", "udp", "underlay.pcap");
     in_netns(na, move || {
         let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
         for _ in 0..50 {
@@ -238,7 +214,7 @@ fn no_plaintext_on_the_underlay(lab: &mut Lab, na: &str, nb: &str) {
     });
     std::thread::sleep(Duration::from_secs(1));
     lab.stop(h, "-TERM");
-    let captured = std::fs::read(&pcap).unwrap();
+    let captured = std::fs::read(lab.dir.join("underlay.pcap")).unwrap();
     let contains = |needle: &[u8]| captured.windows(needle.len()).any(|w| w == needle);
     assert!(
         contains(CLEAR),
@@ -268,7 +244,7 @@ fn forged_flood_costs_no_post_quantum_work(lab: &Lab, na: &str, nb: &str, ib: &s
     let pair = gateway::hybrid::PairKeys::derive(&a, &PublicKey::from(&b).to_bytes()).unwrap();
     let pair_id = *pair.pair_id();
     let before = status(lab, nb, ib)["peers"][0].clone();
-    let epochs_before = lab.log("hb.log").matches("hybrid epoch installed").count();
+    let epochs_before = lab.log("qb.log").matches("hybrid epoch installed").count();
     let sent = 3000u32;
     in_netns(na, move || {
         let sock = UdpSocket::bind("10.200.0.1:0").unwrap();
@@ -293,34 +269,13 @@ fn forged_flood_costs_no_post_quantum_work(lab: &Lab, na: &str, nb: &str, ib: &s
         "forged datagrams counted: {} of {sent}",
         bad_mac(&after) - bad_mac(&before)
     );
-    let epochs = lab.log("hb.log").matches("hybrid epoch installed").count() - epochs_before;
+    let epochs = lab.log("qb.log").matches("hybrid epoch installed").count() - epochs_before;
     let verifications =
         count(&after, "pq_signature_verifications") - count(&before, "pq_signature_verifications");
     assert!(
         verifications <= epochs as u64 + 1,
         "{verifications} ML-DSA verifications for {epochs} genuine epochs during the flood"
     );
-}
-
-/// UDP payloads from `src` to `dst` (IPv4) in a classic pcap file of an Ethernet (veth) capture.
-fn udp_payloads(pcap: &[u8], src: [u8; 4], dst: [u8; 4]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut at = 24; // global header
-    while at + 16 <= pcap.len() {
-        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
-        let frame = &pcap[at + 16..(at + 16 + len).min(pcap.len())];
-        at += 16 + len;
-        if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
-            continue;
-        }
-        let ip = &frame[14..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        if ip[9] != 17 || ip[12..16] != src || ip[16..20] != dst || ip.len() < ihl + 8 {
-            continue;
-        }
-        out.push(ip[ihl + 8..].to_vec());
-    }
-    out
 }
 
 /// Status counter `hybrid_drops[reason]` of site b.
@@ -332,36 +287,16 @@ fn drops_at_b(s: &Sites, reason: &str) -> u64 {
 
 #[test]
 fn replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay() {
-    let test = "replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay";
-    if !prerequisites(test, &["tcpdump"]) {
+    let Some(mut s) = start_sites(&["tcpdump"], "required", "") else {
         return;
-    }
-    let mut s = start_sites("z", "required", "");
+    };
     // Capture site a's Inits for one rotation, then let a newer epoch replace them.
-    let pcap = s.lab.dir.join("inits.pcap");
-    let pcap_arg = pcap.to_str().unwrap().to_owned();
     let nb = s.nb.clone();
-    let h = s.lab.spawn(
-        &nb,
-        &[
-            "tcpdump",
-            "-i",
-            "vb",
-            "-U",
-            "-n",
-            "-w",
-            &pcap_arg,
-            "udp port 51820",
-        ],
-        "tcpdump.log",
-    );
-    wait_for("tcpdump to listen", Duration::from_secs(10), || {
-        s.lab.log("tcpdump.log").contains("listening on")
-    });
+    let h = capture(&mut s.lab, &nb, "vb", "udp port 51820", "inits.pcap");
     std::thread::sleep(Duration::from_secs(6));
     s.lab.stop(h, "-TERM");
     let inits: Vec<Vec<u8>> = udp_payloads(
-        &std::fs::read(&pcap).unwrap(),
+        &std::fs::read(s.lab.dir.join("inits.pcap")).unwrap(),
         [10, 200, 0, 1],
         [10, 200, 0, 2],
     )
@@ -406,21 +341,21 @@ fn replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay() {
         "no epoch went back"
     );
     assert!(
-        ping_once(&s.lab, &s.na, "10.201.0.2"),
+        s.lab.ping_once(&s.na, "10.201.0.2"),
         "the tunnel keeps its keys"
     );
 
     // Unknown key IDs: the KMEs restart and forget every key, but the master still holds
     // prefetched IDs; the slave's KME refuses them, the slave rejects, the keys stay.
     s.sim.stop_and_join();
-    s.sim = start_sim(&s.lab.a, s.lab.dir.join("pki"));
+    s.sim = start_kmes(&s.lab.a, &s.lab.dir.join("pki"));
     wait_for(
         "a QkdRefused reject at the slave",
         Duration::from_secs(30),
-        || s.lab.log("hb.log").contains("QkdRefused"),
+        || s.lab.log("qb.log").contains("QkdRefused"),
     );
     assert!(
-        ping_once(&s.lab, &s.na, "10.201.0.2"),
+        s.lab.ping_once(&s.na, "10.201.0.2"),
         "the tunnel keeps its keys after the refusal"
     );
     let rejects = &status(&s.lab, &s.nb, &s.ib)["peers"][0]["hybrid_rejects"];
@@ -432,20 +367,20 @@ fn replayed_tampered_and_unknown_key_messages_are_refused_and_the_keys_stay() {
 
 #[test]
 fn a_master_signing_with_another_ml_dsa_key_gets_no_tunnel() {
-    if !prerequisites(
-        "a_master_signing_with_another_ml_dsa_key_gets_no_tunnel",
-        &[],
-    ) {
+    let opts = SiteOptions {
+        wrong_master_key: true,
+        ..SiteOptions::default()
+    };
+    let Some(s) = start_sites_opts(&[], "required", "", &opts) else {
         return;
-    }
-    let s = start_sites_with("w", "required", "", true);
+    };
     wait_for(
         "a refused signature at the slave",
         Duration::from_secs(20),
         || drops_at_b(&s, "bad_signature") >= 1,
     );
     assert!(
-        !ping_once(&s.lab, &s.na, "10.201.0.2"),
+        !s.lab.ping_once(&s.na, "10.201.0.2"),
         "no session without an authenticated epoch"
     );
     let st = status(&s.lab, &s.nb, &s.ib);

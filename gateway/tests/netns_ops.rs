@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::hybrid::{SiteOptions, start_sites_opts};
-use netns::{Lab, prerequisites};
+use netns::lab::Lab;
 
 /// `curl` inside `ns`: (HTTP status, body).
 fn http(lab: &Lab, ns: &str, path: &str) -> (u16, String) {
@@ -86,12 +86,6 @@ fn notifications(sock: &UnixDatagram, until: Instant) -> Vec<String> {
 
 #[test]
 fn metrics_readiness_and_notify_follow_a_kme_outage() {
-    if !prerequisites(
-        "metrics_readiness_and_notify_follow_a_kme_outage",
-        &["promtool", "curl"],
-    ) {
-        return;
-    }
     let notify_dir = tempfile::tempdir().unwrap();
     let socket = |site: &str| notify_dir.path().join(format!("notify-{site}.sock"));
     let (sock_a, sock_b) = (
@@ -105,7 +99,11 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
         ..SiteOptions::default()
     };
     // Sessions are refused after 20 s instead of 180 s, so the fail-closed point comes quickly.
-    let s = start_sites_opts("o", "required", "danger_reject_after_seconds: 20", &opts);
+    let tools = ["promtool", "curl"];
+    let reject = "danger_reject_after_seconds: 20";
+    let Some(s) = start_sites_opts(&tools, "required", reject, &opts) else {
+        return;
+    };
 
     // systemd: READY=1 once the tunnel is configured, then watchdog pings every 0.5 s.
     for (site, sock) in [("a", &sock_a), ("b", &sock_b)] {
@@ -186,7 +184,7 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
         let (_, text) = http(&s.lab, &s.na, "/metrics");
         (sample(&text, &fail_closed) == Some(1.0)).then_some(text)
     })
-    .unwrap_or_else(|| panic!("site a never fails closed: {}", s.lab.log("ha.log")));
+    .unwrap_or_else(|| panic!("site a never fails closed: {}", s.lab.log("qa.log")));
     assert_eq!(
         promtool_check(&text),
         "",
@@ -214,9 +212,9 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
         let (_, text) = http(&s.lab, &s.na, "/metrics");
         (sample(&text, &normal) == Some(1.0)).then_some(())
     })
-    .unwrap_or_else(|| panic!("no recovery: {}", s.lab.log("ha.log")));
+    .unwrap_or_else(|| panic!("no recovery: {}", s.lab.log("qa.log")));
     assert_eq!(http(&s.lab, &s.na, "/readyz").0, 200);
-    let log = s.lab.log("ha.log");
+    let log = s.lab.log("qa.log");
     for line in [
         "fail-closed: traffic to this peer is refused",
         "fail-closed ended",
@@ -230,7 +228,7 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
 /// verify under the site's pinned key after a clean stop, and an altered copy does not.
 fn audit_trail_tells_the_story_and_verifies(mut s: netns::hybrid::Sites) {
     let qgw = env!("CARGO_BIN_EXE_qgw");
-    s.lab.stop(0, "-TERM"); // site a's qgw: a clean stop writes `stop` and a signed checkpoint
+    s.lab.stop(s.ha, "-TERM"); // site a's qgw: a clean stop writes `stop` and a signed checkpoint
     let path = s.lab.dir.join("a.audit.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
     let records: Vec<serde_json::Value> = text

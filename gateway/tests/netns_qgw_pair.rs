@@ -9,113 +9,31 @@ mod netns;
 
 use std::time::Duration;
 
-use netns::traffic::{handshake_flood, tcp_transfer};
-use netns::{Lab, QgwSite, peer_field, prerequisites, start_qgw, status, wait_for};
-
-/// A running pair: site a (`qa…`, 10.201.0.1) and site b (`qb…`, 10.201.0.2).
-struct Pair {
-    ia: String,
-    ib: String,
-    ha: usize,
-    cfg_a: std::path::PathBuf,
-    pub_a: String,
-}
-
-#[derive(Default)]
-struct Opts<'a> {
-    mtu: Option<u32>,
-    v6: bool,
-    extra_a: &'a str,
-    peer_extra_a: &'a str,
-    /// Top-level YAML appended to site a's config (e.g. a `metrics:` section).
-    tail_a: &'a str,
-}
-
-fn start_pair(lab: &mut Lab, o: Opts<'_>) -> Pair {
-    let (ia, ib) = (format!("qa{}", lab.id), format!("qb{}", lab.id));
-    let ((ka, pa), (kb, pb)) = (netns::keypair(), netns::keypair());
-    let (ka, kb) = (lab.write("ka", &ka), lab.write("kb", &kb));
-    let mtu = o.mtu.unwrap_or(1420);
-    let (addr_a, addr_b): (&[&str], &[&str]) = if o.v6 {
-        (
-            &["10.201.0.1/24", "\"fd00:201::1/64\""],
-            &["10.201.0.2/24", "\"fd00:201::2/64\""],
-        )
-    } else {
-        (&["10.201.0.1/24"], &["10.201.0.2/24"])
-    };
-    let (allow_a, allow_b): (&[&str], &[&str]) = if o.v6 {
-        (
-            &["10.201.0.2/32", "\"fd00:201::2/128\""],
-            &["10.201.0.1/32", "\"fd00:201::1/128\""],
-        )
-    } else {
-        (&["10.201.0.2/32"], &["10.201.0.1/32"])
-    };
-    let a = QgwSite {
-        iface: &ia,
-        addresses: addr_a,
-        key_file: &ka,
-        mtu,
-        extra: o.extra_a,
-        peer_pub: &pb,
-        endpoint: Some("10.200.0.2:51820"),
-        allowed: allow_a,
-        peer_extra: o.peer_extra_a,
-    };
-    let b = QgwSite {
-        iface: &ib,
-        addresses: addr_b,
-        key_file: &kb,
-        mtu,
-        extra: "",
-        peer_pub: &pa,
-        endpoint: Some("10.200.0.1:51820"),
-        allowed: allow_b,
-        peer_extra: "",
-    };
-    let (cfg_a, cfg_b) = (
-        lab.write("a.yaml", &(a.yaml() + o.tail_a)),
-        lab.write("b.yaml", &b.yaml()),
-    );
-    let (na, nb) = (lab.a.clone(), lab.b.clone());
-    let ha = start_qgw(lab, &na, &ia, &cfg_a, "qa.log");
-    start_qgw(lab, &nb, &ib, &cfg_b, "qb.log");
-    Pair {
-        ia,
-        ib,
-        ha,
-        cfg_a,
-        pub_a: pa,
-    }
-}
+use netns::lab::Lab;
+use netns::pair::{PairOptions, SiteSetup, start_qgw_pair};
+use netns::qgw::{assert_wg_show, peer_field, status};
+use netns::traffic::{
+    assert_pings_both_ways, assert_tcp_transfer, frag_creates, handshake_under_flood,
+};
+use netns::wait_for;
 
 #[test]
 fn pair_ping_ipv6_100mb_status_and_wg_show() {
-    if !prerequisites("pair_ping_ipv6_100mb_status_and_wg_show", &["wg"]) {
+    let Some(mut lab) = Lab::for_test(&["wg"], None) else {
         return;
-    }
-    let mut lab = Lab::new("f", None);
-    let p = start_pair(
+    };
+    let p = start_qgw_pair(
         &mut lab,
-        Opts {
+        PairOptions {
             v6: true,
-            ..Opts::default()
+            ..PairOptions::default()
         },
     );
     let (a, b) = (lab.a.clone(), lab.b.clone());
-    assert!(
-        lab.ping(&a, "10.201.0.2", 3, None),
-        "a -> b: {}",
-        lab.log("qa.log")
-    );
-    assert!(lab.ping(&b, "10.201.0.1", 3, None), "b -> a");
-    assert!(lab.ping(&a, "fd00:201::2", 3, None), "a -> b over IPv6");
-    assert!(lab.ping(&b, "fd00:201::1", 3, None), "b -> a over IPv6");
+    assert_pings_both_ways(&lab, 3, None, true);
 
     let size = 100 << 20;
-    let (sent, got, n) = tcp_transfer(&b, &a, "10.201.0.2:5001".parse().unwrap(), size);
-    assert_eq!((n, &got), (size, &sent), "100 MB a -> b: SHA-256 differs");
+    assert_tcp_transfer(&b, &a, "10.201.0.2:5001", size, "100 MB a -> b");
 
     let st = status(&lab, &a, &p.ia);
     let peer = &st["peers"][0];
@@ -143,22 +61,14 @@ fn pair_ping_ipv6_100mb_status_and_wg_show() {
     );
 
     // `wg show` and `wg set` through qgw's UAPI socket.
-    let shown = lab.check(&a, &["wg", "show", &p.ia]);
     let pb = st["peers"][0]["public_key"].as_str().unwrap();
-    for want in [
-        pb,
-        "endpoint: 10.200.0.2:51820",
-        "latest handshake:",
-        "transfer:",
-    ] {
-        assert!(shown.contains(want), "`wg show` lacks {want:?}:\n{shown}");
-    }
+    assert_wg_show(&lab, &a, &p.ia, pb);
     lab.check(
         &a,
         &["wg", "set", &p.ia, "peer", pb, "persistent-keepalive", "7"],
     );
     assert_eq!(peer_field(&lab, &a, &p.ia, "persistent_keepalive"), 7);
-    let other = lab.write("other.key", &netns::keypair().0);
+    let other = lab.write("other.key", &netns::qgw::keypair().0);
     let refused = lab.exec(
         &a,
         &["wg", "set", &p.ia, "private-key", other.to_str().unwrap()],
@@ -175,61 +85,37 @@ fn pair_ping_ipv6_100mb_status_and_wg_show() {
 
 #[test]
 fn pair_underlay_mtu_1280() {
-    if !prerequisites("pair_underlay_mtu_1280", &[]) {
-        return;
-    }
     // 1280 = 20 (IPv4) + 8 (UDP) + 32 (WireGuard header and tag) + 1220 (tunnel MTU).
-    let mut lab = Lab::new("m", Some(1280));
-    start_pair(
-        &mut lab,
-        Opts {
-            mtu: Some(1220),
-            ..Opts::default()
-        },
-    );
+    let Some(mut lab) = Lab::for_test(&[], Some(1280)) else {
+        return;
+    };
+    start_qgw_pair(&mut lab, PairOptions::with_mtu(1220));
     let (a, b) = (lab.a.clone(), lab.b.clone());
     // 1192 + 8 (ICMP) + 20 (IP) = 1220: the largest packet that fits, sent with DF.
-    assert!(
-        lab.ping(&a, "10.201.0.2", 3, Some(1192)),
-        "{}",
-        lab.log("qa.log")
-    );
-    assert!(lab.ping(&b, "10.201.0.1", 3, Some(1192)));
+    assert_pings_both_ways(&lab, 3, Some(1192), false);
     assert!(
         !lab.ping(&a, "10.201.0.2", 1, Some(1193)),
         "1221 bytes exceed the tunnel MTU"
     );
-    let size = 20 << 20;
-    let (sent, got, n) = tcp_transfer(&a, &b, "10.201.0.1:5002".parse().unwrap(), size);
-    assert_eq!((n, &got), (size, &sent));
+    assert_tcp_transfer(&a, &b, "10.201.0.1:5002", 20 << 20, "20 MB b -> a");
     // Nothing was fragmented on the underlay: every datagram fit in 1280 bytes.
     for ns in [&a, &b] {
-        let snmp = lab.check(ns, &["cat", "/proc/net/snmp"]);
-        let ip: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Ip:")).collect();
-        let (names, values) = (ip[0].split_whitespace(), ip[1].split_whitespace());
-        let frag = names
-            .zip(values)
-            .find(|(k, _)| *k == "FragCreates")
-            .unwrap()
-            .1;
+        let frag = frag_creates(&lab, ns);
         assert_eq!(frag, "0", "{ns} fragmented underlay datagrams");
     }
 }
 
 #[test]
 fn pair_rekey_roaming_and_restart() {
-    if !prerequisites("pair_rekey_roaming_and_restart", &[]) {
+    let Some(mut lab) = Lab::for_test(&[], None) else {
         return;
-    }
-    let mut lab = Lab::new("r", None);
-    let p = start_pair(
-        &mut lab,
-        Opts {
-            extra_a: "danger_rekey_after_seconds: 5",
-            peer_extra_a: "persistent_keepalive: 2",
-            ..Opts::default()
-        },
-    );
+    };
+    let a_setup = SiteSetup {
+        interface: "danger_rekey_after_seconds: 5",
+        peer: "persistent_keepalive: 2",
+        ..SiteSetup::default()
+    };
+    let mut p = start_qgw_pair(&mut lab, PairOptions::with_a(a_setup));
     let (a, b) = (lab.a.clone(), lab.b.clone());
     // a's startup initiation may have gone out before b listened: the retry comes after 5 s.
     let up = lab.ping_until(&a, "10.201.0.2", Duration::from_secs(15));
@@ -249,12 +135,7 @@ fn pair_rekey_roaming_and_restart() {
     );
 
     // Roaming: a's underlay address changes; b learns it from a's next authenticated packet.
-    netns::run(&["ip", "-n", &a, "addr", "del", "10.200.0.1/24", "dev", "va"]);
-    netns::run(&["ip", "-n", &a, "addr", "add", "10.200.0.3/24", "dev", "va"]);
-    assert!(
-        lab.ping_until(&a, "10.201.0.2", Duration::from_secs(10)),
-        "a -> b after roaming"
-    );
+    lab.roam_a();
     assert_eq!(peer_field(&lab, &b, &p.ib, "endpoint"), "10.200.0.3:51820");
     assert!(
         lab.ping(&b, "10.201.0.1", 2, None),
@@ -263,14 +144,9 @@ fn pair_rekey_roaming_and_restart() {
 
     // Restart: a crashes (SIGKILL: no cleanup), starts again, and the tunnel comes back without
     // any traffic from a: its persistent keepalive handshakes at startup.
-    lab.stop(p.ha, "-KILL");
-    wait_for("a's interface to vanish", Duration::from_secs(5), || {
-        !lab.exec(&a, &["ip", "link", "show", &p.ia])
-            .status
-            .success()
-    });
+    p.crash_a(&mut lab);
     let before = epoch(&lab, &b, &p.ib);
-    start_qgw(&mut lab, &a, &p.ia, &p.cfg_a.clone(), "qa2.log");
+    p.restart_a(&mut lab, "qa2.log");
     assert!(
         lab.ping_until(&b, "10.201.0.1", Duration::from_secs(20)),
         "b -> a after a's restart: {}",
@@ -280,43 +156,24 @@ fn pair_rekey_roaming_and_restart() {
         epoch(&lab, &b, &p.ib) > before,
         "a new session after the restart"
     );
-    let _ = p.pub_a;
 }
 
 #[test]
 fn pair_handshake_flood_forces_cookies() {
-    if !prerequisites("pair_handshake_flood_forces_cookies", &[]) {
+    let Some(mut lab) = Lab::for_test(&[], None) else {
         return;
-    }
-    let mut lab = Lab::new("c", None);
-    let p = start_pair(
-        &mut lab,
-        Opts {
-            extra_a: "handshake_load_threshold: 20",
-            tail_a: "metrics:\n  listen: 127.0.0.1:9586\n",
-            ..Opts::default()
-        },
-    );
-    let (a, b) = (lab.a.clone(), lab.b.clone());
-    let key = gateway::config::parse_key(&p.pub_a).unwrap();
+    };
+    let a_setup = SiteSetup {
+        interface: "handshake_load_threshold: 20",
+        top: "metrics:\n  listen: 127.0.0.1:9586\n",
+        ..SiteSetup::default()
+    };
+    let p = start_qgw_pair(&mut lab, PairOptions::with_a(a_setup));
+    let a = lab.a.clone();
     // 200 initiations/s for 8 s from b's namespace keep a under load (threshold 20/s) while b's
     // qgw handshakes: its first initiation gets a cookie reply, its retry carries mac2.
-    let nb = b.clone();
-    let flood = std::thread::spawn(move || {
-        handshake_flood(
-            &nb,
-            "10.200.0.1:51820".parse().unwrap(),
-            key,
-            1600,
-            200,
-            Duration::from_secs(10),
-        )
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    let up = lab.ping_until(&b, "10.201.0.1", Duration::from_secs(20));
-    let replies = flood.join().unwrap();
+    let (up, replies) = handshake_under_flood(&lab, &p.pub_a);
     assert!(up, "b -> a under load: {}", lab.log("qb.log"));
-    assert!(replies > 100, "the flood got only {replies} cookie replies");
     let st = status(&lab, &a, &p.ia);
     let sent = st["cookie_replies_sent"].as_u64().unwrap();
     assert!(

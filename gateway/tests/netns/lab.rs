@@ -1,0 +1,231 @@
+//! The lab: two network namespaces `a` and `b` joined by a veth pair (`va` 10.200.0.1/24 ↔ `vb`
+//! 10.200.0.2/24), a scratch directory, the processes started inside the namespaces, and pings
+//! between them. Dropping the lab stops those processes (SIGTERM, then SIGKILL after 5 s), deletes
+//! both namespaces and the files it was told about, also when the test panics; the scratch
+//! directory is kept (and named) after a failure so its logs can be read.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{prerequisites, run, test_name};
+
+/// Two namespaces, a veth between them, the processes we started and a scratch directory.
+pub struct Lab {
+    /// Namespace of site a (underlay 10.200.0.1).
+    pub a: String,
+    /// Namespace of site b (underlay 10.200.0.2).
+    pub b: String,
+    /// Scratch directory (configs, keys, logs).
+    pub dir: PathBuf,
+    /// A short unique suffix for interface names (the UAPI and status sockets are global).
+    pub id: String,
+    children: Vec<Option<Child>>,
+    files: Vec<PathBuf>,
+}
+
+impl Lab {
+    /// The running test's lab, once its prerequisites (root, iproute2, `ping` and `tools`) hold;
+    /// `None` when the test is to be skipped, which [`prerequisites`] never allows under
+    /// `CI=true`. `underlay_mtu` sets the veth MTU (default 1500).
+    pub fn for_test(tools: &[&str], underlay_mtu: Option<u32>) -> Option<Self> {
+        prerequisites(tools).then(|| Self::new(underlay_mtu))
+    }
+
+    /// Namespaces `qgw<pid>-<n>{a,b}`, the n-th lab of this process; interface names get the
+    /// suffix `<n>p<pid mod 100000>`, the scratch directory is named after the test.
+    fn new(underlay_mtu: Option<u32>) -> Self {
+        static LABS: AtomicUsize = AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("qgw-netns-{}-{pid}", test_name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = Self {
+            a: format!("qgw{pid}-{n}a"),
+            b: format!("qgw{pid}-{n}b"),
+            dir,
+            id: format!("{n}p{}", pid % 100_000),
+            children: Vec::new(),
+            files: Vec::new(),
+        };
+        run(&["ip", "netns", "add", &lab.a]);
+        run(&["ip", "netns", "add", &lab.b]);
+        run(&[
+            "ip", "link", "add", "va", "netns", &lab.a, "type", "veth", "peer", "name", "vb",
+            "netns", &lab.b,
+        ]);
+        let mtu = underlay_mtu.unwrap_or(1500).to_string();
+        for (ns, dev, addr) in [
+            (&lab.a, "va", "10.200.0.1/24"),
+            (&lab.b, "vb", "10.200.0.2/24"),
+        ] {
+            run(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+            run(&["ip", "-n", ns, "link", "set", dev, "mtu", &mtu, "up"]);
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        lab
+    }
+
+    /// Starts `args` inside `ns` with output to `log` in the scratch dir; returns its handle.
+    pub fn spawn(&mut self, ns: &str, args: &[&str], log: &str) -> usize {
+        self.spawn_env(ns, args, log, &[])
+    }
+
+    /// As [`Lab::spawn`], with extra environment variables.
+    pub fn spawn_env(&mut self, ns: &str, args: &[&str], log: &str, env: &[(&str, &str)]) -> usize {
+        let log = std::fs::File::create(self.dir.join(log)).unwrap();
+        // `ip netns exec` execs the command: the child's PID is the command's.
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .envs(env.iter().copied())
+            .env("WG_PROCESS_FOREGROUND", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(Some(child));
+        self.children.len() - 1
+    }
+
+    /// Sends `signal` to process `h` (started by [`Lab::spawn`]) and waits up to 5 s for it.
+    pub fn stop(&mut self, h: usize, signal: &str) {
+        let Some(mut c) = self.children[h].take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args([signal, &c.id().to_string()])
+            .output();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) && matches!(c.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Runs `args` inside `ns`.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `args` inside `ns`, asserting success; returns stdout.
+    pub fn check(&self, ns: &str, args: &[&str]) -> String {
+        let o = self.exec(ns, args);
+        assert!(
+            o.status.success(),
+            "{ns}: {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Writes a scratch file, readable only by its owner (key files must be).
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// A file outside the scratch dir to delete at the end (sockets of wireguard-go).
+    pub fn remove_later(&mut self, p: PathBuf) {
+        self.files.push(p);
+    }
+
+    /// A log file's contents (for failure messages).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Site a roams: its underlay address changes from 10.200.0.1 to 10.200.0.3, and a → b
+    /// pings must get through again within 10 s (the peer at b follows a's new address).
+    #[track_caller]
+    pub fn roam_a(&self) {
+        run(&[
+            "ip",
+            "-n",
+            &self.a,
+            "addr",
+            "del",
+            "10.200.0.1/24",
+            "dev",
+            "va",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &self.a,
+            "addr",
+            "add",
+            "10.200.0.3/24",
+            "dev",
+            "va",
+        ]);
+        assert!(
+            self.ping_until(&self.a, "10.201.0.2", Duration::from_secs(10)),
+            "a -> b after roaming"
+        );
+    }
+
+    /// `count` pings from `ns` to `dst` (v4 or v6), true if all were answered. `size` sets the
+    /// payload and forbids fragmentation.
+    pub fn ping(&self, ns: &str, dst: &str, count: u32, size: Option<u32>) -> bool {
+        let count = count.to_string();
+        let mut args = vec!["ping", "-c", &count, "-i", "0.2", "-W", "2"];
+        let s;
+        if let Some(n) = size {
+            s = n.to_string();
+            args.extend(["-M", "do", "-s", &s]);
+        }
+        args.push(dst);
+        let o = self.exec(ns, &args);
+        let text = String::from_utf8_lossy(&o.stdout);
+        o.status.success() && text.contains(&format!(" {count} received"))
+    }
+
+    /// Whether one ping from `ns` to `dst` gets an answer within a second.
+    pub fn ping_once(&self, ns: &str, dst: &str) -> bool {
+        self.exec(ns, &["ping", "-c", "1", "-W", "1", dst])
+            .status
+            .success()
+    }
+
+    /// Pings until one answer arrives or `deadline` passes.
+    pub fn ping_until(&self, ns: &str, dst: &str, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if self.ping_once(ns, dst) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for h in 0..self.children.len() {
+            // SIGTERM first (qgw and wireguard-go clean up on it), SIGKILL after 5 s.
+            self.stop(h, "-TERM");
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.a]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.b]).output();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("logs kept in {}", self.dir.display());
+        }
+    }
+}
