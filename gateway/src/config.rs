@@ -1,4 +1,4 @@
-//! The YAML configuration of one `qgw` interface (issue 4, "The daemon"; every key is documented in
+//! The YAML configuration of one `qgw` interface (every key is documented in
 //! `configs/README.md`). Parsing is strict: unknown keys are errors, and every validation error names
 //! the file, the line, the field and the problem.
 

@@ -1,4 +1,4 @@
-//! The hybrid key agreement's part of the configuration (issue 5; docs/protocol.md; every key in
+//! The hybrid key agreement's part of the configuration (docs/protocol.md §2, §8; every key in
 //! `configs/README.md`): the site's ML-DSA-65 key, its KME (ETSI 014 over mutual TLS), and per
 //! peer `hybrid: on`, the peer's ML-DSA-65 public key, `qkd: {peer_sae_id, policy, role}` and
 //! `rekey_after_seconds`.

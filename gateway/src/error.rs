@@ -45,7 +45,8 @@ pub enum DropReason {
     /// A response or cookie reply for which no handshake is in flight.
     #[error("unexpected message")]
     Unexpected,
-    /// No session to send with yet (the packet was queued or a handshake started).
+    /// No session to send with: the packet waited for a handshake that did not complete in time
+    /// (the staging queue overflowed, or the handshake gave up).
     #[error("no session")]
     NoSession,
     /// A decrypted packet's source address is not in the peer's allowed IPs.

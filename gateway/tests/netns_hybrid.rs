@@ -1,4 +1,4 @@
-//! The hybrid key agreement end to end (issue 5): two qgw sites in network namespaces joined by a
+//! The hybrid key agreement end to end (docs/protocol.md): two qgw sites in network namespaces joined by a
 //! 1280-byte-MTU underlay, each with its own KME from the simulator over real ETSI 014 and mutual
 //! TLS, `hybrid: on`, `qkd.policy: required` and a 5 s rekey. A numbered UDP stream crosses at least five rotations
 //! with no loss and no duplicate, and every epoch used its own QKD key, the same at both sites.

@@ -1,4 +1,4 @@
-//! Operations end to end (issue 6): two hybrid sites with `qkd.policy: required`, each with its KME
+//! Operations end to end (docs/operations.md, docs/audit.md): two hybrid sites with `qkd.policy: required`, each with its KME
 //! from the simulator, `/metrics`, `/healthz`, `/readyz`, the systemd notification protocol and the
 //! audit log. The metrics are checked by `promtool check metrics` (the Prometheus project's own
 //! linter) while healthy and while fail-closed; the policy state, readiness and KME counters must

@@ -1,4 +1,4 @@
-//! qgw ↔ qgw in two network namespaces (issue 4, "Tests and numbers"): ping both ways over IPv4
+//! qgw ↔ qgw in two network namespaces (whitepaper §5–§6 end to end): ping both ways over IPv4
 //! and IPv6, a 100 MB TCP transfer checked by SHA-256 at both ends, `qgw status --json` and
 //! `wg show`/`wg set` against qgw's UAPI, a 1280-byte underlay, a rekey, endpoint roaming, a
 //! restart after a crash, and a handshake flood that forces cookies. See `netns/mod.rs` for the

@@ -1,4 +1,4 @@
-//! Interoperability with stock WireGuard (issue 4, "Interoperability is the proof"): `qgw` in
+//! Interoperability with stock WireGuard (the whitepaper's wire format against wireguard-go): `qgw` in
 //! namespace a, Debian's `wireguard-go` configured with `wg` in namespace b. Ping both ways over
 //! IPv4 and IPv6, iperf3 both ways, a 100 MB transfer checked by SHA-256, with and without a PSK;
 //! a rekey seen by wireguard-go; `wg show` against qgw; restart of qgw and roaming of the

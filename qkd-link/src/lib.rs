@@ -1,5 +1,5 @@
 //! qkd-link: the ETSI GS QKD 014 v1.1.1 key-delivery client the qgw gateway uses, and
-//! `qkd-kme-sim`, a KME simulator that stands in for QKD hardware (issue 3).
+//! `qkd-kme-sim`, a KME simulator that stands in for QKD hardware.
 //!
 //! Layout (one concern per module):
 //! * [`api`]: the spec's data formats (§6) and the checked parsers of every response body.

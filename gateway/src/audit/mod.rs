@@ -1,5 +1,4 @@
-//! The tamper-evident audit trail (issue "audit log"; the full specification and threat model are
-//! in `docs/audit.md`): a JSON-lines file of security events, separate from the debug log, with no
+//! The tamper-evident audit trail (the full specification and threat model are in `docs/audit.md`): a JSON-lines file of security events, separate from the debug log, with no
 //! secret in it, each record hash-chained to the previous one and periodically covered by a
 //! checkpoint signed with the site's ML-DSA-65 key.
 //!

@@ -311,9 +311,10 @@ impl SlaveState {
     /// When [`SlaveState::handle_timeout`] has work.
     pub(super) fn deadline(&self, s: &Shared) -> Option<Instant> {
         let pending = self.pending.as_ref().map(|p| p.deadline);
+        // Not before the rate limit lets a request out again, or the timer would be due in vain.
         let rekey = rekey_due(s).map(|due| match self.last_request_at {
-            Some(last) if last >= due => last + EPOCH_REQUEST_INTERVAL,
-            _ => due,
+            Some(last) => due.max(last + EPOCH_REQUEST_INTERVAL),
+            None => due,
         });
         [pending, rekey].into_iter().flatten().min()
     }

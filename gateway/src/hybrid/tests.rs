@@ -577,3 +577,20 @@ mod parsers {
         }
     }
 }
+
+#[test]
+fn a_rate_limited_epoch_request_leaves_no_deadline_in_the_past() {
+    // Found by the simulation (seed 2): the slave asked for an epoch (no session) just before its
+    // own rekey timer; at the timer the request was rate-limited, and its deadline stayed due, so
+    // the driver would spin until the rate limit passed.
+    let mut pair = Pair::new(QkdPolicy::Off);
+    pair.run_for(Duration::from_secs(1));
+    pair.confirm_all();
+    let due = pair.slave.poll_timeout().expect("the slave's rekey timer");
+    pair.now = due - Duration::from_millis(500);
+    pair.slave.request_epoch(pair.now);
+    pair.now = due;
+    pair.slave.handle_timeout(pair.now);
+    let next = pair.slave.poll_timeout().expect("a deadline");
+    assert!(next > pair.now, "deadline {:?} before now", pair.now - next);
+}

@@ -53,7 +53,12 @@ impl Node {
                         h.on_session_confirmed(psk);
                     }
                 }
-                Event::HandshakeGaveUp => slot.staged.clear(),
+                Event::HandshakeGaveUp => {
+                    // The staged packets will not leave: they are lost for lack of a session.
+                    let lost = slot.staged.len() as u64;
+                    slot.staged.clear();
+                    self.drops[crate::error::DropReason::NoSession.index()] += lost;
+                }
                 Event::SessionConfirmed { .. } | Event::KeysZeroed => {}
             }
             self.emit(NodeEvent::Session { peer: id, event });

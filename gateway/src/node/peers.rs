@@ -102,12 +102,14 @@ impl PeerSlot {
         })
     }
 
-    /// Holds a packet until a session exists (the oldest goes when the queue is full).
-    pub(super) fn stage(&mut self, packet: &[u8]) {
-        if self.staged.len() == MAX_STAGED {
+    /// Holds a packet until a session exists; `true` if the oldest had to go to make room.
+    pub(super) fn stage(&mut self, packet: &[u8]) -> bool {
+        let displaced = self.staged.len() == MAX_STAGED;
+        if displaced {
             self.staged.pop_front();
         }
         self.staged.push_back(packet.to_vec());
+        displaced
     }
 }
 

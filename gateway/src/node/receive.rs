@@ -94,9 +94,7 @@ impl Node {
         let (receiver, counter) = match Message::parse(buf)? {
             Message::Initiation(m) => return self.on_initiation(now, from, m).map(|()| None),
             Message::Response(m) => {
-                if !self.screen(now, from, m)? {
-                    return Ok(None);
-                }
+                self.screen(now, from, m)?;
                 let id = self.owner(m.receiver.get())?;
                 let Some(slot) = self.peers.get_mut(id) else {
                     return Err(DropReason::UnknownIndex);
@@ -145,25 +143,24 @@ impl Node {
         self.indices.lookup(index).ok_or(DropReason::UnknownIndex)
     }
 
-    /// mac1 always; under load also mac2 (else a cookie reply is queued) and the per-source rate
-    /// limit. `Ok(false)`: the message was answered with a cookie and is not processed.
+    /// mac1 always; under load also mac2 (else a cookie reply is queued and the message refused
+    /// as `CookieRequired`) and the per-source rate limit.
     fn screen<M: MacProtected>(
         &mut self,
         now: Instant,
         from: SocketAddr,
         m: &M,
-    ) -> Result<bool, DropReason> {
+    ) -> Result<(), DropReason> {
         verify_mac1(m, &self.keys.mac1_key)?;
         if !self.load.record(now) {
-            return Ok(true);
+            return Ok(());
         }
         if self
             .checker
             .verify_mac2(now, &mut *self.rng, m, from)
             .is_err()
         {
-            // The message itself was not processed: count it, then answer with a cookie.
-            self.count(DropReason::CookieRequired);
+            // The message itself is not processed (and counted as such); a cookie answers it.
             if self.cookie_replies.len() < MAX_COOKIE_REPLIES {
                 let mut bytes = [0u8; COOKIE_REPLY_LEN];
                 if let Ok(reply) = CookieReply::mut_from_bytes(&mut bytes) {
@@ -171,12 +168,12 @@ impl Node {
                     self.cookie_replies.push_back((from, bytes));
                 }
             }
-            return Ok(false);
+            return Err(DropReason::CookieRequired);
         }
         if !self.limiter.allow(now, from.ip()) {
             return Err(DropReason::RateLimited);
         }
-        Ok(true)
+        Ok(())
     }
 
     fn on_initiation(
@@ -185,9 +182,7 @@ impl Node {
         from: SocketAddr,
         m: &Initiation,
     ) -> Result<(), DropReason> {
-        if !self.screen(now, from, m)? {
-            return Ok(());
-        }
+        self.screen(now, from, m)?;
         let opened = open_initiation(&self.keys, m)?;
         let id = self
             .peers

@@ -1,6 +1,8 @@
 //! One packet from the tunnel (whitepaper §2 cryptokey routing, §5.4.6 transport messages): route
 //! it by destination to a peer and seal it in place; without a session, stage it and want a
-//! handshake (a hybrid peer asks its key agreement for an epoch instead).
+//! handshake (a hybrid peer asks its key agreement for an epoch instead). A staged packet is not a
+//! drop; one that never leaves (the queue overflows, or the handshake gives up) is counted as
+//! `no_session` when it is discarded.
 
 use std::time::Instant;
 
@@ -12,16 +14,20 @@ use crate::proto::peer::Transmit;
 impl Node {
     /// Seals the IP packet at `buf[16..16 + len]` for the peer its destination routes to, in place:
     /// `buf` needs 16 bytes of headroom and 16 + 15 of tailroom (header, padding, tag). Without a
-    /// usable session the packet is staged (bounded) and `Err(NoSession)` returned; every refusal
-    /// is counted.
+    /// usable session the packet is staged (bounded) and `Err(NoSession)` returned (not counted:
+    /// [`Node::poll_transmit`] sends it once a session is confirmed); every other refusal is
+    /// counted.
     pub fn handle_tun_packet(
         &mut self,
         now: Instant,
         buf: &mut [u8],
         len: usize,
     ) -> Result<Transmit, DropReason> {
-        self.route_and_seal(now, buf, len)
-            .map_err(|reason| self.count(reason))
+        match self.route_and_seal(now, buf, len) {
+            Err(DropReason::NoSession) => Err(DropReason::NoSession),
+            Err(reason) => Err(self.count(reason)),
+            Ok(t) => Ok(t),
+        }
     }
 
     fn route_and_seal(
@@ -38,9 +44,14 @@ impl Node {
         let id = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
         let slot = self.peers.get_mut(id).ok_or(DropReason::NoRoute)?;
         let sealed = slot.wg.encapsulate(now, buf, len);
-        if sealed == Err(DropReason::NoSession) {
-            slot.stage(&buf[start..start + len]);
+        let displaced =
+            sealed == Err(DropReason::NoSession) && slot.stage(&buf[start..start + len]);
+        if displaced {
+            self.drops[DropReason::NoSession.index()] += 1;
         }
+        let Some(slot) = self.peers.get_mut(id) else {
+            return sealed;
+        };
         if slot.wg.has_events() {
             self.settle(now, id);
         }

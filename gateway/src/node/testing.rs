@@ -120,11 +120,21 @@ fn config(me: Site, peers: Vec<NodePeer>) -> NodeConfig {
     }
 }
 
-/// A node from `config` at `now`, with seeded randomness and the fixture clock.
-pub fn node(now: Instant, config: NodeConfig, seed: u64) -> Node {
-    let clock = WallClock::new(now, UNIX_AT_START);
-    Node::new(now, clock, config, Randomness::Seeded(seed))
+/// The fixture wall clock: `start` is [`UNIX_AT_START`].
+pub fn clock(start: Instant) -> WallClock {
+    WallClock::new(start, UNIX_AT_START)
+}
+
+/// A node from `config` at `now`, with seeded randomness and a wall clock on which `start` is
+/// [`UNIX_AT_START`] (a restarted node keeps the world's clock, as a real host does).
+pub fn node_since(start: Instant, now: Instant, config: NodeConfig, seed: u64) -> Node {
+    Node::new(now, clock(start), config, Randomness::Seeded(seed))
         .unwrap_or_else(|e| unreachable!("fixture configurations are valid: {e}"))
+}
+
+/// A node from `config` started at `now`, with seeded randomness and the fixture clock.
+pub fn node(now: Instant, config: NodeConfig, seed: u64) -> Node {
+    node_since(now, now, config, seed)
 }
 
 /// An IPv4 UDP packet from `src` to `dst` carrying `payload`.

@@ -41,6 +41,11 @@ impl Peer {
         Ok(Transmit { len, to })
     }
 
+    /// Whether a current session exists (usable or not).
+    pub fn has_session(&self) -> bool {
+        self.keys.current().is_some()
+    }
+
     /// Whether a session that may still send exists at `now` (false: traffic to this peer is
     /// refused until a handshake completes; for a hybrid peer that is the fail-closed state).
     pub fn has_usable_session(&self, now: Instant) -> bool {

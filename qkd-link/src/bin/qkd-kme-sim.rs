@@ -1,4 +1,4 @@
-//! `qkd-kme-sim`: the ETSI GS QKD 014 KME simulator (issue 3). See qkd-link/README.md.
+//! `qkd-kme-sim`: the ETSI GS QKD 014 KME simulator. See qkd-link/README.md.
 
 use std::process::ExitCode;
 

@@ -1,0 +1,107 @@
+//! Simulated KMEs with ETSI GS QKD 014 semantics: one KME per site, linked to every other; a key the
+//! master's KME hands out (`enc_keys`, §5.2) waits in the pair's pool for the slave's SAE and is
+//! served exactly once by the slave's KME (`dec_keys`, §5.3), then gone. Faults: a KME can be down
+//! (503), answers take a random latency, and a slave's KME can hand out wrong bytes for the right
+//! key ID (a broken link: the exchange must refuse it at key confirmation).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use gateway::hybrid::QkdFailure;
+use gateway::node::testing::Site;
+use gateway::node::{KmeOp, KmeReply, KmeRequest};
+use keymix::{KeyId, QkdMaterial, SecretVec};
+use qkd_link::SaeId;
+
+use super::dice::Dice;
+
+/// Every site's KME.
+#[derive(Debug)]
+pub struct Kmes {
+    /// Keys handed to a master and not yet served to its slave: (master SAE, slave SAE) → key ID →
+    /// bytes.
+    pools: BTreeMap<(SaeId, SaeId), BTreeMap<KeyId, Vec<u8>>>,
+    /// Sites whose KME is down.
+    pub down: BTreeSet<u8>,
+    /// Latency of every answer.
+    pub latency: (Duration, Duration),
+    /// Probability that a `dec_keys` answer carries wrong bytes.
+    pub wrong_keys: f64,
+    /// Keys handed out by `enc_keys`.
+    pub issued: u64,
+    /// Keys served by `dec_keys` (each at most once).
+    pub served: u64,
+}
+
+impl Kmes {
+    /// Healthy KMEs answering in 1 ms.
+    pub fn new() -> Self {
+        Self {
+            pools: BTreeMap::new(),
+            down: BTreeSet::new(),
+            latency: (Duration::from_millis(1), Duration::from_millis(1)),
+            wrong_keys: 0.0,
+            issued: 0,
+            served: 0,
+        }
+    }
+
+    /// `site`'s KME answers `request` (issued at `now`): the reply and when it arrives.
+    pub fn answer(
+        &mut self,
+        now: Instant,
+        dice: &mut Dice,
+        site: Site,
+        request: &KmeRequest,
+    ) -> (Instant, KmeReply) {
+        let at = now + dice.duration(self.latency.0, self.latency.1);
+        let result = if self.down.contains(&site.0) {
+            Err(QkdFailure::Unavailable)
+        } else {
+            match &request.op {
+                KmeOp::Fetch { slave } => Ok(self.enc_keys(dice, site.sae(), slave.clone())),
+                KmeOp::Resolve { master, key_ids } => {
+                    self.dec_keys(dice, master.clone(), site.sae(), key_ids)
+                }
+            }
+        };
+        (at, request.reply(result))
+    }
+
+    fn enc_keys(&mut self, dice: &mut Dice, master: SaeId, slave: SaeId) -> QkdMaterial {
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&dice.u64().to_le_bytes());
+        raw[8..].copy_from_slice(&dice.u64().to_le_bytes());
+        let id = KeyId::from_random_bytes(raw);
+        let key: Vec<u8> = (0..4).flat_map(|_| dice.u64().to_le_bytes()).collect();
+        self.pools
+            .entry((master, slave))
+            .or_default()
+            .insert(id, key.clone());
+        self.issued += 1;
+        QkdMaterial::new(vec![id], SecretVec::new(key)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn dec_keys(
+        &mut self,
+        dice: &mut Dice,
+        master: SaeId,
+        slave: SaeId,
+        ids: &[KeyId],
+    ) -> Result<QkdMaterial, QkdFailure> {
+        let pool = self.pools.entry((master, slave)).or_default();
+        // ETSI 014: all or nothing; a key is served once.
+        if ids.iter().any(|id| !pool.contains_key(id)) {
+            return Err(QkdFailure::NotFound);
+        }
+        let mut bytes = Vec::new();
+        for id in ids {
+            bytes.extend(pool.remove(id).unwrap_or_default());
+        }
+        self.served += ids.len() as u64;
+        if dice.chance(self.wrong_keys) {
+            bytes[0] ^= 1;
+        }
+        QkdMaterial::new(ids.to_vec(), SecretVec::new(bytes)).map_err(|_| QkdFailure::NotFound)
+    }
+}
