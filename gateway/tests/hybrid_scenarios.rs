@@ -233,3 +233,30 @@ fn a_restarted_slave_or_master_resynchronises_and_traffic_resumes() {
         assert_eq!(fresh, Some(1), "the ratchet starts again from genesis");
     }
 }
+
+#[test]
+fn two_masters_make_no_epoch_and_count_a_role_conflict() {
+    let mut w = World::new(15);
+    let master_of = |me: Site, peer: Site| {
+        let link = HybridLink {
+            peer,
+            role: Role::Master,
+            policy: QkdPolicy::Off,
+            rekey_after: Duration::from_secs(5),
+        };
+        hybrid(me, &[link])
+    };
+    w.add(A, master_of(A, B));
+    w.add(B, master_of(B, A));
+    traffic(&mut w, Duration::from_millis(100), Duration::from_secs(20));
+    assert!(
+        installed(&w, 0).is_empty() && installed(&w, 1).is_empty(),
+        "fail closed"
+    );
+    assert!(w.received_tags(B).is_empty());
+    for site in [A, B] {
+        let stats = w.node(site).hybrid_peer(PeerId::new(0)).unwrap().stats();
+        let conflicts = stats.drops_for(gateway::hybrid::HybridDrop::RoleConflict);
+        assert!(conflicts >= 1, "{site:?} reports the misconfiguration");
+    }
+}

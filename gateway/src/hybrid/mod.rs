@@ -110,11 +110,14 @@ pub enum HybridDrop {
     EpochMismatch,
     /// More outgoing datagrams were queued than the driver took (never in normal operation).
     QueueFull,
+    /// A message only this side's own role sends (§2): both sides are configured with the same
+    /// role, or one of our own messages was reflected back to us.
+    RoleConflict,
 }
 
 impl HybridDrop {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Malformed,
         Self::UnknownPair,
         Self::BadMac,
@@ -126,6 +129,7 @@ impl HybridDrop {
         Self::BadConfirm,
         Self::EpochMismatch,
         Self::QueueFull,
+        Self::RoleConflict,
     ];
 
     /// The metrics label.
@@ -142,6 +146,7 @@ impl HybridDrop {
             Self::BadConfirm => "bad_confirm",
             Self::EpochMismatch => "epoch_mismatch",
             Self::QueueFull => "queue_full",
+            Self::RoleConflict => "role_conflict",
         }
     }
 }

@@ -121,7 +121,10 @@ impl HybridPeer {
                 m.in_flight_exchange() == Some(header.exchange_id)
             }
             (RoleState::Master(_), Kind::EpochRequest) => header.count == 1,
-            _ => false,
+            (RoleState::Master(_), Kind::Init)
+            | (RoleState::Slave(_), Kind::Response | Kind::Reject | Kind::EpochRequest) => {
+                return Err(HybridDrop::RoleConflict);
+            }
         };
         if !expected {
             return Err(HybridDrop::Unexpected);

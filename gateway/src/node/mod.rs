@@ -63,6 +63,7 @@ use crate::proto::constants::{COOKIE_REPLY_LEN, KEY_LEN};
 use crate::proto::cookie::CookieChecker;
 use crate::proto::handshake::StaticKeys;
 use crate::proto::index::IndexMap;
+use crate::proto::peer::Ctx;
 pub use crate::proto::peer::Transmit;
 use crate::proto::ratelimit::{LoadMonitor, RateLimiter};
 use crate::proto::tai64n::WallClock;
@@ -219,6 +220,24 @@ impl Node {
     /// Drops so far, indexed by [`DropReason::index`].
     pub fn drops(&self) -> &[u64; DropReason::ALL.len()] {
         &self.drops
+    }
+
+    /// Runs `f` on peer `id` with the context its WireGuard state machine borrows from the node
+    /// (our keys, the clock, randomness, the index table on the peer's behalf).
+    fn with_peer<T>(
+        &mut self,
+        id: PeerId,
+        f: impl FnOnce(&mut PeerSlot, &mut Ctx<'_>) -> T,
+    ) -> Option<T> {
+        let slot = self.peers.get_mut(id)?;
+        let mut indices = self.indices.for_peer(id);
+        let mut cx = Ctx {
+            keys: &self.keys,
+            clock: &self.clock,
+            rng: &mut *self.rng,
+            indices: &mut indices,
+        };
+        Some(f(slot, &mut cx))
     }
 
     /// Counts a drop and hands the reason back.

@@ -15,7 +15,6 @@ use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
 use crate::proto::cookie::verify_mac1;
 use crate::proto::handshake::open_initiation;
 use crate::proto::messages::{CookieReply, Initiation, MacProtected, Message};
-use crate::proto::peer::Ctx;
 
 /// What became of a datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,17 +95,8 @@ impl Node {
             Message::Response(m) => {
                 self.screen(now, from, m)?;
                 let id = self.owner(m.receiver.get())?;
-                let Some(slot) = self.peers.get_mut(id) else {
-                    return Err(DropReason::UnknownIndex);
-                };
-                let mut idx = self.indices.for_peer(id);
-                let mut cx = Ctx {
-                    keys: &self.keys,
-                    clock: &self.clock,
-                    rng: &mut *self.rng,
-                    indices: &mut idx,
-                };
-                slot.wg.handle_response(now, m, from, &mut cx)?;
+                self.with_peer(id, |slot, cx| slot.wg.handle_response(now, m, from, cx))
+                    .ok_or(DropReason::UnknownIndex)??;
                 self.settle(now, id);
                 return Ok(None);
             }
@@ -188,16 +178,11 @@ impl Node {
             .peers
             .by_key(opened.initiator_static())
             .ok_or(DropReason::UnknownPeer)?;
-        let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownPeer)?;
-        let received = opened.finish(slot.wg.remote_keys())?;
-        let mut idx = self.indices.for_peer(id);
-        let mut cx = Ctx {
-            keys: &self.keys,
-            clock: &self.clock,
-            rng: &mut *self.rng,
-            indices: &mut idx,
-        };
-        slot.wg.handle_initiation(now, received, from, &mut cx)?;
+        let answer = self.with_peer(id, |slot, cx| {
+            let received = opened.finish(slot.wg.remote_keys())?;
+            slot.wg.handle_initiation(now, received, from, cx)
+        });
+        answer.ok_or(DropReason::UnknownPeer)??;
         self.settle(now, id);
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::Node;
 use super::peers::PeerSlot;
 use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
-use crate::proto::peer::{Ctx, Transmit};
+use crate::proto::peer::Transmit;
 
 impl Node {
     /// Writes the next datagram to send into `buf` (at least MTU + 32 bytes, and at least
@@ -39,21 +39,15 @@ impl Node {
         id: super::PeerId,
         buf: &mut [u8],
     ) -> Option<Transmit> {
-        let slot = self.peers.get_mut(id)?;
-        if let Some(t) = hybrid_transmit(slot, buf) {
-            return Some(t);
-        }
-        let mut idx = self.indices.for_peer(id);
-        let mut cx = Ctx {
-            keys: &self.keys,
-            clock: &self.clock,
-            rng: &mut *self.rng,
-            indices: &mut idx,
-        };
-        // Staged data first: it also confirms a new session, so no keepalive is needed.
-        let t = staged_transmit(slot, now, buf);
-        let t = t.or_else(|| slot.wg.poll_transmit(now, &mut cx, buf));
-        if slot.wg.has_events() {
+        let (t, events) = self.with_peer(id, |slot, cx| {
+            // Hybrid fragments, then staged data (it also confirms a new session, so no keepalive
+            // is needed), then WireGuard's own messages.
+            let t = hybrid_transmit(slot, buf)
+                .or_else(|| staged_transmit(slot, now, buf))
+                .or_else(|| slot.wg.poll_transmit(now, cx, buf));
+            (t, slot.wg.has_events())
+        })?;
+        if events {
             self.settle(now, id);
         }
         t
