@@ -33,6 +33,8 @@ mod stats;
 pub mod wire;
 
 #[cfg(test)]
+mod test_pair;
+#[cfg(test)]
 mod tests;
 
 pub use body::{RejectReason, RequestReason};
