@@ -47,7 +47,10 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, property, known-answer and integration tests (network-namespace tests need root)"
-cargo test --workspace --locked
+cargo test --workspace --locked -- --skip simulation_
+
+step "deterministic simulation of whole nodes: 2000 fixed schedules and 20 new ones (seeds printed; QGW_SIM_SEED=<seed> replays one)"
+cargo test -p gateway --test simulation --locked -- --nocapture
 
 step "keymix combiner vectors, recomputed by the independent Python reference"
 python3 keymix/tests/vectors/combiner_reference.py
