@@ -228,6 +228,35 @@ impl Error {
     }
 }
 
+/// An error type with a "bad configuration field" case: the client's [`Error::Config`] and the
+/// simulator's `SimError::Config`. The YAML reading both configurations share reports through it,
+/// so each keeps its own error type.
+pub(crate) trait ConfigError {
+    /// The error for `field` of the configuration `file`: what is wrong and how to fix it.
+    fn config(file: &str, field: &str, problem: String) -> Self;
+}
+
+impl ConfigError for Error {
+    fn config(file: &str, field: &str, problem: String) -> Self {
+        Error::Config {
+            file: file.to_string(),
+            field: field.to_string(),
+            problem,
+        }
+    }
+}
+
+/// Parses configuration YAML into `T`, whose serde attributes reject unknown fields. A syntax
+/// error, an unknown field or a wrong type is reported against `file` as the field `(yaml)`; the
+/// caller validates the values.
+pub(crate) fn parse_yaml<T, E>(text: &str, file: &str) -> Result<T, E>
+where
+    T: serde::de::DeserializeOwned,
+    E: ConfigError,
+{
+    serde_saphyr::from_str(text).map_err(|e| E::config(file, "(yaml)", e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

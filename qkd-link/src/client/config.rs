@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::Error;
+use crate::error::{Error, parse_yaml};
 use crate::ids::SaeId;
 use crate::retry::RetryPolicy;
 
@@ -83,11 +83,7 @@ impl ClientConfig {
 
     /// Parses YAML text; `file` names the source in errors. Relative paths are kept as written.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, Error> {
-        let cfg: Self = serde_saphyr::from_str(text).map_err(|e| Error::Config {
-            file: file.to_string(),
-            field: "(yaml)".into(),
-            problem: e.to_string(),
-        })?;
+        let cfg = parse_yaml::<Self, Error>(text, file)?;
         cfg.validate(file)?;
         Ok(cfg)
     }

@@ -19,12 +19,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use super::control::SimControl;
 use super::engine::Reply;
-use super::server::respond;
+use super::server::{accept_until_shutdown, respond};
 use crate::ids::SaeId;
 
 const MAX_BODY: usize = 4096;
@@ -86,42 +86,32 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Reply> {
 pub async fn serve(
     listener: TcpListener,
     control: Arc<SimControl>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
-            a = listener.accept() => a,
-        };
-        let Ok((tcp, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            continue;
-        };
+    accept_until_shutdown(listener, MAX_CONNECTIONS, shutdown, |tcp| {
+        Some(connection(tcp, Arc::clone(&control)))
+    })
+    .await;
+}
+
+/// One admin connection: HTTP/1.1, bodies up to `MAX_BODY`, closed after 60 s at the latest.
+async fn connection(tcp: TcpStream, control: Arc<SimControl>) {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let control = Arc::clone(&control);
-        tokio::spawn(async move {
-            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let control = Arc::clone(&control);
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let reply = match Limited::new(body, MAX_BODY).collect().await {
-                        Ok(b) => handle(&control, &parts.method, parts.uri.path(), &b.to_bytes()),
-                        Err(_) => Reply::error(400, "body too large"),
-                    };
-                    Ok::<_, Infallible>(respond(reply))
-                }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tcp), service);
-            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-            drop(permit);
-        });
-    }
+        async move {
+            let (parts, body) = req.into_parts();
+            let reply = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => handle(&control, &parts.method, parts.uri.path(), &b.to_bytes()),
+                Err(_) => Reply::error(400, "body too large"),
+            };
+            Ok::<_, Infallible>(respond(reply))
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(tcp), service);
+    let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::SimError;
+use crate::error::parse_yaml;
 use crate::ids::SaeId;
 
 /// The whole simulator.
@@ -157,11 +158,7 @@ const MAX_STORE_BITS: u128 = 8 * 1024 * 1024 * 1024; // 1 GiB of key per link
 impl SimConfig {
     /// Parses YAML; `file` names the source in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, SimError> {
-        let cfg: Self = serde_saphyr::from_str(text).map_err(|e| SimError::Config {
-            file: file.to_string(),
-            field: "(yaml)".into(),
-            problem: e.to_string(),
-        })?;
+        let cfg = parse_yaml::<Self, SimError>(text, file)?;
         cfg.validate(file)?;
         Ok(cfg)
     }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::error::ConfigError;
+
 /// Everything that stops `qkd-kme-sim` from starting.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -50,4 +52,14 @@ pub enum SimError {
     /// Bad command line.
     #[error("{0}")]
     Usage(String),
+}
+
+impl ConfigError for SimError {
+    fn config(file: &str, field: &str, problem: String) -> Self {
+        SimError::Config {
+            file: file.to_string(),
+            field: field.to_string(),
+            problem,
+        }
+    }
 }

@@ -213,9 +213,37 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     control: Arc<SimControl>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connection_shutdown = shutdown.clone();
+    accept_until_shutdown(listener, MAX_CONNECTIONS, shutdown, move |tcp| {
+        if control.engine().kme_is_down(idx) {
+            return None;
+        }
+        let (control, acceptor, shutdown) = (
+            Arc::clone(&control),
+            acceptor.clone(),
+            connection_shutdown.clone(),
+        );
+        Some(connection(idx, tcp, acceptor, control, shutdown))
+    })
+    .await;
+}
+
+/// Accepts TCP connections until `shutdown` changes, serving at most `max_connections` at once
+/// (any beyond that are closed at once). `serve` makes the task that serves an accepted stream,
+/// or returns `None` to close it at once; the task is spawned holding one connection permit.
+/// Shared by the KME listeners and the admin API.
+pub(super) async fn accept_until_shutdown<F, Fut>(
+    listener: TcpListener,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream) -> Option<Fut>,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.changed() => break,
@@ -229,18 +257,15 @@ async fn accept_loop(
                 continue;
             }
         };
-        if control.engine().kme_is_down(idx) {
-            drop(tcp);
+        let Some(task) = serve(tcp) else {
             continue;
-        }
+        };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             tracing::debug!("connection limit reached; closing");
             continue;
         };
-        let (control, acceptor, shutdown) =
-            (Arc::clone(&control), acceptor.clone(), shutdown.clone());
         tokio::spawn(async move {
-            connection(idx, tcp, acceptor, control, shutdown).await;
+            task.await;
             drop(permit);
         });
     }

@@ -1,16 +1,17 @@
+//! The engine's ETSI GS QKD 014 semantics: Status, the master/slave key exchange, who may fetch
+//! what, request limits and multicast. Also the shared harness (`World`) that
+//! `tests_faults.rs` drives key production and faults with.
+
 #![allow(clippy::unwrap_used)]
 use std::time::{Duration, Instant};
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 
 use super::*;
 use crate::api::msg;
 use crate::api::parse::{KeyExpectation, parse_error_body, parse_key_container, parse_status};
 use crate::key::QkdKey;
-use crate::sim::entropy::{FailingEntropy, SeededEntropy};
+use crate::sim::entropy::SeededEntropy;
 
-const CFG: &str = r#"
+pub(super) const CFG: &str = r#"
 limits: { key_size: 256, min_key_size: 64, max_key_size: 1024, max_key_per_request: 8, max_sae_id_count: 1 }
 kmes:
   - { id: KME_A, listen: "127.0.0.1:0", saes: [SAE_A], latency_ms: { min: 2, max: 5 }, extra_latency_ms: 10 }
@@ -20,17 +21,17 @@ links:
   - { kmes: [KME_A, KME_B], secret_key_rate_bps: 2560, max_key_count: 100, initial_key_count: 10 }
 "#;
 
-struct World {
-    engine: Engine,
-    t0: Instant,
+pub(super) struct World {
+    pub(super) engine: Engine,
+    pub(super) t0: Instant,
 }
 
-fn sae(s: &str) -> SaeId {
+pub(super) fn sae(s: &str) -> SaeId {
     SaeId::new(s).unwrap()
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let cfg = SimConfig::from_yaml(CFG, "test").unwrap();
         let t0 = Instant::now();
         Self {
@@ -39,11 +40,18 @@ impl World {
         }
     }
 
-    fn at(&self, secs: f64) -> Instant {
+    pub(super) fn at(&self, secs: f64) -> Instant {
         self.t0 + Duration::from_secs_f64(secs)
     }
 
-    fn enc(&mut self, t: f64, kme: usize, caller: &str, slave: &str, req: KeyRequest) -> Reply {
+    pub(super) fn enc(
+        &mut self,
+        t: f64,
+        kme: usize,
+        caller: &str,
+        slave: &str,
+        req: KeyRequest,
+    ) -> Reply {
         let now = self.at(t);
         self.engine.handle(
             now,
@@ -56,7 +64,14 @@ impl World {
         )
     }
 
-    fn dec(&mut self, t: f64, kme: usize, caller: &str, master: &str, ids: Vec<KeyId>) -> Reply {
+    pub(super) fn dec(
+        &mut self,
+        t: f64,
+        kme: usize,
+        caller: &str,
+        master: &str,
+        ids: Vec<KeyId>,
+    ) -> Reply {
         let now = self.at(t);
         self.engine.handle(
             now,
@@ -69,7 +84,7 @@ impl World {
         )
     }
 
-    fn stored(&mut self, t: f64) -> u64 {
+    pub(super) fn stored(&mut self, t: f64) -> u64 {
         let now = self.at(t);
         let r = self.engine.handle(
             now,
@@ -84,7 +99,7 @@ impl World {
     }
 }
 
-fn keys(r: &Reply, n: usize) -> Vec<QkdKey> {
+pub(super) fn keys(r: &Reply, n: usize) -> Vec<QkdKey> {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     parse_key_container(
         &r.body,
@@ -97,14 +112,14 @@ fn keys(r: &Reply, n: usize) -> Vec<QkdKey> {
     .unwrap()
 }
 
-fn n_keys(n: u32) -> KeyRequest {
+pub(super) fn n_keys(n: u32) -> KeyRequest {
     KeyRequest {
         number: Some(n),
         ..KeyRequest::default()
     }
 }
 
-fn error(r: &Reply, status: u16) -> String {
+pub(super) fn error(r: &Reply, status: u16) -> String {
     assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
     parse_error_body(&r.body).message
 }
@@ -265,85 +280,6 @@ fn peers_must_be_known_distinct_and_linked() {
 }
 
 #[test]
-fn empty_store_gives_503_all_or_nothing() {
-    let mut w = World::new();
-    keys(&w.enc(0.0, 0, "SAE_A", "SAE_B", n_keys(8)), 8);
-    let r = w.enc(0.0, 0, "SAE_A", "SAE_B", n_keys(3));
-    assert!(error(&r, 503).contains("512 available"));
-    keys(&w.enc(0.0, 0, "SAE_A", "SAE_B", n_keys(2)), 2);
-    error(&w.enc(0.0, 0, "SAE_A", "SAE_B", n_keys(1)), 503);
-}
-
-#[test]
-fn key_is_produced_at_the_secret_key_rate() {
-    let mut w = World::new();
-    // 2560 bit/s = 10 keys of 256 bits per second, 10 keys at start, capacity 100.
-    assert_eq!(w.stored(0.0), 10);
-    assert_eq!(w.stored(0.5), 15);
-    assert_eq!(w.stored(1.0), 20);
-    keys(&w.enc(1.0, 0, "SAE_A", "SAE_B", n_keys(8)), 8);
-    assert_eq!(w.stored(1.0), 12);
-    assert_eq!(
-        w.stored(100.0),
-        92,
-        "8 keys pending at the slave occupy the store"
-    );
-    assert_eq!(w.stored(1000.0), 92);
-    // Deliverable bits over a window never exceed rate x time + what was stored.
-    let mut w = World::new();
-    let mut delivered = 0u64;
-    for step in 1..=50 {
-        let t = f64::from(step) * 0.1;
-        while let Ok(k) = parse_key_container(
-            &w.enc(t, 0, "SAE_A", "SAE_B", n_keys(1)).body,
-            &KeyExpectation {
-                number: 1,
-                size_bits: Some(256),
-                ids: None,
-            },
-        ) {
-            delivered += k[0].len_bits() as u64;
-        }
-    }
-    assert!(delivered <= 2560 * 5 + 2560, "{delivered}");
-    assert!(delivered >= 2560 * 5, "{delivered}");
-}
-
-#[test]
-fn link_down_stops_production_but_stored_keys_remain() {
-    let mut w = World::new();
-    let now = w.at(0.0);
-    w.engine
-        .set_link(now, &sae("KME_B"), &sae("KME_A"), Some(true), None)
-        .unwrap();
-    assert_eq!(w.stored(10.0), 10);
-    keys(&w.enc(10.0, 0, "SAE_A", "SAE_B", n_keys(8)), 8);
-    keys(&w.enc(10.0, 0, "SAE_A", "SAE_B", n_keys(2)), 2);
-    assert!(error(&w.enc(10.0, 0, "SAE_A", "SAE_B", n_keys(1)), 503).contains("link is down"));
-    let now = w.at(20.0);
-    w.engine
-        .set_link(now, &sae("KME_A"), &sae("KME_B"), Some(false), None)
-        .unwrap();
-    assert_eq!(w.stored(21.0), 10);
-    // QBER above threshold has the same effect.
-    let now = w.at(21.0);
-    w.engine
-        .set_link(now, &sae("KME_A"), &sae("KME_B"), None, Some(0.12))
-        .unwrap();
-    assert_eq!(w.stored(30.0), 10);
-    assert!(
-        w.engine
-            .set_link(now, &sae("KME_A"), &sae("KME_C"), Some(true), None)
-            .is_err()
-    );
-    assert!(
-        w.engine
-            .set_link(now, &sae("KME_A"), &sae("KME_B"), None, Some(0.9))
-            .is_err()
-    );
-}
-
-#[test]
 fn multicast_keys_reach_each_named_slave_once() {
     let mut w = World::new();
     let req = KeyRequest {
@@ -367,54 +303,4 @@ fn multicast_keys_reach_each_named_slave_once() {
         ..n_keys(1)
     };
     error(&w.enc(0.0, 0, "SAE_A", "SAE_B", foreign), 400);
-}
-
-#[test]
-fn entropy_failure_consumes_nothing() {
-    let cfg = SimConfig::from_yaml(CFG, "test").unwrap();
-    let t0 = Instant::now();
-    let mut engine = Engine::new(&cfg, t0, Box::new(FailingEntropy));
-    let r = engine.handle(
-        t0,
-        0,
-        &sae("SAE_A"),
-        ApiRequest::EncKeys {
-            slave: sae("SAE_B"),
-            request: n_keys(1),
-        },
-    );
-    assert_eq!(r.status, 503);
-    let state = engine.state(t0);
-    assert_eq!(state["links"][0]["stored_key_count"], 10);
-}
-
-#[test]
-fn replies_carry_the_configured_latency() {
-    let mut w = World::new();
-    for _ in 0..50 {
-        let r = w.enc(0.0, 0, "SAE_A", "SAE_Z", n_keys(1));
-        assert!((12..=15).contains(&r.delay.as_millis()), "{:?}", r.delay);
-    }
-    let idx = w
-        .engine
-        .set_kme(&sae("KME_A"), Some(true), Some(0))
-        .unwrap();
-    assert!(w.engine.kme_is_down(idx));
-    assert!(w.enc(0.0, 0, "SAE_A", "SAE_Z", n_keys(1)).delay.as_millis() <= 5);
-    assert!(w.engine.set_kme(&sae("KME_X"), Some(true), None).is_err());
-}
-
-#[test]
-fn state_holds_no_key_material() {
-    let mut w = World::new();
-    let reply = w.enc(0.0, 0, "SAE_A", "SAE_B", n_keys(1));
-    let k = keys(&reply, 1);
-    assert!(!format!("{reply:?}").contains(&STANDARD.encode(k[0].expose())));
-    assert!(!format!("{reply:?}").contains(&k[0].id().to_string()));
-    let now = w.at(0.0);
-    let text = w.engine.state(now).to_string();
-    assert!(!text.contains(&k[0].id().to_string()));
-    assert!(!text.contains(&STANDARD.encode(k[0].expose())));
-    assert!(text.contains("\"pending_keys\":1"), "{text}");
-    assert!(!format!("{:?}", w.engine).contains(&k[0].id().to_string()));
 }
