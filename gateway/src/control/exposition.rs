@@ -2,7 +2,7 @@
 //! (prometheus.io/docs/instrumenting/exposition_formats): every family with `# HELP` and
 //! `# TYPE`, base units (`_seconds`, `_bytes`), `_total` counters, and labels of low cardinality
 //! only (`interface`, `peer`, `reason`, `source`, `state`, `kind`). Key IDs and keys are never
-//! labels or values. The list of families is in `docs/operations.md` and
+//! labels or values. The list of families is in
 //! `configs/prometheus/metric-names.txt`.
 
 use std::collections::BTreeMap;

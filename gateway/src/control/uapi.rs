@@ -4,7 +4,7 @@
 //! `get=1` answers with the interface and every peer as `key=value` lines (keys in hex), then
 //! `errno=0` and a blank line. `set=1` applies `key=value` lines and answers `errno=N`.
 //!
-//! What `wg set` may change (docs/gateway-decisions.md §6 says why):
+//! What `wg set` may change (docs/gateway-decisions.md §5 says why):
 //!
 //! | key | allowed |
 //! |---|---|

@@ -96,7 +96,8 @@ pub enum HybridDrop {
     UnknownPair,
     /// The fragment MAC did not verify.
     BadMac,
-    /// A message this side does not expect now (wrong role, no exchange in flight, stale id).
+    /// A message this side does not expect now (no exchange in flight, a stale exchange id, an
+    /// EpochRequest in more than one fragment).
     Unexpected,
     /// Init admission or EpochRequest rate exceeded.
     RateLimited,
