@@ -17,7 +17,7 @@ use keymix::{QkdMaterial, SecretVec};
 use qkd_link::{ClientConfig, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId};
 use tokio::sync::mpsc;
 
-use crate::hybrid::QkdFailure;
+use crate::hybrid::{QkdFailure, QkdResult};
 use crate::node::{KmeOp, KmeReply, KmeRequest};
 
 /// Why the KME thread could not start.
@@ -165,7 +165,7 @@ async fn run(
 }
 
 /// Concatenates KME keys, in order, into keymix's QKD contribution.
-fn material(keys: Vec<QkdKey>) -> Result<QkdMaterial, QkdFailure> {
+fn material(keys: Vec<QkdKey>) -> QkdResult {
     let ids = keys.iter().map(QkdKey::id).collect();
     let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.expose().len()).sum());
     for key in &keys {

@@ -12,7 +12,7 @@ use super::constants::{EPOCH_REQUEST_INTERVAL, QKD_TIMEOUT};
 use super::outbox::{QkdOp, QkdRequest, RequestId};
 use super::shared::Shared;
 use super::wire::{self, Datagram, Kind};
-use super::{HybridDrop, HybridEvent, QkdFailure, QkdPolicy};
+use super::{HybridDrop, HybridEvent, QkdPolicy, QkdResult};
 use crate::proto::constants::{REKEY_ATTEMPT_TIME, REKEY_TIMEOUT};
 
 /// Where the master is in making the next epoch.
@@ -99,7 +99,7 @@ impl MasterState {
         s: &mut Shared,
         now: Instant,
         request: RequestId,
-        result: Result<QkdMaterial, QkdFailure>,
+        result: QkdResult,
     ) {
         let Phase::AwaitingQkd {
             request: expected,

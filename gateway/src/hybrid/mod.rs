@@ -86,6 +86,9 @@ pub enum QkdFailure {
     NotFound,
 }
 
+/// What a KME request yields: the key material (IDs and bytes), or why there is none.
+pub type QkdResult = Result<keymix::QkdMaterial, QkdFailure>;
+
 /// Why a hybrid datagram or message was dropped; each is a counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

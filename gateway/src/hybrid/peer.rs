@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use keymix::{ChainKey, Entropy, QkdMaterial};
+use keymix::{ChainKey, Entropy};
 
 use super::master::MasterState;
 pub use super::outbox::PskInstall;
@@ -12,7 +12,7 @@ pub use super::shared::PeerKeys;
 use super::shared::Shared;
 use super::slave::SlaveState;
 use super::wire::{Fragment, Kind};
-use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, QkdFailure, QkdPolicy, Role};
+use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, QkdPolicy, QkdResult, Role};
 use crate::proto::psk::PskId;
 use crate::proto::tai64n::WallClock;
 
@@ -145,12 +145,7 @@ impl HybridPeer {
     }
 
     /// Delivers the KME's answer to request `id`.
-    pub fn handle_qkd_result(
-        &mut self,
-        now: Instant,
-        id: RequestId,
-        result: Result<QkdMaterial, QkdFailure>,
-    ) {
+    pub fn handle_qkd_result(&mut self, now: Instant, id: RequestId, result: QkdResult) {
         let s = &mut self.shared;
         match &mut self.role {
             RoleState::Master(m) => m.handle_qkd(s, now, id, result),

@@ -15,7 +15,7 @@ use super::constants::{EPOCH_REQUEST_INTERVAL, INIT_BURST, INIT_RATE_PER_SECOND,
 use super::outbox::{QkdOp, QkdRequest, RequestId};
 use super::shared::Shared;
 use super::wire::{self, Datagram, Kind};
-use super::{HybridDrop, HybridEvent, QkdFailure, QkdPolicy};
+use super::{HybridDrop, HybridEvent, QkdFailure, QkdPolicy, QkdResult};
 use crate::proto::constants::REKEY_TIMEOUT;
 use crate::proto::ratelimit::TokenBucket;
 
@@ -165,7 +165,7 @@ impl SlaveState {
         s: &mut Shared,
         now: Instant,
         request: RequestId,
-        result: Result<QkdMaterial, QkdFailure>,
+        result: QkdResult,
     ) {
         if self.pending.as_ref().is_none_or(|p| p.request != request) {
             return;

@@ -27,7 +27,7 @@ pub(super) struct Kme {
 }
 
 impl Kme {
-    pub(super) fn fetch(&mut self) -> Result<QkdMaterial, QkdFailure> {
+    pub(super) fn fetch(&mut self) -> QkdResult {
         if self.master_down {
             return Err(QkdFailure::Unavailable);
         }
@@ -40,7 +40,7 @@ impl Kme {
         Ok(QkdMaterial::new(vec![id], SecretVec::new(key)).expect("valid"))
     }
 
-    pub(super) fn resolve(&mut self, ids: &[KeyId]) -> Result<QkdMaterial, QkdFailure> {
+    pub(super) fn resolve(&mut self, ids: &[KeyId]) -> QkdResult {
         if self.slave_down {
             return Err(QkdFailure::Unavailable);
         }

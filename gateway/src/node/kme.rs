@@ -5,11 +5,11 @@
 
 use std::time::Instant;
 
-use keymix::{KeyId, QkdMaterial};
+use keymix::KeyId;
 use qkd_link::SaeId;
 
 use super::{Node, PeerId};
-use crate::hybrid::{QkdFailure, RequestId};
+use crate::hybrid::{QkdResult, RequestId};
 
 /// What to ask the KME.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +47,12 @@ pub struct KmeReply {
     /// The request's id.
     pub id: RequestId,
     /// The key material (key IDs and bytes), or why there is none.
-    pub result: Result<QkdMaterial, QkdFailure>,
+    pub result: QkdResult,
 }
 
 impl KmeRequest {
     /// The reply to this request.
-    pub fn reply(&self, result: Result<QkdMaterial, QkdFailure>) -> KmeReply {
+    pub fn reply(&self, result: QkdResult) -> KmeReply {
         KmeReply {
             peer: self.peer,
             id: self.id,

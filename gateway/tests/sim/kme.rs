@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use gateway::hybrid::QkdFailure;
+use gateway::hybrid::{QkdFailure, QkdResult};
 use gateway::node::testing::Site;
 use gateway::node::{KmeOp, KmeReply, KmeRequest};
 use keymix::{KeyId, QkdMaterial, SecretVec};
@@ -88,7 +88,7 @@ impl Kmes {
         master: SaeId,
         slave: SaeId,
         ids: &[KeyId],
-    ) -> Result<QkdMaterial, QkdFailure> {
+    ) -> QkdResult {
         let pool = self.pools.entry((master, slave)).or_default();
         // ETSI 014: all or nothing; a key is served once.
         if ids.iter().any(|id| !pool.contains_key(id)) {
