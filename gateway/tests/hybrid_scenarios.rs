@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gateway::audit::AuditEvent;
 use gateway::hybrid::{HybridEvent, QkdPolicy, Role};
-use gateway::node::testing::{HybridLink, Site, hybrid};
+use gateway::node::testing::{HybridLink, Site, hybrid, hybrid_pair};
 use gateway::node::{NodeConfig, NodeEvent, PeerId};
 use sim::World;
 
@@ -19,18 +19,7 @@ const B: Site = Site(2);
 
 /// A is master, B slave; both with `policy` and `rekey` seconds between epochs.
 fn config(site: Site, policy: QkdPolicy, rekey: u64) -> NodeConfig {
-    let (peer, role) = if site == A {
-        (B, Role::Master)
-    } else {
-        (A, Role::Slave)
-    };
-    let link = HybridLink {
-        peer,
-        role,
-        policy,
-        rekey_after: Duration::from_secs(rekey),
-    };
-    hybrid(site, &[link])
+    hybrid_pair(site, policy, Duration::from_secs(rekey))
 }
 
 fn pair(seed: u64, policy: QkdPolicy, rekey: u64) -> World {

@@ -87,6 +87,16 @@ pub enum AuditEvent {
         /// Peer name.
         peer: String,
     },
+    /// The two sites derived different keys for an epoch (the Response's key confirmation
+    /// failed): their KMEs disagree on a QKD key's bytes. The epoch was abandoned.
+    KeyMismatch {
+        /// Peer name.
+        peer: String,
+        /// The epoch.
+        epoch: u64,
+        /// ETSI 014 key IDs of the QKD keys concerned (identifiers, never key bytes).
+        qkd_key_ids: Vec<keymix::KeyId>,
+    },
     /// Authentication failures, aggregated per (peer, reason) and interval by
     /// [`crate::ops::Watch`] so a flood costs one record per interval.
     AuthFailure {
@@ -138,6 +148,7 @@ impl AuditEvent {
             Self::PolicyTransition { .. } => "policy_transition",
             Self::FailClosedEnter { .. } => "fail_closed_enter",
             Self::FailClosedExit { .. } => "fail_closed_exit",
+            Self::KeyMismatch { .. } => "qkd_key_mismatch",
             Self::AuthFailure { .. } => "auth_failure",
         }
     }
@@ -174,6 +185,14 @@ impl AuditEvent {
                 .str("peer", peer)
                 .str("from", from.map_or("startup", PolicyState::label))
                 .str("to", to.label()),
+            Self::KeyMismatch {
+                peer,
+                epoch,
+                qkd_key_ids,
+            } => f
+                .str("peer", peer)
+                .u64("epoch", *epoch)
+                .list("qkd_key_ids", qkd_key_ids),
             Self::AuthFailure {
                 peer,
                 reason,

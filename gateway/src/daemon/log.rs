@@ -2,7 +2,7 @@
 //! per packet, never key material (key IDs are public). The audit log gets its records from the
 //! audit thread; these lines are for the operator reading the journal.
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::audit::AuditEvent;
 use crate::hybrid::HybridEvent;
@@ -59,6 +59,15 @@ fn hybrid(peer: &str, e: &HybridEvent) {
             reason,
             sent,
         } => warn!(peer, epoch, ?reason, sent, "hybrid exchange rejected"),
+        HybridEvent::KeyMismatch { epoch, key_ids } => {
+            let ids: Vec<String> = key_ids.iter().map(ToString::to_string).collect();
+            error!(
+                peer,
+                epoch,
+                qkd_key_ids = ?ids,
+                "the two sites derived different keys (their KMEs disagree on the QKD key): epoch abandoned, trying again"
+            )
+        }
         HybridEvent::ExchangeAbandoned { epoch } => {
             warn!(peer, epoch, "hybrid exchange got no answer; starting over")
         }

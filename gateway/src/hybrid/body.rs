@@ -121,6 +121,12 @@ impl Init {
         out
     }
 
+    /// The timestamp of an Init whose body starts with `prefix` (its first fragment is enough),
+    /// so freshness can be judged before the whole message is in (§4 step 5).
+    pub fn timestamp_of(prefix: &[u8]) -> Option<[u8; 12]> {
+        prefix.get(10..22)?.try_into().ok()
+    }
+
     /// Parses a body into the Init, its signed part and its signature.
     pub fn decode(body: &[u8]) -> Result<(Self, &[u8], Signature), HybridDrop> {
         let (unsigned, sig) = split_signature(body)?;

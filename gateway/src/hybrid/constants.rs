@@ -32,14 +32,28 @@ pub const MAX_KEY_IDS: usize = keymix::MAX_QKD_KEY_IDS;
 
 /// Longest wait for the KME (§6.1 step 2, §6.2 step 4, §7).
 pub const QKD_TIMEOUT: Duration = Duration::from_secs(2);
-/// Incomplete reassemblies are dropped after this (§4 step 5).
-pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Init admission: tokens per second per peer (§7).
-pub const INIT_RATE_PER_SECOND: u32 = 2;
-/// Init admission: burst (§7).
-pub const INIT_BURST: u32 = 4;
-/// EpochRequests the master honours: at most one per this interval (§5.3, §6.1).
+/// Incomplete reassemblies are dropped after this (§4 step 5): as long as the master retransmits
+/// an exchange (byte for byte, so fragments of its transmissions may be combined).
+pub const REASSEMBLY_TIMEOUT: Duration = crate::proto::constants::REKEY_ATTEMPT_TIME;
+/// Signature verifications admitted per second per peer, at either role (§7).
+pub const VERIFY_RATE_PER_SECOND: u32 = 2;
+/// Burst of admitted signature verifications (§7).
+pub const VERIFY_BURST: u32 = 4;
+/// EpochRequests sent or acted on: at most one per this interval (§5.3, §6.1); also the most
+/// often the slave re-sends an exact answer from its cache (§6.2 step 1).
 pub const EPOCH_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+/// The two sites' wall clocks may disagree by this much (§7): timestamps further in the future
+/// are refused, and an EpochRequest older than this is stale.
+pub const CLOCK_SKEW_TOLERANCE: Duration = Duration::from_secs(60);
+/// Oldest Init accepted (§6.2 step 1): the master retransmits one Init, with its timestamp, for
+/// up to REKEY_ATTEMPT_TIME.
+pub const INIT_MAX_AGE: Duration = Duration::from_secs(
+    crate::proto::constants::REKEY_ATTEMPT_TIME.as_secs() + CLOCK_SKEW_TOLERANCE.as_secs(),
+);
+/// A request for an epoch is only acted on this long after the last epoch was installed, unless
+/// the slave says it has another epoch than the master (§6.1 step 1): the handshake of the
+/// newest epoch gets this long to complete. Equal to the shortest rotation allowed.
+pub const REQUESTED_EPOCH_MIN_AGE: Duration = crate::proto::constants::REKEY_TIMEOUT;
 /// Default of `rekey_after_seconds` (§8): WireGuard's REKEY_AFTER_TIME.
 pub const DEFAULT_REKEY_AFTER: Duration = crate::proto::constants::REKEY_AFTER_TIME;
 

@@ -1,19 +1,33 @@
 //! The master's side of the exchange (docs/protocol.md §6.1): schedule epochs, get a QKD key per
 //! policy, send a signed Init, verify the Response, derive and install the PSK. This state exists
-//! only at the side that is master of the pair.
+//! only at the side that is master of the pair. What it does with the slave's messages is in
+//! [`answers`].
+
+mod answers;
 
 use std::time::Instant;
 
 use keymix::mlkem::{self, DecapsulationKey};
-use keymix::{EpochContext, KeySources, QkdMaterial, Secret, derive_epoch, labels};
+use keymix::{KeySources, QkdMaterial, Secret};
 
-use super::body::{self, Init, Reject, RejectReason, Response};
-use super::constants::{EPOCH_REQUEST_INTERVAL, QKD_TIMEOUT};
+use super::body::{self, Init};
+use super::constants::{
+    CLOCK_SKEW_TOLERANCE, QKD_TIMEOUT, REQUESTED_EPOCH_MIN_AGE, VERIFY_BURST,
+    VERIFY_RATE_PER_SECOND,
+};
+use super::freshness::Freshness;
 use super::outbox::{QkdOp, QkdRequest, RequestId};
 use super::shared::Shared;
 use super::wire::{self, Datagram, Kind};
-use super::{HybridDrop, HybridEvent, QkdPolicy, QkdResult};
+use super::{HybridEvent, QkdPolicy, QkdResult};
 use crate::proto::constants::{REKEY_ATTEMPT_TIME, REKEY_TIMEOUT};
+use crate::proto::ratelimit::TokenBucket;
+
+/// Whether the newest epoch's WireGuard handshake had its time (REQUESTED_EPOCH_MIN_AGE), so
+/// that a new epoch on request is not one the rotation does not need (§6.1 step 1).
+fn newest_epoch_settled(s: &Shared, now: Instant) -> bool {
+    (s.installed.as_ref()).is_none_or(|(_, at)| now >= *at + REQUESTED_EPOCH_MIN_AGE)
+}
 
 /// Where the master is in making the next epoch.
 #[derive(Default)]
@@ -25,7 +39,7 @@ enum Phase {
     AwaitingQkd {
         request: RequestId,
         deadline: Instant,
-        epoch: u64,
+        next: Next,
     },
     /// Init sent; waiting for the Response.
     AwaitingResponse(Box<Exchange>),
@@ -33,10 +47,18 @@ enum Phase {
     Backoff { until: Instant },
 }
 
+/// The epoch an exchange makes, and from which chain key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Next {
+    epoch: u64,
+    /// From the genesis chain key (§9): this side has no ratchet, or the slave said it has none.
+    genesis: bool,
+}
+
 /// An Init in flight.
 struct Exchange {
     id: u64,
-    epoch: u64,
+    next: Next,
     sources: KeySources,
     dk: DecapsulationKey,
     ek: mlkem::EncapsulationKey,
@@ -48,14 +70,36 @@ struct Exchange {
 }
 
 /// The master's state.
-#[derive(Default)]
 pub(super) struct MasterState {
     phase: Phase,
     /// Set after a slave's QKD refusal under `preferred`: the next Init goes without QKD.
     skip_qkd_once: bool,
+    /// Set when the next exchange must start from the genesis chain key (§9).
+    genesis_next: bool,
     last_timestamp: Option<[u8; 12]>,
-    last_request_timestamp: Option<[u8; 12]>,
+    /// EpochRequest timestamps (§5.3).
+    requests: Freshness,
+    /// When an EpochRequest was last acted on (at most one per EPOCH_REQUEST_INTERVAL).
     last_request_at: Option<Instant>,
+    /// When an EpochRequest last started an exchange (§6.1 step 1).
+    last_requested_start: Option<Instant>,
+    /// Signature verifications of replies (§7).
+    replies: TokenBucket,
+}
+
+impl Default for MasterState {
+    fn default() -> Self {
+        Self {
+            phase: Phase::Idle,
+            skip_qkd_once: false,
+            genesis_next: false,
+            last_timestamp: None,
+            requests: Freshness::new(CLOCK_SKEW_TOLERANCE, CLOCK_SKEW_TOLERANCE),
+            last_request_at: None,
+            last_requested_start: None,
+            replies: TokenBucket::new(VERIFY_RATE_PER_SECOND, VERIFY_BURST),
+        }
+    }
 }
 
 impl MasterState {
@@ -67,13 +111,21 @@ impl MasterState {
         }
     }
 
-    /// Starts an exchange unless one is under way (§6.1 step 1).
+    /// Starts an exchange unless one is under way (§6.1 step 1). An installed epoch whose
+    /// session is not confirmed yet is the base: the slave answered for it, so it holds it too
+    /// and promotes it when the Init's chain tag names it (§6.2 step 2).
     pub(super) fn start(&mut self, s: &mut Shared, now: Instant) {
         if !matches!(self.phase, Phase::Idle | Phase::Backoff { .. }) {
             return;
         }
-        s.tentative = None;
-        let epoch = s.confirmed.epoch() + 1;
+        if let Some(t) = s.tentative.take() {
+            s.confirmed = t.chain;
+        }
+        let genesis = std::mem::take(&mut self.genesis_next) || s.confirmed.epoch() == 0;
+        let next = Next {
+            epoch: if genesis { 1 } else { s.confirmed.epoch() + 1 },
+            genesis,
+        };
         let use_qkd = s.policy != QkdPolicy::Off && !self.skip_qkd_once;
         self.skip_qkd_once = false;
         if use_qkd {
@@ -85,10 +137,18 @@ impl MasterState {
             self.phase = Phase::AwaitingQkd {
                 request,
                 deadline: now + QKD_TIMEOUT,
-                epoch,
+                next,
             };
         } else {
-            self.send_init(s, now, epoch, None);
+            self.send_init(s, now, next, None);
+        }
+    }
+
+    /// WireGuard needs a handshake and has no fresh PSK: an exchange if none is under way, no
+    /// back-off runs, and the newest epoch's handshake had its time (§6.1 step 1).
+    pub(super) fn on_epoch_needed(&mut self, s: &mut Shared, now: Instant) {
+        if matches!(self.phase, Phase::Idle) && newest_epoch_settled(s, now) {
+            self.start(s, now);
         }
     }
 
@@ -103,7 +163,7 @@ impl MasterState {
     ) {
         let Phase::AwaitingQkd {
             request: expected,
-            epoch,
+            next,
             ..
         } = self.phase
         else {
@@ -113,37 +173,39 @@ impl MasterState {
             return;
         }
         match result {
-            Ok(material) => self.send_init(s, now, epoch, Some(material)),
-            Err(_) => self.no_qkd(s, now, epoch),
+            Ok(material) => self.send_init(s, now, next, Some(material)),
+            Err(_) => self.no_qkd(s, now, next),
         }
     }
 
-    fn no_qkd(&mut self, s: &mut Shared, now: Instant, epoch: u64) {
+    fn no_qkd(&mut self, s: &mut Shared, now: Instant, next: Next) {
+        let epoch = next.epoch;
         match s.policy {
             QkdPolicy::Required => {
                 s.event(HybridEvent::QkdBlocked { epoch });
+                self.genesis_next |= next.genesis;
                 let until = now + REKEY_TIMEOUT + s.jitter();
                 self.phase = Phase::Backoff { until };
             }
             _ => {
                 s.event(HybridEvent::Fallback { epoch });
-                self.send_init(s, now, epoch, None);
+                self.send_init(s, now, next, None);
             }
         }
     }
 
     /// §6.1 step 3: a fresh ML-KEM key pair, a signed Init, retransmitted until answered.
-    fn send_init(&mut self, s: &mut Shared, now: Instant, epoch: u64, qkd: Option<QkdMaterial>) {
+    fn send_init(&mut self, s: &mut Shared, now: Instant, next: Next, qkd: Option<QkdMaterial>) {
         let mut seed = [0u8; mlkem::KEYGEN_SEED_LEN];
         s.entropy.fill(&mut seed);
         let (dk, ek) = mlkem::generate_from_seed(&Secret::from_mut(&mut seed));
         s.stats.kem_operations += 1;
         let id = s.random_u64().max(1);
         let timestamp = self.next_timestamp(s, now);
-        let genesis = s.confirmed.epoch() == 0;
+        let genesis = next.genesis;
         let sources = KeySources::hybrid(qkd.is_some());
         let init = Init {
-            epoch,
+            epoch: next.epoch,
             genesis,
             sources,
             timestamp,
@@ -157,6 +219,7 @@ impl MasterState {
         let unsigned = init.encode_unsigned();
         let transcript = body::init_transcript(&s.keys.master, &s.keys.slave, id, &unsigned);
         let Some(signature) = s.sign(&transcript) else {
+            self.genesis_next |= genesis;
             self.phase = Phase::Backoff {
                 until: now + REKEY_TIMEOUT,
             };
@@ -168,7 +231,7 @@ impl MasterState {
         let retransmit_at = now + REKEY_TIMEOUT + s.jitter();
         self.phase = Phase::AwaitingResponse(Box::new(Exchange {
             id,
-            epoch,
+            next,
             sources,
             dk,
             ek,
@@ -197,126 +260,6 @@ impl MasterState {
         ts
     }
 
-    /// §6.1 step 4–5: verify, decapsulate, derive, confirm, install (and hand WireGuard the PSK
-    /// with a request to handshake now). Any failure keeps the exchange in flight.
-    pub(super) fn handle_response(
-        &mut self,
-        s: &mut Shared,
-        now: Instant,
-        body: &[u8],
-    ) -> Result<(), HybridDrop> {
-        let (response, unsigned, signature) = Response::decode(body)?;
-        let Phase::AwaitingResponse(exchange) = &self.phase else {
-            return Err(HybridDrop::Unexpected);
-        };
-        if response.epoch != exchange.epoch || response.sources != exchange.sources {
-            return Err(HybridDrop::EpochMismatch);
-        }
-        let label = labels::HYBRID_RESPONSE;
-        let signed = body::reply_transcript(label, &exchange.init_hash, unsigned);
-        s.verify_peer(&signed, &signature)?;
-        let Phase::AwaitingResponse(exchange) = std::mem::take(&mut self.phase) else {
-            return Err(HybridDrop::Unexpected);
-        };
-        s.stats.kem_operations += 1;
-        let shared = exchange.dk.decapsulate(&response.ct);
-        let context = EpochContext {
-            epoch: exchange.epoch,
-            initiator: &s.keys.master,
-            responder: &s.keys.slave,
-            mlkem_ek: &exchange.ek,
-            mlkem_ct: &response.ct,
-        };
-        let qkd = exchange.qkd.as_ref();
-        let keys = derive_epoch(&s.confirmed, &context, exchange.sources, &shared, qkd);
-        let keys = match keys {
-            Ok(keys) if keymix::ct_eq(&keys.confirmation(), &response.confirm) => keys,
-            _ => {
-                // Keep waiting: a genuine Response cannot follow, but the exchange times out by itself.
-                self.phase = Phase::AwaitingResponse(exchange);
-                return Err(HybridDrop::BadConfirm);
-            }
-        };
-        let key_ids = qkd.map(|q| q.key_ids().to_vec()).unwrap_or_default();
-        s.install(now, keys, key_ids, true);
-        Ok(())
-    }
-
-    /// §6.1 step 6: a verified Reject decides how and when to try again.
-    pub(super) fn handle_reject(
-        &mut self,
-        s: &mut Shared,
-        now: Instant,
-        body: &[u8],
-    ) -> Result<(), HybridDrop> {
-        let (reject, unsigned, signature) = Reject::decode(body)?;
-        let Phase::AwaitingResponse(exchange) = &self.phase else {
-            return Err(HybridDrop::Unexpected);
-        };
-        if reject.epoch != exchange.epoch {
-            return Err(HybridDrop::EpochMismatch);
-        }
-        let signed = body::reply_transcript(labels::HYBRID_REJECT, &exchange.init_hash, unsigned);
-        s.verify_peer(&signed, &signature)?;
-        s.event(HybridEvent::Rejected {
-            epoch: reject.epoch,
-            reason: reject.reason,
-            sent: false,
-        });
-        self.phase = Phase::Idle;
-        match reject.reason {
-            RejectReason::ChainMismatch => {
-                s.confirmed = s.genesis();
-                self.start(s, now);
-            }
-            RejectReason::QkdUnavailable | RejectReason::QkdRefused
-                if s.policy == QkdPolicy::Preferred =>
-            {
-                self.skip_qkd_once = true;
-                s.event(HybridEvent::Fallback {
-                    epoch: reject.epoch,
-                });
-                self.start(s, now);
-            }
-            RejectReason::PolicyMismatch => {
-                self.phase = Phase::Backoff {
-                    until: now + REKEY_ATTEMPT_TIME,
-                };
-            }
-            _ => {
-                let until = now + REKEY_TIMEOUT + s.jitter();
-                self.phase = Phase::Backoff { until };
-            }
-        }
-        Ok(())
-    }
-
-    /// §5.3: the slave asks for an epoch; honoured at most once per EPOCH_REQUEST_INTERVAL.
-    pub(super) fn handle_epoch_request(
-        &mut self,
-        s: &mut Shared,
-        now: Instant,
-        body: &[u8],
-    ) -> Result<(), HybridDrop> {
-        let request = body::EpochRequest::decode(body)?;
-        if self
-            .last_request_timestamp
-            .is_some_and(|last| request.timestamp <= last)
-        {
-            return Err(HybridDrop::Replay);
-        }
-        if self
-            .last_request_at
-            .is_some_and(|at| now < at + EPOCH_REQUEST_INTERVAL)
-        {
-            return Err(HybridDrop::RateLimited);
-        }
-        self.last_request_timestamp = Some(request.timestamp);
-        self.last_request_at = Some(now);
-        self.start(s, now);
-        Ok(())
-    }
-
     /// Timers: the rekey schedule, back-off, the KME deadline, retransmission and give-up.
     pub(super) fn handle_timeout(&mut self, s: &mut Shared, now: Instant) {
         match &mut self.phase {
@@ -330,24 +273,30 @@ impl MasterState {
                 }
             }
             Phase::Backoff { until } if now >= *until => self.start(s, now),
-            Phase::AwaitingQkd {
-                deadline, epoch, ..
-            } if now >= *deadline => {
-                let epoch = *epoch;
-                self.no_qkd(s, now, epoch);
+            Phase::AwaitingQkd { deadline, next, .. } if now >= *deadline => {
+                let next = *next;
+                self.no_qkd(s, now, next);
             }
             Phase::AwaitingResponse(exchange) if now >= exchange.give_up_at => {
-                let epoch = exchange.epoch;
+                let next = exchange.next;
                 self.phase = Phase::Idle;
-                s.event(HybridEvent::ExchangeAbandoned { epoch });
+                self.genesis_next |= next.genesis;
+                s.event(HybridEvent::ExchangeAbandoned { epoch: next.epoch });
                 self.start(s, now);
             }
-            Phase::AwaitingResponse(exchange) if now >= exchange.retransmit_at => {
-                exchange.retransmit_at = now + REKEY_TIMEOUT + s.jitter();
-                let datagrams = exchange.datagrams.clone();
-                s.transmit(&datagrams);
-            }
+            Phase::AwaitingResponse(_) => self.retransmit_if_due(s, now),
             _ => {}
+        }
+    }
+
+    /// Sends the Init in flight again if its time has come.
+    fn retransmit_if_due(&mut self, s: &mut Shared, now: Instant) {
+        if let Phase::AwaitingResponse(exchange) = &mut self.phase
+            && now >= exchange.retransmit_at
+        {
+            exchange.retransmit_at = now + REKEY_TIMEOUT + s.jitter();
+            let datagrams = exchange.datagrams.clone();
+            s.transmit(&datagrams);
         }
     }
 

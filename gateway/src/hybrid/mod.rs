@@ -22,6 +22,7 @@
 
 mod body;
 pub mod constants;
+mod freshness;
 mod master;
 mod outbox;
 mod pair;
@@ -32,6 +33,8 @@ mod slave;
 mod stats;
 pub mod wire;
 
+#[cfg(test)]
+mod dos_tests;
 #[cfg(test)]
 mod test_pair;
 #[cfg(test)]
@@ -106,6 +109,10 @@ pub enum HybridDrop {
     RateLimited,
     /// A timestamp not newer than the last accepted one.
     Replay,
+    /// A timestamp too far from this side's wall clock: older than the message can be, or
+    /// further in the future than CLOCK_SKEW_TOLERANCE (a replay after a restart, or two clocks
+    /// that disagree).
+    Stale,
     /// The ML-DSA-65 signature did not verify.
     BadSignature,
     /// The ML-KEM encapsulation key failed the FIPS 203 modulus check.
@@ -123,13 +130,14 @@ pub enum HybridDrop {
 
 impl HybridDrop {
     /// Every reason, for metrics.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Malformed,
         Self::UnknownPair,
         Self::BadMac,
         Self::Unexpected,
         Self::RateLimited,
         Self::Replay,
+        Self::Stale,
         Self::BadSignature,
         Self::BadEncapsulationKey,
         Self::BadConfirm,
@@ -147,6 +155,7 @@ impl HybridDrop {
             Self::Unexpected => "unexpected",
             Self::RateLimited => "rate_limited",
             Self::Replay => "replay",
+            Self::Stale => "stale",
             Self::BadSignature => "bad_signature",
             Self::BadEncapsulationKey => "bad_encapsulation_key",
             Self::BadConfirm => "bad_confirm",
@@ -155,6 +164,18 @@ impl HybridDrop {
             Self::RoleConflict => "role_conflict",
         }
     }
+}
+
+/// What became of an admitted hybrid datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// A fragment kept for reassembly, a duplicate, or a message that changed nothing but an
+    /// answer from the cache.
+    Pending,
+    /// A complete message, authenticated and fresh, was acted on: the peer sent it just now, so
+    /// where it came from is where the peer is (roaming, as WireGuard roams only on
+    /// authenticated packets: whitepaper §2.1).
+    FromPeer,
 }
 
 /// A fact about an epoch, for status, metrics and the audit log (never key bytes).
@@ -198,6 +219,14 @@ pub enum HybridEvent {
         reason: RejectReason,
         /// Whether this side sent it.
         sent: bool,
+    },
+    /// The slave's signed Response carried a key confirmation that does not match: the two
+    /// sides derived different keys (their KMEs gave different bytes for the QKD key).
+    KeyMismatch {
+        /// The epoch.
+        epoch: u64,
+        /// The QKD key IDs the exchange used (empty without QKD).
+        key_ids: Vec<KeyId>,
     },
     /// An exchange got no answer for REKEY_ATTEMPT_TIME.
     ExchangeAbandoned {

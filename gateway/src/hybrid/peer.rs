@@ -8,11 +8,14 @@ use keymix::{ChainKey, Entropy};
 use super::master::MasterState;
 pub use super::outbox::PskInstall;
 use super::outbox::{QkdRequest, RequestId};
+use super::reassembly::Standing;
 pub use super::shared::PeerKeys;
 use super::shared::Shared;
 use super::slave::SlaveState;
 use super::wire::{Fragment, Kind};
-use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, QkdPolicy, QkdResult, Role};
+use super::{
+    EpochInfo, HybridDrop, HybridEvent, HybridStats, Progress, QkdPolicy, QkdResult, Role,
+};
 use crate::proto::psk::PskId;
 use crate::proto::tai64n::WallClock;
 
@@ -100,7 +103,7 @@ impl HybridPeer {
         &mut self,
         now: Instant,
         fragment: &Fragment<'_>,
-    ) -> Result<(), HybridDrop> {
+    ) -> Result<Progress, HybridDrop> {
         let result = self.admit_fragment(now, fragment);
         if let Err(reason) = result {
             self.shared.stats.drop(reason);
@@ -108,29 +111,43 @@ impl HybridPeer {
         result
     }
 
-    fn admit_fragment(&mut self, now: Instant, fragment: &Fragment<'_>) -> Result<(), HybridDrop> {
+    fn admit_fragment(
+        &mut self,
+        now: Instant,
+        fragment: &Fragment<'_>,
+    ) -> Result<Progress, HybridDrop> {
         let s = &mut self.shared;
         if fragment.header.pair_id != *s.keys.pair.pair_id() {
             return Err(HybridDrop::UnknownPair);
         }
         fragment.verify(&s.keys.pair)?;
         let header = fragment.header;
-        let expected = match (&self.role, header.kind) {
-            (RoleState::Slave(_), Kind::Init) => true,
+        // §4 step 4: admission by kind, and what the message's standing is before it is whole.
+        let standing = match (&self.role, header.kind) {
+            (RoleState::Slave(slave), Kind::Init) => slave.standing(s, now, fragment),
             (RoleState::Master(m), Kind::Response | Kind::Reject) => {
-                m.in_flight_exchange() == Some(header.exchange_id)
+                if m.in_flight_exchange() != Some(header.exchange_id) {
+                    return Err(HybridDrop::Unexpected);
+                }
+                Standing::Current([0; 12])
             }
-            (RoleState::Master(_), Kind::EpochRequest) => header.count == 1,
+            // One fragment: it never enters reassembly, so it cannot disturb one.
+            (RoleState::Master(_), Kind::EpochRequest) => {
+                if header.count != 1 {
+                    return Err(HybridDrop::Unexpected);
+                }
+                let RoleState::Master(m) = &mut self.role else {
+                    return Err(HybridDrop::Unexpected);
+                };
+                return m.handle_epoch_request(s, now, fragment.payload);
+            }
             (RoleState::Master(_), Kind::Init)
             | (RoleState::Slave(_), Kind::Response | Kind::Reject | Kind::EpochRequest) => {
                 return Err(HybridDrop::RoleConflict);
             }
         };
-        if !expected {
-            return Err(HybridDrop::Unexpected);
-        }
-        let Some(body) = s.reassembly.push(now, &header, fragment.payload) else {
-            return Ok(()); // more fragments to come
+        let Some(body) = s.reassembly.push(now, &header, fragment.payload, standing) else {
+            return Ok(Progress::Pending); // more fragments to come
         };
         let body = body.to_vec();
         match (&mut self.role, header.kind) {
@@ -139,7 +156,6 @@ impl HybridPeer {
             }
             (RoleState::Master(m), Kind::Response) => m.handle_response(s, now, &body),
             (RoleState::Master(m), Kind::Reject) => m.handle_reject(s, now, &body),
-            (RoleState::Master(m), Kind::EpochRequest) => m.handle_epoch_request(s, now, &body),
             _ => Err(HybridDrop::Unexpected),
         }
     }
@@ -158,14 +174,20 @@ impl HybridPeer {
         self.shared.on_session_confirmed(psk_id);
     }
 
-    /// Asks for a new epoch now (WireGuard needs a handshake and has no fresh PSK). The master
-    /// starts an exchange; the slave sends an EpochRequest (rate-limited).
+    /// WireGuard needs a handshake and has no fresh PSK. The master starts an exchange if
+    /// rotation allows one (§6.1 step 1: never during a back-off); the slave sends an
+    /// EpochRequest (rate-limited).
     pub fn request_epoch(&mut self, now: Instant) {
         let s = &mut self.shared;
         match &mut self.role {
-            RoleState::Master(m) => m.start(s, now),
+            RoleState::Master(m) => m.on_epoch_needed(s, now),
             RoleState::Slave(slave) => slave.request(s, now, super::RequestReason::NoSession),
         }
+    }
+
+    /// The wall clock now reads `unix` at `now` (re-read by the driver; see [`WallClock::set`]).
+    pub fn set_wall_clock(&mut self, now: Instant, unix: Duration) {
+        self.shared.clock.set(now, unix);
     }
 
     /// Timers: retransmission, give-up, KME deadlines, rekey, reassembly expiry.

@@ -11,21 +11,31 @@ use keymix::{
 };
 
 use super::body::{self, EpochRequest, Init, Reject, RejectReason, RequestReason, Response};
-use super::constants::{EPOCH_REQUEST_INTERVAL, INIT_BURST, INIT_RATE_PER_SECOND, QKD_TIMEOUT};
+use super::constants::{
+    CLOCK_SKEW_TOLERANCE, EPOCH_REQUEST_INTERVAL, INIT_MAX_AGE, QKD_TIMEOUT, VERIFY_BURST,
+    VERIFY_RATE_PER_SECOND,
+};
+use super::freshness::Freshness;
 use super::outbox::{QkdOp, QkdRequest, RequestId};
+use super::reassembly::Standing;
 use super::shared::Shared;
-use super::wire::{self, Datagram, Kind};
-use super::{HybridDrop, HybridEvent, QkdFailure, QkdPolicy, QkdResult};
+use super::wire::{self, Datagram, Fragment, Kind};
+use super::{HybridDrop, HybridEvent, Progress, QkdFailure, QkdPolicy, QkdResult};
 use crate::proto::constants::REKEY_TIMEOUT;
 use crate::proto::ratelimit::TokenBucket;
 
 /// The slave's state.
 pub(super) struct SlaveState {
-    last_timestamp: Option<[u8; 12]>,
+    /// Init timestamps (§6.2 step 1).
+    freshness: Freshness,
     cached: Option<Cached>,
+    /// When the cache last answered: at most once per EPOCH_REQUEST_INTERVAL, so a replayed
+    /// Init buys the attacker no more than the master's retransmissions would.
+    last_cached_answer: Option<Instant>,
     /// Boxed: it holds an ML-KEM encapsulation key (1184 bytes).
     pending: Option<Box<Pending>>,
     seen: SeenKeyIds,
+    /// Signature verifications (§7).
     admission: TokenBucket,
     last_request_at: Option<Instant>,
     last_request_timestamp: Option<[u8; 12]>,
@@ -60,11 +70,12 @@ struct Pending {
 impl Default for SlaveState {
     fn default() -> Self {
         Self {
-            last_timestamp: None,
+            freshness: Freshness::new(INIT_MAX_AGE, CLOCK_SKEW_TOLERANCE),
             cached: None,
+            last_cached_answer: None,
             pending: None,
             seen: SeenKeyIds::new(SEEN_KEY_IDS),
-            admission: TokenBucket::new(INIT_RATE_PER_SECOND, INIT_BURST),
+            admission: TokenBucket::new(VERIFY_RATE_PER_SECOND, VERIFY_BURST),
             last_request_at: None,
             last_request_timestamp: None,
         }
@@ -72,37 +83,57 @@ impl Default for SlaveState {
 }
 
 impl SlaveState {
-    /// §6.2 steps 1–4: an Init, answered from the cache if it is an exact retransmission.
+    /// §4 step 5: an Init's first fragment vouches for its message if its timestamp is fresh, or
+    /// if it is the answered exchange's (a retransmission, answered from the cache).
+    pub(super) fn standing(&self, s: &Shared, now: Instant, fragment: &Fragment<'_>) -> Standing {
+        let header = &fragment.header;
+        let Some(timestamp) = (header.index == 0)
+            .then(|| Init::timestamp_of(fragment.payload))
+            .flatten()
+        else {
+            return Standing::Unproven;
+        };
+        let retransmission =
+            (self.cached.as_ref()).is_some_and(|c| c.exchange_id == header.exchange_id);
+        if retransmission || self.freshness.check(&s.clock, now, &timestamp).is_ok() {
+            Standing::Current(timestamp)
+        } else {
+            Standing::Unproven
+        }
+    }
+
+    /// §6.2 steps 1–4: an Init. An exact retransmission of the answered one is answered from the
+    /// cache; any other must be fresh before it may spend an admission token, and admitted
+    /// before its signature is checked.
     pub(super) fn handle_init(
         &mut self,
         s: &mut Shared,
         now: Instant,
         exchange_id: u64,
         body: &[u8],
-    ) -> Result<(), HybridDrop> {
+    ) -> Result<Progress, HybridDrop> {
         let digest = body::digest(body);
         if let Some(cached) = &self.cached
             && cached.exchange_id == exchange_id
             && cached.init_digest == digest
         {
+            if (self.last_cached_answer).is_some_and(|at| now < at + EPOCH_REQUEST_INTERVAL) {
+                return Err(HybridDrop::RateLimited);
+            }
+            self.last_cached_answer = Some(now);
             s.stats.cached_answers += 1;
             s.transmit(&cached.datagrams);
-            return Ok(());
-        }
-        if !self.admission.take(now) {
-            return Err(HybridDrop::RateLimited);
+            return Ok(Progress::Pending);
         }
         let (init, unsigned, signature) = Init::decode(body)?;
-        if self
-            .last_timestamp
-            .is_some_and(|last| init.timestamp <= last)
-        {
-            return Err(HybridDrop::Replay);
+        self.freshness.check(&s.clock, now, &init.timestamp)?;
+        if !self.admission.take(now) {
+            return Err(HybridDrop::RateLimited);
         }
         let transcript =
             body::init_transcript(&s.keys.master, &s.keys.slave, exchange_id, unsigned);
         s.verify_peer(&transcript, &signature)?;
-        self.last_timestamp = Some(init.timestamp);
+        self.freshness.accept(init.timestamp);
         let answering = Answering {
             exchange_id,
             init_digest: digest,
@@ -111,7 +142,7 @@ impl SlaveState {
         };
         if let Err(reason) = self.admissible(s, &init) {
             self.send_reject(s, answering, reason);
-            return Ok(());
+            return Ok(Progress::FromPeer);
         }
         for id in &init.key_ids {
             self.seen.insert(*id);
@@ -138,7 +169,7 @@ impl SlaveState {
             });
             self.pending = Some(Box::new(pending));
         }
-        Ok(())
+        Ok(Progress::FromPeer)
     }
 
     /// §6.2 steps 2–3: the chain, the policy, and unseen key IDs.
@@ -288,7 +319,7 @@ impl SlaveState {
         }
         self.last_request_timestamp = Some(timestamp);
         let request = EpochRequest {
-            current_epoch: s.confirmed.epoch(),
+            current_epoch: (s.installed.as_ref()).map_or(0, |(info, _)| info.epoch),
             timestamp,
             reason,
         };
@@ -296,33 +327,43 @@ impl SlaveState {
         s.transmit(&datagrams);
     }
 
-    /// Timers: the KME deadline of a pending Init, and asking for an overdue epoch.
+    /// Timers: the KME deadline of a pending Init, and asking for an epoch: at once when there
+    /// is none (a started or restarted slave need not wait for the master's schedule), and when
+    /// the master is overdue.
     pub(super) fn handle_timeout(&mut self, s: &mut Shared, now: Instant) {
         if self.pending.as_ref().is_some_and(|p| now >= p.deadline)
             && let Some(pending) = self.pending.take()
         {
             self.send_reject(s, pending.answering, RejectReason::QkdUnavailable);
         }
-        if rekey_due(s).is_some_and(|due| now >= due) {
-            self.request(s, now, RequestReason::RekeyDue);
+        if let Some((due, reason)) = self.request_due(s)
+            && now >= due
+        {
+            self.request(s, now, reason);
         }
     }
 
     /// When [`SlaveState::handle_timeout`] has work.
     pub(super) fn deadline(&self, s: &Shared) -> Option<Instant> {
         let pending = self.pending.as_ref().map(|p| p.deadline);
-        // Not before the rate limit lets a request out again, or the timer would be due in vain.
-        let rekey = rekey_due(s).map(|due| match self.last_request_at {
-            Some(last) => due.max(last + EPOCH_REQUEST_INTERVAL),
-            None => due,
-        });
-        [pending, rekey].into_iter().flatten().min()
+        let request = self.request_due(s).map(|(due, _)| due);
+        [pending, request].into_iter().flatten().min()
     }
-}
 
-/// The slave asks for a new epoch a REKEY_TIMEOUT after the master should have started one.
-fn rekey_due(s: &Shared) -> Option<Instant> {
-    (s.installed.as_ref()).map(|(_, at)| *at + s.rekey_after + REKEY_TIMEOUT)
+    /// When the next EpochRequest is due, and why: with no epoch, at once and then every
+    /// REKEY_TIMEOUT; otherwise a REKEY_TIMEOUT after the master should have started one. Never
+    /// before the rate limit lets a request out again, or the timer would be due in vain.
+    fn request_due(&self, s: &Shared) -> Option<(Instant, RequestReason)> {
+        let (due, reason) = match (&s.installed, self.last_request_at) {
+            (Some((_, at)), _) => (*at + s.rekey_after + REKEY_TIMEOUT, RequestReason::RekeyDue),
+            (None, Some(last)) => (last + REKEY_TIMEOUT, RequestReason::NoSession),
+            (None, None) => (s.created_at, RequestReason::NoSession),
+        };
+        let allowed = self
+            .last_request_at
+            .map(|last| last + EPOCH_REQUEST_INTERVAL);
+        Some((allowed.map_or(due, |a| due.max(a)), reason))
+    }
 }
 
 /// §6.2 step 2: which chain key the Init builds on. A matching tentative epoch is promoted.

@@ -64,6 +64,8 @@ pub(super) type LossFilter = Box<dyn FnMut(bool, &[u8]) -> bool>;
 
 pub(super) struct Pair {
     pub(super) now: Instant,
+    /// The sites' wall clock (the same at both, and for peers built later).
+    pub(super) clock: WallClock,
     pub(super) master: HybridPeer,
     pub(super) slave: HybridPeer,
     pub(super) kme: Kme,
@@ -84,13 +86,15 @@ pub(super) fn deliver(
     peer: &mut HybridPeer,
     now: Instant,
     datagram: &[u8],
-) -> Result<(), HybridDrop> {
+) -> Result<Progress, HybridDrop> {
     let fragment = wire::parse(datagram)?;
     peer.handle_fragment(now, &fragment)
 }
 
+/// The two peers, created at `now`; both wall clocks read `clock`.
 pub(super) fn build(
     now: Instant,
+    clock: WallClock,
     policy: QkdPolicy,
     slave_sees_master_key: u8,
 ) -> (HybridPeer, HybridPeer) {
@@ -104,7 +108,6 @@ pub(super) fn build(
     let claimed_a = SigningKey::from_seed(Secret::new([slave_sees_master_key; 32]));
     let master_id = identity(&a_pub, sk_a.verifying_key());
     let slave_id = identity(&b_pub, sk_b.verifying_key());
-    let clock = WallClock::new(now, Duration::from_secs(1_800_000_000));
     let settings = |role| HybridSettings {
         role,
         policy,
@@ -194,9 +197,11 @@ impl Pair {
 
     pub(super) fn with_master_key(policy: QkdPolicy, key: u8) -> Self {
         let now = Instant::now();
-        let (master, slave) = build(now, policy, key);
+        let clock = WallClock::new(now, Duration::from_secs(1_800_000_000));
+        let (master, slave) = build(now, clock, policy, key);
         Self {
             now,
+            clock,
             master,
             slave,
             kme: Kme::default(),

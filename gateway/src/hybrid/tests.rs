@@ -188,14 +188,19 @@ fn tampered_and_forged_datagrams_cost_no_public_key_work() {
 fn replayed_inits_are_refused_but_exact_retransmissions_get_the_cached_answer() {
     let mut pair = Pair::new(QkdPolicy::Off);
     pair.run_for(Duration::from_millis(10));
-    let first_init: Vec<Vec<u8>> = pair.at_master.sent.clone();
+    let first_init: Vec<Vec<u8>> = pair.at_master.sent[..4].to_vec();
     assert_eq!(epochs_installed(&pair.at_slave).len(), 1);
-    // Exact retransmission: answered from the cache without new work.
+    // Exact retransmission: answered from the cache without new work, at most once a second.
+    pair.run_for(Duration::from_secs(1));
     let verifications = pair.slave.stats().signature_verifications;
-    for d in &first_init {
-        let _ = deliver(&mut pair.slave, pair.now, d);
+    let cached = pair.slave.stats().cached_answers;
+    for _ in 0..3 {
+        for d in &first_init {
+            let _ = deliver(&mut pair.slave, pair.now, d);
+        }
     }
-    assert_eq!(pair.slave.stats().cached_answers, 1);
+    assert_eq!(pair.slave.stats().cached_answers, cached + 1);
+    assert_eq!(pair.slave.stats().drops_for(HybridDrop::RateLimited), 2);
     assert_eq!(pair.slave.stats().signature_verifications, verifications);
     // The next epoch replaces the cache; replaying the first Init is now a replay.
     pair.confirm_all();
@@ -240,8 +245,25 @@ fn a_restarted_slave_makes_the_master_resynchronise_from_genesis() {
     pair.run_for(Duration::from_secs(5));
     pair.confirm_all();
     assert_eq!(epochs_installed(&pair.at_master).len(), 2);
-    let (_, fresh_slave) = build(pair.now, QkdPolicy::Off, 0xA);
+    let (_, fresh_slave) = build(pair.now, pair.clock, QkdPolicy::Off, 0xA);
     pair.slave = fresh_slave;
+    // The restarted slave asks at once, saying it has no epoch: the master starts from genesis
+    // without first learning it from a chain-mismatch Reject.
+    pair.run_for(Duration::from_millis(10));
+    let last = epochs_installed(&pair.at_master).pop().expect("an epoch");
+    assert_eq!(last.epoch, 1, "restarted from genesis");
+    assert_eq!(pair.at_master.psks.last(), pair.at_slave.psks.last());
+    assert!(
+        pair.at_slave
+            .events
+            .iter()
+            .all(|e| !matches!(e, HybridEvent::Rejected { .. }))
+    );
+    // A slave that lost its ratchet while keeping an epoch number still gets a signed
+    // chain-mismatch Reject, and the master resets.
+    let (_, fresh_slave) = build(pair.now, pair.clock, QkdPolicy::Off, 0xA);
+    pair.slave = fresh_slave;
+    pair.lose = Box::new(|to_slave, d| !to_slave && d[2] == 3);
     pair.run_for(Duration::from_secs(6));
     assert!(pair.at_slave.events.iter().any(|e| matches!(
         e,
@@ -256,15 +278,48 @@ fn a_restarted_slave_makes_the_master_resynchronise_from_genesis() {
 }
 
 #[test]
-fn the_slave_asks_for_an_epoch_when_the_master_is_late() {
+fn a_request_during_an_exchange_gets_the_init_again_at_once() {
     let mut pair = Pair::new(QkdPolicy::Off);
     pair.run_for(Duration::from_secs(1));
     pair.confirm_all();
-    // The master never hears the slave again until the slave asks.
-    let epochs_before = epochs_installed(&pair.at_slave).len();
+    // The second epoch's Init is lost on its way.
+    let mut lost = 0;
+    pair.lose = Box::new(move |to_slave, d| {
+        let lose = to_slave && d[2] == 1 && lost < 4;
+        lost += usize::from(lose);
+        lose
+    });
+    pair.run_for(Duration::from_secs(5));
+    assert_eq!(epochs_installed(&pair.at_slave).len(), 1);
+    // The slave asks (it has traffic and no session): the master sends the Init again now,
+    // instead of at its retransmission timer 5 s later.
     pair.slave.request_epoch(pair.now);
     pair.settle();
-    assert_eq!(epochs_installed(&pair.at_slave).len(), epochs_before + 1);
+    assert_eq!(epochs_installed(&pair.at_slave).len(), 2);
+    assert_eq!(pair.kme.next, 0, "no KME (policy off) and no new exchange");
+}
+
+#[test]
+fn requests_are_honoured_only_as_rotation_needs() {
+    let mut pair = Pair::new(QkdPolicy::Required);
+    pair.run_for(Duration::from_millis(100));
+    pair.confirm_all();
+    assert_eq!(epochs_installed(&pair.at_master).len(), 1);
+    let keys = pair.kme.next;
+    // Right after an epoch, requests every second make none: the rotation (5 s) decides.
+    for _ in 0..4 {
+        pair.run_for(Duration::from_secs(1));
+        pair.slave.request_epoch(pair.now);
+        pair.settle();
+    }
+    assert_eq!(epochs_installed(&pair.at_master).len(), 1);
+    assert_eq!(pair.kme.next, keys, "no QKD key spent on requests");
+    pair.run_for(Duration::from_secs(1));
+    assert_eq!(
+        epochs_installed(&pair.at_master).len(),
+        2,
+        "the rotation's epoch"
+    );
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! handshake initiation, whitepaper §5.4.2; its `pair_id` for a hybrid datagram, protocol.md §3).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,8 +50,6 @@ pub(super) struct PeerSlot {
     pub(super) hybrid: Option<HybridPeer>,
     /// The peer gateway's SAE ID at its KME (hybrid peers with QKD).
     pub(super) peer_sae: Option<SaeId>,
-    /// Where the last authenticated hybrid datagram came from (hybrid replies go there first).
-    pub(super) hybrid_source: Option<SocketAddr>,
     /// Packets from the tunnel waiting for a session.
     pub(super) staged: VecDeque<Vec<u8>>,
     pub(super) watch: PeerWatch,
@@ -96,7 +93,6 @@ impl PeerSlot {
             wg: peer,
             hybrid,
             peer_sae,
-            hybrid_source: None,
             staged: VecDeque::new(),
             watch: PeerWatch::default(),
         })

@@ -10,7 +10,7 @@ use zerocopy::FromBytes;
 
 use super::{MAX_COOKIE_REPLIES, Node, PeerId};
 use crate::error::DropReason;
-use crate::hybrid::{HybridDrop, wire};
+use crate::hybrid::{HybridDrop, Progress, wire};
 use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
 use crate::proto::cookie::verify_mac1;
 use crate::proto::handshake::open_initiation;
@@ -74,12 +74,14 @@ impl Node {
             return Received::Dropped(Dropped::Interface(self.count(DropReason::UnknownPair)));
         };
         let result = hybrid.handle_fragment(now, &fragment);
-        if result.is_ok() {
-            slot.hybrid_source = Some(from);
+        if result == Ok(Progress::FromPeer) {
+            // Roaming on an authenticated, fresh message only (whitepaper §2.1): a replay or a
+            // fragment from anywhere else moves nothing.
+            slot.wg.observe_source(from);
         }
         self.settle(now, id);
         match result {
-            Ok(()) => Received::Accepted,
+            Ok(_) => Received::Accepted,
             Err(reason) => Received::Dropped(Dropped::Hybrid(id, reason)),
         }
     }

@@ -90,6 +90,23 @@ pub fn plain(me: Site, peers: &[Site], psk: bool) -> NodeConfig {
     config(me, peers.collect())
 }
 
+/// The configuration of `me` in the pair of sites 1 (master) and 2 (slave), both with `policy`
+/// and `rekey_after`.
+pub fn hybrid_pair(me: Site, policy: QkdPolicy, rekey_after: Duration) -> NodeConfig {
+    let (peer, role) = if me == Site(1) {
+        (Site(2), Role::Master)
+    } else {
+        (Site(1), Role::Slave)
+    };
+    let link = HybridLink {
+        peer,
+        role,
+        policy,
+        rekey_after,
+    };
+    hybrid(me, &[link])
+}
+
 /// A node configuration of `me` with hybrid peers.
 pub fn hybrid(me: Site, links: &[HybridLink]) -> NodeConfig {
     let peers = links.iter().map(|l| NodePeer {

@@ -54,13 +54,13 @@ impl Node {
     }
 }
 
-/// The next hybrid fragment, to where the peer's hybrid messages last came from (else its
-/// WireGuard endpoint). Without any address the fragment is dropped: the exchange retransmits.
+/// The next hybrid fragment, to the peer's endpoint (WireGuard's, which authenticated hybrid
+/// messages also move). Without one the fragment is dropped: the exchange retransmits.
 fn hybrid_transmit(slot: &mut PeerSlot, buf: &mut [u8]) -> Option<Transmit> {
     let hybrid = slot.hybrid.as_mut()?;
     loop {
         let len = hybrid.poll_transmit(buf)?;
-        if let Some(to) = slot.hybrid_source.or_else(|| slot.wg.endpoint()) {
+        if let Some(to) = slot.wg.endpoint() {
             return Some(Transmit { len, to });
         }
     }

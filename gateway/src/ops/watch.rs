@@ -98,6 +98,14 @@ impl PeerWatch {
             HybridEvent::ExchangeAbandoned { .. } => {
                 bump(&mut self.view.hybrid_failures, "hybrid_abandoned")
             }
+            HybridEvent::KeyMismatch { epoch, key_ids } => {
+                bump(&mut self.view.hybrid_failures, "hybrid_key_mismatch");
+                return Some(AuditEvent::KeyMismatch {
+                    peer: name.to_owned(),
+                    epoch: *epoch,
+                    qkd_key_ids: key_ids.clone(),
+                });
+            }
             HybridEvent::Fallback { .. } => {}
         }
         None

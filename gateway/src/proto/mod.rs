@@ -19,6 +19,7 @@
 //! | `replay` | anti-replay sliding window (RFC 6479 layout) | §5.4.6 |
 //! | `session` | transport keys, counters, padding, seal/open | §5.4.5–§5.4.6 |
 //! | `keyring` | previous/current/next sessions, key confirmation | §6.1, §5.4.7 |
+//! | `endpoint` | where a peer is, roaming on fresh authenticated messages | §2.1 |
 //! | `timers` | all timers as deadlines and pure functions of `now` | §6 |
 //! | `index` | session indices and the index → peer map | §5.4.2 |
 //! | `psk` | which PSK keys the next handshake, hybrid PSK ids, who may initiate | §5.4.3 |
@@ -33,6 +34,7 @@ pub mod allowed_ips;
 pub mod constants;
 pub mod cookie;
 pub mod crypto;
+pub mod endpoint;
 pub mod handshake;
 pub mod index;
 pub mod ip;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::constants::{REKEY_TIMEOUT, RESPONSE_LEN, TIMESTAMP_LEN};
 use super::cookie::CookieJar;
+use super::endpoint::Endpoint;
 use super::handshake::{InitiationSent, RemoteKeys};
 pub use super::index::IndexTable;
 use super::keyring::KeyRing;
@@ -34,7 +35,7 @@ pub struct Peer {
     /// Off-spec shorter REJECT_AFTER_TIME for new sessions (tests only).
     pub(super) reject_after: Option<Duration>,
     pub(super) mtu: usize,
-    pub(super) endpoint: Option<SocketAddr>,
+    pub(super) endpoint: Endpoint,
     pub(super) pending: Option<InitiationSent>,
     /// A handshake response waiting for [`Peer::poll_transmit`], and where it goes.
     pub(super) response: Option<(SocketAddr, [u8; RESPONSE_LEN])>,
@@ -68,7 +69,7 @@ impl Peer {
             epoch_needed_at: None,
             reject_after: None,
             mtu,
-            endpoint: None,
+            endpoint: Endpoint::default(),
             pending: None,
             response: None,
             last_initiation_sent: None,
@@ -128,14 +129,20 @@ impl Peer {
         self.keys.current().and_then(|s| s.psk_id())
     }
 
-    /// Where datagrams for this peer go (updated by authenticated packets: roaming, §2.1).
+    /// Where datagrams for this peer go (roaming, §2.1: see [`Endpoint`]).
     pub fn endpoint(&self) -> Option<SocketAddr> {
-        self.endpoint
+        self.endpoint.get()
     }
 
     /// Sets the endpoint (configuration).
     pub fn set_endpoint(&mut self, endpoint: SocketAddr) {
-        self.endpoint = Some(endpoint);
+        self.endpoint.set(endpoint);
+    }
+
+    /// A fresh, authenticated message of this peer came from `from` (the hybrid layer's too):
+    /// the endpoint may roam there ([`Endpoint::observe`]).
+    pub fn observe_source(&mut self, from: SocketAddr) {
+        self.endpoint.observe(from);
     }
 
     /// Transfer counters and handshake time.
@@ -195,7 +202,8 @@ impl Peer {
     /// When [`Peer::handle_timeout`] has work (or a wanted handshake passes its rate limit).
     pub fn poll_timeout(&self) -> Option<Instant> {
         // Only a handshake that poll_transmit could send makes a deadline (never a busy loop).
-        let can_send = self.want_handshake && self.keying.may_initiate() && self.endpoint.is_some();
+        let can_send =
+            self.want_handshake && self.keying.may_initiate() && self.endpoint.get().is_some();
         let rate_gate = can_send
             .then_some(self.last_initiation_sent.map(|t| t + REKEY_TIMEOUT))
             .flatten();
@@ -249,7 +257,7 @@ impl Peer {
                 to,
             });
         }
-        let to = self.endpoint?;
+        let to = self.endpoint.get()?;
         let usable = self.has_usable_session(now);
         if self.want_keepalive && !usable {
             // As wireguard-go: a keepalive without keys starts a handshake instead.

@@ -88,7 +88,7 @@ impl Peer {
         self.cookies.stamp(now, msg, &self.remote.mac1_key);
         self.greatest_timestamp = timestamp;
         self.last_initiation_received = Some(now);
-        self.endpoint = Some(from);
+        self.endpoint.observe(from);
         self.epochs += 1;
         let mut session = Session::new(keys, now, self.epochs);
         if let Some(after) = self.reject_after {
@@ -114,7 +114,7 @@ impl Peer {
         let pending = self.pending.as_ref().ok_or(DropReason::Unexpected)?;
         let keys = consume_response(pending, cx.keys, msg)?;
         self.pending = None;
-        self.endpoint = Some(from);
+        self.endpoint.observe(from);
         self.epochs += 1;
         let mut session = Session::new(keys, now, self.epochs);
         if let Some(after) = self.reject_after {

@@ -258,9 +258,16 @@ fn roaming_updates_the_endpoint() {
     let t0 = Instant::now();
     let (mut a, mut b) = pair(t0);
     connect(&mut a, &mut b, t0);
+    let before = a.addr;
     a.addr = "198.51.100.9:4000".parse().unwrap();
     a_to_b(&mut a, &mut b, t0, b"moved");
-    assert_eq!(b.peer.endpoint(), Some(a.addr));
+    assert_eq!(
+        b.peer.endpoint(),
+        Some(before),
+        "one packet from elsewhere moves nothing"
+    );
+    a_to_b(&mut a, &mut b, t0, b"moved, really");
+    assert_eq!(b.peer.endpoint(), Some(a.addr), "the second one does");
     let d = b.send(t0, b"reply").unwrap();
     assert_eq!(d.len(), 48);
 }

@@ -21,7 +21,7 @@ impl Peer {
         buf: &mut [u8],
         plain_len: usize,
     ) -> Result<Transmit, DropReason> {
-        let to = self.endpoint.ok_or(DropReason::NoSession)?;
+        let to = self.endpoint.get().ok_or(DropReason::NoSession)?;
         let Some(session) = self.keys.current().filter(|s| s.can_send(now)) else {
             self.want_handshake(now);
             return Err(DropReason::NoSession);
@@ -74,7 +74,7 @@ impl Peer {
             self.keys.confirm_next(indices);
             self.confirmed(now);
         }
-        self.endpoint = Some(from);
+        self.endpoint.observe(from);
         self.stats.rx_bytes += wire_len;
         self.stats.rx_packets += 1;
         self.timers.on_any_received(now);

@@ -1,10 +1,13 @@
 //! The handshake timestamp (whitepaper §5.4.2: `TAI64N()`, the responder rejects an initiation
 //! whose timestamp is not greater than the last one from that peer, which stops replays).
 //!
-//! The clock is injected: a [`WallClock`] pairs one monotonic `Instant` with the Unix time read once
-//! by the daemon, and timestamps are derived from `now`, so they never go backwards while the
-//! process runs and tests are deterministic. Nanoseconds are rounded down to 2^24 ns (~16.8 ms), as
-//! wireguard-go does, so the timestamp does not leak a fine-grained clock.
+//! The clock is injected: a [`WallClock`] pairs a monotonic `Instant` with the Unix time the
+//! daemon read at that instant, and timestamps are derived from `now`, so tests are deterministic.
+//! The daemon re-reads the wall clock every loop turn ([`WallClock::set`]), so a clock that NTP
+//! corrects, or that jumps, is followed as WireGuard follows it (it reads the clock per
+//! timestamp); whoever sends timestamps keeps them increasing across a backward jump.
+//! Nanoseconds are rounded down to 2^24 ns (~16.8 ms), as wireguard-go does, so the timestamp
+//! does not leak a fine-grained clock.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +29,22 @@ impl WallClock {
     /// `unix_at_base` is the time since the Unix epoch at the instant `base`.
     pub fn new(base: Instant, unix_at_base: Duration) -> Self {
         Self { base, unix_at_base }
+    }
+
+    /// From `now` on, the wall clock reads `unix` at `now` (it was corrected, or it jumped).
+    pub fn set(&mut self, now: Instant, unix: Duration) {
+        self.base = now;
+        self.unix_at_base = unix;
+    }
+
+    /// How long before `now` the wall-clock time `timestamp` was, in whole seconds (negative: in
+    /// the future). Any 12 bytes are accepted (the label's second count, whatever it is).
+    pub fn age_of(&self, now: Instant, timestamp: &[u8; TIMESTAMP_LEN]) -> i128 {
+        let mut label = [0u8; 8];
+        label.copy_from_slice(&timestamp[..8]);
+        // TAI64: 2^62 + 10 + Unix seconds (the crate's own conversion, without its overflow).
+        let then = i128::from(u64::from_be_bytes(label)) - (1i128 << 62) - 10;
+        i128::from(self.unix(now).as_secs()) - then
     }
 
     /// Unix time at `now`.
@@ -64,5 +83,28 @@ mod tests {
             u32::from_be_bytes([a[8], a[9], a[10], a[11]]) & WHITENER_MASK,
             0
         );
+    }
+
+    #[test]
+    fn a_reset_clock_is_followed_and_ages_are_signed() {
+        let t0 = Instant::now();
+        let mut c = WallClock::new(t0, Duration::from_secs(1_000));
+        let old = c.timestamp(t0);
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(c.age_of(t1, &old), 10);
+        // NTP moves the clock forward by an hour.
+        c.set(t1, Duration::from_secs(1_010 + 3_600));
+        assert_eq!(c.age_of(t1, &old), 3_610);
+        assert_eq!(
+            c.unix(t1 + Duration::from_secs(1)),
+            Duration::from_secs(4_611)
+        );
+        let future = c.timestamp(t1 + Duration::from_secs(100));
+        assert_eq!(c.age_of(t1, &future), -100);
+        assert!(
+            c.age_of(t1, &[0xff; 12]) < -(1i128 << 62),
+            "any bytes: far in the future"
+        );
+        assert!(c.age_of(t1, &[0; 12]) > 1i128 << 62, "or far in the past");
     }
 }

@@ -332,6 +332,24 @@ impl World {
         }
     }
 
+    /// With `QGW_SIM_TRACE` set: every node's drops and peers, for a failing seed.
+    pub fn dump(&self) {
+        if !self.trace {
+            return;
+        }
+        for n in &self.nodes {
+            let st = n.node.snapshot(self.now);
+            let drops: Vec<_> = st.drops.iter().filter(|(_, v)| **v > 0).collect();
+            eprintln!("{:?} drops {drops:?}", n.site);
+            for p in &st.peers {
+                eprintln!(
+                    "  {} usable {} hs {} hybrid drops {:?} endpoint {:?}",
+                    p.name, p.session_usable, p.handshakes, p.hybrid_drops, p.endpoint
+                );
+            }
+        }
+    }
+
     /// Node `i`'s peer `peer` as (its node, node `i` as that node's peer).
     pub fn peer_node(&self, i: usize, peer: PeerId) -> Option<(usize, PeerId)> {
         peer_node(&self.nodes, i, peer)

@@ -49,9 +49,7 @@ pub struct Schedule {
     pub faults: Faults,
     /// Replayed datagrams per second during the chaos.
     pub replays_per_second: f64,
-    /// Whether replays come from a spoofed source address instead of the recorded one. Off in the
-    /// random schedules: a MAC-valid hybrid fragment from a new address still moves where hybrid
-    /// replies go (docs/protocol.md §4), which the next hardening work fixes.
+    /// Whether replays come from a spoofed source address instead of the recorded one.
     pub spoof_replays: bool,
     /// Forged datagrams per second during the chaos.
     pub forgeries_per_second: f64,
@@ -95,7 +93,7 @@ impl Schedule {
                 delay: (ms(1), delay_hi),
             },
             replays_per_second: if hostile { d.float(0.0, 20.0) } else { 0.0 },
-            spoof_replays: false,
+            spoof_replays: hostile && d.chance(0.5),
             forgeries_per_second: if hostile { d.float(0.0, 20.0) } else { 0.0 },
             kme_outage: d.chance(0.3).then(|| {
                 let site = 1 + d.below(2) as u8;
@@ -281,6 +279,9 @@ impl Schedule {
         let after = self.epochs(w);
         if self.topology != Topology::PlainPair {
             let fresh = before.iter().zip(&after).all(|(b, a)| a > b);
+            if !fresh {
+                w.dump();
+            }
             assert!(
                 fresh,
                 "seed {}: no fresh epoch after healing: {before:?} -> {after:?}",
@@ -298,21 +299,8 @@ impl Schedule {
                     .filter(|(t, at)| *at >= checked_from && sender(*t) == (from, to));
                 let missing: Vec<u64> =
                     late.map(|(t, _)| *t).filter(|t| !got.contains(t)).collect();
-                if !missing.is_empty() && std::env::var_os("QGW_SIM_TRACE").is_some() {
-                    for n in &w.nodes {
-                        let st = n.node.snapshot(w.now);
-                        eprintln!(
-                            "{:?} drops {:?}",
-                            n.site,
-                            st.drops.iter().filter(|(_, v)| **v > 0).collect::<Vec<_>>()
-                        );
-                        for p in &st.peers {
-                            eprintln!(
-                                "  {} usable {} hs {} hybrid drops {:?} endpoint {:?}",
-                                p.name, p.session_usable, p.handshakes, p.hybrid_drops, p.endpoint
-                            );
-                        }
-                    }
+                if !missing.is_empty() {
+                    w.dump();
                 }
                 assert!(
                     missing.is_empty(),
