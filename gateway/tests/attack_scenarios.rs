@@ -10,9 +10,10 @@ mod sim;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use gateway::audit::AuditEvent;
 use gateway::hybrid::{HybridDrop, QkdPolicy};
 use gateway::node::testing::{Site, hybrid_pair};
-use gateway::node::{NodeConfig, PeerId};
+use gateway::node::{NodeConfig, NodeEvent, PeerId};
 use sim::World;
 use sim::dice::Dice;
 use sim::net::Datagram;
@@ -248,4 +249,50 @@ fn a_recorded_epoch_request_is_refused_even_by_a_restarted_master() {
         lost(&w, B, &sent).len() <= 2,
         "the restarted master is back within 200 ms"
     );
+}
+
+/// Status names the epoch and QKD key of the session carrying traffic: right after a new epoch
+/// is installed, and until WireGuard's handshake with its PSK completes (a 150 ms link here),
+/// traffic still flows under the previous one — and status says so.
+#[test]
+fn status_names_the_epoch_of_the_session_carrying_traffic() {
+    let mut w = pair(51);
+    w.net.faults.delay = (Duration::from_millis(150), Duration::from_millis(150));
+    let mut checked = 0;
+    for _ in 0..2000 {
+        w.tun_send(A, B, 1);
+        w.run_for(Duration::from_millis(10));
+        for site in [A, B] {
+            let node = w.node(site);
+            let Some(psk) = node.wg_peer(PEER).unwrap().current_psk_id() else {
+                continue;
+            };
+            let installed = w.check.epochs(w.index(site), PEER);
+            let carrying = installed.iter().find(|e| e.psk_id == psk).unwrap();
+            let status = &node.snapshot(w.now).peers[0];
+            let key = carrying.key_ids.first().map(ToString::to_string);
+            let named = (status.epoch, status.qkd_key_id.clone());
+            assert_eq!(named, (carrying.epoch, key), "{site:?} at {:?}", w.now);
+            checked += 1;
+        }
+    }
+    assert!(checked > 3000, "a session most of the time");
+    // The audit log says when each epoch began to carry traffic, with its QKD key IDs.
+    for site in [A, B] {
+        let i = w.index(site);
+        let installed = w.check.epochs(i, PEER);
+        let in_use: Vec<_> = (w.events.iter())
+            .filter_map(|(_, n, e)| match e {
+                NodeEvent::Audit(AuditEvent::EpochInUse {
+                    epoch, qkd_key_ids, ..
+                }) if *n == i => Some((*epoch, qkd_key_ids.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(in_use.len() + 1 >= installed.len(), "{site:?}: {in_use:?}");
+        for (epoch, ids) in &in_use {
+            let e = installed.iter().find(|e| e.epoch == *epoch).unwrap();
+            assert_eq!(&e.key_ids, ids);
+        }
+    }
 }

@@ -115,12 +115,21 @@ fn pair_rekey_roaming_and_restart() {
         peer: "persistent_keepalive: 2",
         ..SiteSetup::default()
     };
-    let mut p = start_qgw_pair(&mut lab, PairOptions::with_a(a_setup));
+    // Both sites handshake at start (each has the other's endpoint), so either may be the
+    // initiator whose timer rekeys: both rekey every 5 s.
+    let b_setup = SiteSetup {
+        interface: "danger_rekey_after_seconds: 5",
+        ..SiteSetup::default()
+    };
+    let options = PairOptions {
+        b: b_setup,
+        ..PairOptions::with_a(a_setup)
+    };
+    let mut p = start_qgw_pair(&mut lab, options);
     let (a, b) = (lab.a.clone(), lab.b.clone());
-    // a's startup initiation may have gone out before b listened: the retry comes after 5 s.
     let up = lab.ping_until(&a, "10.201.0.2", Duration::from_secs(15));
     assert!(up, "{}", lab.log("qa.log"));
-    // Rekey: a initiated and rekeys every ~5 s while it sends (keepalives included).
+    // Rekey: the initiator rekeys every ~5 s while it sends (keepalives included).
     let epoch =
         |lab: &Lab, ns: &str, i: &str| peer_field(lab, ns, i, "key_epoch").as_u64().unwrap();
     let first = epoch(&lab, &a, &p.ia);

@@ -66,6 +66,16 @@ pub enum AuditEvent {
         /// ETSI 014 key IDs of the QKD keys used (identifiers, never key bytes).
         qkd_key_ids: Vec<keymix::KeyId>,
     },
+    /// WireGuard confirmed the first session keyed by an epoch's PSK: from now on that epoch's
+    /// keys carry the peer's traffic.
+    EpochInUse {
+        /// Peer name.
+        peer: String,
+        /// Epoch number.
+        epoch: u64,
+        /// ETSI 014 key IDs of its QKD keys (identifiers, never key bytes).
+        qkd_key_ids: Vec<keymix::KeyId>,
+    },
     /// A peer's policy state changed.
     PolicyTransition {
         /// Peer name.
@@ -145,6 +155,7 @@ impl AuditEvent {
             Self::PeerUp { .. } => "peer_up",
             Self::PeerDown { .. } => "peer_down",
             Self::EpochInstalled { .. } => "epoch_installed",
+            Self::EpochInUse { .. } => "epoch_in_use",
             Self::PolicyTransition { .. } => "policy_transition",
             Self::FailClosedEnter { .. } => "fail_closed_enter",
             Self::FailClosedExit { .. } => "fail_closed_exit",
@@ -185,7 +196,12 @@ impl AuditEvent {
                 .str("peer", peer)
                 .str("from", from.map_or("startup", PolicyState::label))
                 .str("to", to.label()),
-            Self::KeyMismatch {
+            Self::EpochInUse {
+                peer,
+                epoch,
+                qkd_key_ids,
+            }
+            | Self::KeyMismatch {
                 peer,
                 epoch,
                 qkd_key_ids,

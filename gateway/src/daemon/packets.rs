@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -154,6 +154,12 @@ impl PacketLoop {
                 return Ok(());
             }
             let now = Instant::now();
+            // The wall clock, read per turn as WireGuard reads it per timestamp: a step by NTP
+            // (or by hand) is followed without a restart.
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            self.node.set_wall_clock(now, unix);
             if udp {
                 self.network(now)?;
             }

@@ -42,14 +42,10 @@ pub const VERIFY_BURST: u32 = 4;
 /// EpochRequests sent or acted on: at most one per this interval (§5.3, §6.1); also the most
 /// often the slave re-sends an exact answer from its cache (§6.2 step 1).
 pub const EPOCH_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
-/// The two sites' wall clocks may disagree by this much (§7): timestamps further in the future
-/// are refused, and an EpochRequest older than this is stale.
+/// A receiver refuses timestamps older than its own start by more than this (§7: replay
+/// defence across a restart); also the clock step after which the master starts its exchange
+/// over with a fresh timestamp (§6.1 step 3). Two sites' clocks may disagree by this much.
 pub const CLOCK_SKEW_TOLERANCE: Duration = Duration::from_secs(60);
-/// Oldest Init accepted (§6.2 step 1): the master retransmits one Init, with its timestamp, for
-/// up to REKEY_ATTEMPT_TIME.
-pub const INIT_MAX_AGE: Duration = Duration::from_secs(
-    crate::proto::constants::REKEY_ATTEMPT_TIME.as_secs() + CLOCK_SKEW_TOLERANCE.as_secs(),
-);
 /// A request for an epoch is only acted on this long after the last epoch was installed, unless
 /// the slave says it has another epoch than the master (§6.1 step 1): the handshake of the
 /// newest epoch gets this long to complete. Equal to the shortest rotation allowed.

@@ -1,52 +1,57 @@
 //! Replay defence of the timestamped hybrid messages, the Init (docs/protocol.md §6.2 step 1) and
 //! the EpochRequest (§5.3): a timestamp must be greater than the greatest one accepted from the
 //! peer, as WireGuard's handshake initiation (whitepaper §5.1) — and, so that the defence
-//! survives a restart of the receiver, which forgets that greatest timestamp, no older than a
-//! bound and no further in the future than the clock skew tolerated (§7).
+//! survives a restart of the receiver, which forgets that greatest timestamp, it must not be
+//! older than the receiver's own start by more than the clock skew tolerated (§7). That floor is
+//! the start instant read through the current wall clock, and it only ever goes down: if NTP
+//! later corrects a clock that was ahead at start, the floor follows; a clock that jumps ahead
+//! raises nothing. There is no upper bound: only the peer can make a message that passes its
+//! MAC (and, for the Init, its signature), and a clock jump at either side must not wedge the
+//! exchange (senders keep their own timestamps increasing across a backward jump).
 //!
-//! The checks are ordered cheapest and most specific first; neither costs more than a
-//! comparison, so they run before any rate limit is spent and before any public-key work.
+//! The checks cost a comparison, so they run before any rate limit is spent and before any
+//! public-key work.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::HybridDrop;
-use crate::proto::tai64n::WallClock;
+use crate::proto::tai64n::{WallClock, unix_seconds};
 
-/// The greatest timestamp accepted from the peer and the window around this side's wall clock.
+/// The greatest timestamp accepted from the peer and the floor below which none is accepted.
 #[derive(Debug)]
 pub(super) struct Freshness {
     greatest: Option<[u8; 12]>,
-    /// Oldest acceptable age.
-    max_age: Duration,
-    /// Furthest acceptable distance into the future.
-    max_ahead: Duration,
+    /// When this side started (the peer was created).
+    started: Instant,
+    /// How far below this side's start a timestamp may be.
+    tolerance: Duration,
+    /// The lowest floor seen so far, in Unix seconds (lowered while checking, which reads).
+    floor: Cell<Option<i128>>,
 }
 
 impl Freshness {
-    /// Accepts timestamps at most `max_age` old and `max_ahead` in the future.
-    pub(super) fn new(max_age: Duration, max_ahead: Duration) -> Self {
+    /// For a receiver that started at `started`, accepting timestamps down to `tolerance` before.
+    pub(super) fn new(started: Instant, tolerance: Duration) -> Self {
         Self {
             greatest: None,
-            max_age,
-            max_ahead,
+            started,
+            tolerance,
+            floor: Cell::new(None),
         }
     }
 
-    /// Whether `timestamp` would be accepted at `now`: [`HybridDrop::Replay`] if it is not newer
-    /// than the greatest accepted, [`HybridDrop::Stale`] if it is outside the window.
-    pub(super) fn check(
-        &self,
-        clock: &WallClock,
-        now: Instant,
-        timestamp: &[u8; 12],
-    ) -> Result<(), HybridDrop> {
+    /// Whether `timestamp` is acceptable now: [`HybridDrop::Replay`] if it is not newer than the
+    /// greatest accepted, [`HybridDrop::Stale`] if it is older than the floor.
+    pub(super) fn check(&self, clock: &WallClock, timestamp: &[u8; 12]) -> Result<(), HybridDrop> {
         if self.greatest.is_some_and(|g| *timestamp <= g) {
             return Err(HybridDrop::Replay);
         }
-        let age = clock.age_of(now, timestamp);
-        let too_old = age > i128::from(self.max_age.as_secs());
-        let too_new = -age > i128::from(self.max_ahead.as_secs());
-        if too_old || too_new {
+        let start = i128::from(clock.unix(self.started).as_secs());
+        let floor = start - i128::from(self.tolerance.as_secs());
+        let floor = self.floor.get().map_or(floor, |f| f.min(floor));
+        self.floor.set(Some(floor));
+        if unix_seconds(timestamp) < floor {
             return Err(HybridDrop::Stale);
         }
         Ok(())
@@ -63,41 +68,47 @@ mod tests {
     use super::*;
 
     const UNIX: Duration = Duration::from_secs(1_800_000_000);
+    const MINUTE: Duration = Duration::from_secs(60);
 
     #[test]
-    fn newer_and_within_the_window_or_refused_by_reason() {
+    fn newer_than_the_greatest_and_not_from_before_the_start() {
         let t0 = Instant::now();
         let clock = WallClock::new(t0, UNIX);
-        let mut f = Freshness::new(Duration::from_secs(120), Duration::from_secs(60));
         let at = |secs: u64| clock.timestamp(t0 + Duration::from_secs(secs));
-        let now = t0 + Duration::from_secs(200);
-        assert_eq!(f.check(&clock, now, &at(200)), Ok(()));
-        assert_eq!(f.check(&clock, now, &at(80)), Ok(()), "120 s old");
-        assert_eq!(f.check(&clock, now, &at(79)), Err(HybridDrop::Stale));
-        assert_eq!(f.check(&clock, now, &at(260)), Ok(()), "60 s ahead");
-        assert_eq!(f.check(&clock, now, &at(261)), Err(HybridDrop::Stale));
+        // This side started at 100 s.
+        let mut f = Freshness::new(t0 + Duration::from_secs(100), MINUTE);
+        assert_eq!(f.check(&clock, &at(39)), Err(HybridDrop::Stale));
+        assert_eq!(
+            f.check(&clock, &at(40)),
+            Ok(()),
+            "a minute before the start"
+        );
+        assert_eq!(f.check(&clock, &at(10_000)), Ok(()), "no upper bound");
         f.accept(at(150));
-        assert_eq!(f.check(&clock, now, &at(150)), Err(HybridDrop::Replay));
-        assert_eq!(f.check(&clock, now, &at(100)), Err(HybridDrop::Replay));
-        assert_eq!(f.check(&clock, now, &at(151)), Ok(()));
+        assert_eq!(f.check(&clock, &at(150)), Err(HybridDrop::Replay));
+        assert_eq!(f.check(&clock, &at(100)), Err(HybridDrop::Replay));
+        assert_eq!(f.check(&clock, &at(151)), Ok(()));
         f.accept(at(120));
         assert_eq!(
-            f.check(&clock, now, &at(140)),
+            f.check(&clock, &at(140)),
             Err(HybridDrop::Replay),
             "never lowered"
         );
     }
 
     #[test]
-    fn a_restart_forgets_the_greatest_but_not_the_window() {
+    fn the_floor_follows_a_clock_set_back_but_not_one_set_ahead() {
         let t0 = Instant::now();
-        let clock = WallClock::new(t0, UNIX);
-        let recorded = clock.timestamp(t0);
-        let restarted = Freshness::new(Duration::from_secs(120), Duration::from_secs(60));
-        let later = t0 + Duration::from_secs(121);
-        assert_eq!(
-            restarted.check(&clock, later, &recorded),
-            Err(HybridDrop::Stale)
-        );
+        let mut clock = WallClock::new(t0, UNIX + 3 * MINUTE);
+        let f = Freshness::new(t0, MINUTE);
+        let peer = WallClock::new(t0, UNIX);
+        // This side's clock is three minutes ahead: the peer's timestamps look old.
+        assert_eq!(f.check(&clock, &peer.timestamp(t0)), Err(HybridDrop::Stale));
+        // NTP sets it right: the floor follows.
+        clock.set(t0, UNIX);
+        assert_eq!(f.check(&clock, &peer.timestamp(t0)), Ok(()));
+        // A jump ahead later does not raise it again.
+        clock.set(t0, UNIX + 3 * MINUTE);
+        assert_eq!(f.check(&clock, &peer.timestamp(t0)), Ok(()));
     }
 }

@@ -65,6 +65,8 @@ struct Exchange {
     qkd: Option<QkdMaterial>,
     init_hash: [u8; 32],
     datagrams: Vec<Datagram>,
+    /// When the Init was first sent (its timestamp's time).
+    sent_at: Instant,
     retransmit_at: Instant,
     give_up_at: Instant,
 }
@@ -87,14 +89,15 @@ pub(super) struct MasterState {
     replies: TokenBucket,
 }
 
-impl Default for MasterState {
-    fn default() -> Self {
+impl MasterState {
+    /// The state of a master that started at `started`.
+    pub(super) fn new(started: Instant) -> Self {
         Self {
             phase: Phase::Idle,
             skip_qkd_once: false,
             genesis_next: false,
             last_timestamp: None,
-            requests: Freshness::new(CLOCK_SKEW_TOLERANCE, CLOCK_SKEW_TOLERANCE),
+            requests: Freshness::new(started, CLOCK_SKEW_TOLERANCE),
             last_request_at: None,
             last_requested_start: None,
             replies: TokenBucket::new(VERIFY_RATE_PER_SECOND, VERIFY_BURST),
@@ -238,24 +241,16 @@ impl MasterState {
             qkd,
             init_hash: body::digest(&transcript),
             datagrams,
+            sent_at: now,
             retransmit_at,
             give_up_at: now + REKEY_ATTEMPT_TIME,
         }));
     }
 
-    /// TAI64N of `now`, forced above the last one sent (timestamps are rounded to ~16.8 ms).
+    /// TAI64N of `now`, above the last one sent (timestamps are rounded to ~16.8 ms, and the
+    /// clock may have been set back).
     fn next_timestamp(&mut self, s: &Shared, now: Instant) -> [u8; 12] {
-        let mut ts = s.clock.timestamp(now);
-        if let Some(last) = self.last_timestamp.filter(|last| ts <= *last) {
-            ts = last;
-            for byte in ts.iter_mut().rev() {
-                let (next, overflow) = byte.overflowing_add(1);
-                *byte = next;
-                if !overflow {
-                    break;
-                }
-            }
-        }
+        let ts = s.clock.timestamp_after(now, self.last_timestamp);
         self.last_timestamp = Some(ts);
         ts
     }
@@ -278,14 +273,21 @@ impl MasterState {
                 self.no_qkd(s, now, next);
             }
             Phase::AwaitingResponse(exchange) if now >= exchange.give_up_at => {
-                let next = exchange.next;
-                self.phase = Phase::Idle;
-                self.genesis_next |= next.genesis;
-                s.event(HybridEvent::ExchangeAbandoned { epoch: next.epoch });
-                self.start(s, now);
+                self.restart_exchange(s, now);
             }
             Phase::AwaitingResponse(_) => self.retransmit_if_due(s, now),
             _ => {}
+        }
+    }
+
+    /// Abandons the exchange in flight, if any, and starts a new one at once.
+    pub(super) fn restart_exchange(&mut self, s: &mut Shared, now: Instant) {
+        if let Phase::AwaitingResponse(exchange) = &self.phase {
+            let next = exchange.next;
+            self.phase = Phase::Idle;
+            self.genesis_next |= next.genesis;
+            s.event(HybridEvent::ExchangeAbandoned { epoch: next.epoch });
+            self.start(s, now);
         }
     }
 

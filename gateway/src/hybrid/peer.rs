@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use keymix::{ChainKey, Entropy};
 
+use super::constants::CLOCK_SKEW_TOLERANCE;
 use super::master::MasterState;
 pub use super::outbox::PskInstall;
 use super::outbox::{QkdRequest, RequestId};
@@ -58,8 +59,8 @@ impl HybridPeer {
         } = settings;
         let shared = Shared::new(now, policy, rekey_after, keys, clock, entropy);
         let role = match role {
-            Role::Master => RoleState::Master(MasterState::default()),
-            Role::Slave => RoleState::Slave(SlaveState::default()),
+            Role::Master => RoleState::Master(MasterState::new(now)),
+            Role::Slave => RoleState::Slave(SlaveState::new(now)),
         };
         Self { shared, role }
     }
@@ -90,6 +91,14 @@ impl HybridPeer {
     /// The newest installed epoch and when it was installed.
     pub fn current_epoch(&self) -> Option<(&EpochInfo, Instant)> {
         self.shared.installed.as_ref().map(|(info, at)| (info, *at))
+    }
+
+    /// The installed epoch whose PSK is `psk_id` and when it was installed, if it is among the
+    /// last few: what the session keyed by that PSK carries (status, metrics, audit).
+    pub fn epoch_of(&self, psk_id: PskId) -> Option<(&EpochInfo, Instant)> {
+        (self.shared.history.iter().rev())
+            .find(|(info, _)| info.psk_id == psk_id)
+            .map(|(info, at)| (info, *at))
     }
 
     /// The chain key's epoch both sides are known to hold (the ratchet, §9).
@@ -124,7 +133,7 @@ impl HybridPeer {
         let header = fragment.header;
         // §4 step 4: admission by kind, and what the message's standing is before it is whole.
         let standing = match (&self.role, header.kind) {
-            (RoleState::Slave(slave), Kind::Init) => slave.standing(s, now, fragment),
+            (RoleState::Slave(slave), Kind::Init) => slave.standing(s, fragment),
             (RoleState::Master(m), Kind::Response | Kind::Reject) => {
                 if m.in_flight_exchange() != Some(header.exchange_id) {
                     return Err(HybridDrop::Unexpected);
@@ -186,8 +195,19 @@ impl HybridPeer {
     }
 
     /// The wall clock now reads `unix` at `now` (re-read by the driver; see [`WallClock::set`]).
+    /// After a step of more than CLOCK_SKEW_TOLERANCE the master starts its exchange in flight
+    /// over, so that its Init carries a timestamp of the corrected clock (§6.1 step 3), and the
+    /// slave may ask for an epoch again at once (its earlier requests may have been refused).
     pub fn set_wall_clock(&mut self, now: Instant, unix: Duration) {
+        let step = self.shared.clock.unix(now).abs_diff(unix);
         self.shared.clock.set(now, unix);
+        if step <= CLOCK_SKEW_TOLERANCE {
+            return;
+        }
+        match &mut self.role {
+            RoleState::Master(m) => m.restart_exchange(&mut self.shared, now),
+            RoleState::Slave(slave) => slave.may_ask_again(),
+        }
     }
 
     /// Timers: retransmission, give-up, KME deadlines, rekey, reassembly expiry.

@@ -3,6 +3,7 @@
 //! epoch), reassembly, the outbox, counters, and the steps both roles take: sign, verify, install
 //! an epoch's PSK.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,10 @@ use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, PairKeys, QkdPolicy
 use crate::proto::constants::REKEY_TIMEOUT_JITTER_MAX;
 use crate::proto::psk::{HybridPsk, PskId};
 use crate::proto::tai64n::WallClock;
+
+/// Installed epochs remembered for status (a session lives at most REJECT_AFTER_TIME, 180 s,
+/// and epochs are at least 5 s apart, but WireGuard keeps at most three sessions).
+const EPOCH_HISTORY: usize = 8;
 
 /// The long-term keys a hybrid peer needs.
 #[derive(Debug)]
@@ -57,6 +62,9 @@ pub(super) struct Shared {
     next_psk: PskId,
     /// The newest installed epoch and when (drives the rekey timer).
     pub(super) installed: Option<(EpochInfo, Instant)>,
+    /// The last [`EPOCH_HISTORY`] installed epochs and when, newest last: the session carrying
+    /// traffic may still be keyed by an older one than the newest.
+    pub(super) history: VecDeque<(EpochInfo, Instant)>,
     /// When this peer was created: the master's first exchange is due then.
     pub(super) created_at: Instant,
 }
@@ -84,6 +92,7 @@ impl Shared {
             next_request: 1,
             next_psk: PskId::FIRST,
             installed: None,
+            history: VecDeque::with_capacity(EPOCH_HISTORY),
             created_at: now,
         }
     }
@@ -181,6 +190,10 @@ impl Shared {
         let EpochKeys { psk, chain, .. } = keys;
         self.tentative = Some(Tentative { chain, psk_id });
         self.installed = Some((info.clone(), now));
+        if self.history.len() == EPOCH_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((info.clone(), now));
         self.out.install(PskInstall {
             psk: HybridPsk { psk, id: psk_id },
             handshake_now,

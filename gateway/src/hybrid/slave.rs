@@ -12,8 +12,7 @@ use keymix::{
 
 use super::body::{self, EpochRequest, Init, Reject, RejectReason, RequestReason, Response};
 use super::constants::{
-    CLOCK_SKEW_TOLERANCE, EPOCH_REQUEST_INTERVAL, INIT_MAX_AGE, QKD_TIMEOUT, VERIFY_BURST,
-    VERIFY_RATE_PER_SECOND,
+    CLOCK_SKEW_TOLERANCE, EPOCH_REQUEST_INTERVAL, QKD_TIMEOUT, VERIFY_BURST, VERIFY_RATE_PER_SECOND,
 };
 use super::freshness::Freshness;
 use super::outbox::{QkdOp, QkdRequest, RequestId};
@@ -67,10 +66,11 @@ struct Pending {
     genesis: bool,
 }
 
-impl Default for SlaveState {
-    fn default() -> Self {
+impl SlaveState {
+    /// The state of a slave that started at `started`.
+    pub(super) fn new(started: Instant) -> Self {
         Self {
-            freshness: Freshness::new(INIT_MAX_AGE, CLOCK_SKEW_TOLERANCE),
+            freshness: Freshness::new(started, CLOCK_SKEW_TOLERANCE),
             cached: None,
             last_cached_answer: None,
             pending: None,
@@ -85,7 +85,7 @@ impl Default for SlaveState {
 impl SlaveState {
     /// §4 step 5: an Init's first fragment vouches for its message if its timestamp is fresh, or
     /// if it is the answered exchange's (a retransmission, answered from the cache).
-    pub(super) fn standing(&self, s: &Shared, now: Instant, fragment: &Fragment<'_>) -> Standing {
+    pub(super) fn standing(&self, s: &Shared, fragment: &Fragment<'_>) -> Standing {
         let header = &fragment.header;
         let Some(timestamp) = (header.index == 0)
             .then(|| Init::timestamp_of(fragment.payload))
@@ -95,7 +95,7 @@ impl SlaveState {
         };
         let retransmission =
             (self.cached.as_ref()).is_some_and(|c| c.exchange_id == header.exchange_id);
-        if retransmission || self.freshness.check(&s.clock, now, &timestamp).is_ok() {
+        if retransmission || self.freshness.check(&s.clock, &timestamp).is_ok() {
             Standing::Current(timestamp)
         } else {
             Standing::Unproven
@@ -126,7 +126,7 @@ impl SlaveState {
             return Ok(Progress::Pending);
         }
         let (init, unsigned, signature) = Init::decode(body)?;
-        self.freshness.check(&s.clock, now, &init.timestamp)?;
+        self.freshness.check(&s.clock, &init.timestamp)?;
         if !self.admission.take(now) {
             return Err(HybridDrop::RateLimited);
         }
@@ -306,17 +306,7 @@ impl SlaveState {
             return;
         }
         self.last_request_at = Some(now);
-        let mut timestamp = s.clock.timestamp(now);
-        if let Some(last) = self
-            .last_request_timestamp
-            .filter(|last| timestamp <= *last)
-        {
-            timestamp = last;
-            if let Some(byte) = timestamp.last_mut() {
-                // Nanosecond field: the whitened low bits leave room for a +1 step.
-                *byte = byte.wrapping_add(1);
-            }
-        }
+        let timestamp = s.clock.timestamp_after(now, self.last_request_timestamp);
         self.last_request_timestamp = Some(timestamp);
         let request = EpochRequest {
             current_epoch: (s.installed.as_ref()).map_or(0, |(info, _)| info.epoch),
@@ -325,6 +315,12 @@ impl SlaveState {
         };
         let datagrams = wire::fragment(&s.keys.pair, Kind::EpochRequest, 0, &request.encode());
         s.transmit(&datagrams);
+    }
+
+    /// Lifts the rate limit on EpochRequests (the clock was stepped: the last ones may have
+    /// carried timestamps the master refused).
+    pub(super) fn may_ask_again(&mut self) {
+        self.last_request_at = None;
     }
 
     /// Timers: the KME deadline of a pending Init, and asking for an epoch: at once when there

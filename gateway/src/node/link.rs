@@ -5,7 +5,7 @@
 //! | from | what | to |
 //! |---|---|---|
 //! | WireGuard | `EpochNeeded` (wants a handshake, has no fresh hybrid PSK) | hybrid: `request_epoch` |
-//! | WireGuard | `SessionConfirmed` keyed by hybrid PSK `n` | hybrid: the ratchet moves on; the log |
+//! | WireGuard | `SessionConfirmed` keyed by hybrid PSK `n` | hybrid: the ratchet moves on; the log; an `epoch_in_use` audit record |
 //! | WireGuard | `HandshakeGaveUp` | staged packets dropped; the log |
 //! | hybrid | a PSK to install (the master: with "handshake now") | WireGuard: `install_hybrid_psk` |
 //! | hybrid | a KME request | the node's KME queue, with the peer's SAE ID |
@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use super::kme::{KmeOp, KmeRequest};
 use super::{Node, NodeEvent, PeerId};
+use crate::audit::AuditEvent;
 use crate::hybrid::{QkdFailure, QkdOp};
 use crate::proto::peer::Event;
 
@@ -51,6 +52,15 @@ impl Node {
                 } => {
                     if let Some(h) = slot.hybrid.as_mut() {
                         h.on_session_confirmed(psk);
+                    }
+                    let in_use = (slot.hybrid.as_ref()).and_then(|h| h.epoch_of(psk));
+                    if let Some((info, _)) = in_use {
+                        let record = AuditEvent::EpochInUse {
+                            peer: slot.name.clone(),
+                            epoch: info.epoch,
+                            qkd_key_ids: info.key_ids.clone(),
+                        };
+                        self.emit(NodeEvent::Audit(record));
                     }
                 }
                 Event::HandshakeGaveUp => {

@@ -48,7 +48,7 @@ mod uapi;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use self::config::{NodeConfig, NodePeer, PeerSpec, Randomness};
 pub use self::events::NodeEvent;
@@ -71,6 +71,9 @@ use crate::proto::tai64n::WallClock;
 /// Cookie replies waiting for [`Node::poll_transmit`] at most (more under a flood are dropped:
 /// the sender simply retries, as after any loss).
 const MAX_COOKIE_REPLIES: usize = 64;
+/// How far the wall clock may move from what the node's clock predicts before the node follows it
+/// (timestamps are whitened to ~16.8 ms; NTP slews far more slowly).
+pub const WALL_CLOCK_RESYNC: Duration = Duration::from_millis(100);
 
 /// One site's gateway.
 pub struct Node {
@@ -244,6 +247,24 @@ impl Node {
     fn count(&mut self, reason: DropReason) -> DropReason {
         self.drops[reason.index()] += 1;
         reason
+    }
+
+    /// The wall clock reads `unix` at `now` (the driver reads it every loop turn; WireGuard reads
+    /// it per timestamp). Only a difference of more than [`WALL_CLOCK_RESYNC`] from what the
+    /// node's clock predicts is taken: a clock stepped by NTP, set by hand, or drifted that far.
+    pub fn set_wall_clock(&mut self, now: Instant, unix: Duration) {
+        let predicted = self.clock.unix(now);
+        let off = predicted.abs_diff(unix);
+        if off <= WALL_CLOCK_RESYNC {
+            return;
+        }
+        self.clock.set(now, unix);
+        for id in self.peers.ids() {
+            if let Some(h) = self.peers.get_mut(id).and_then(|s| s.hybrid.as_mut()) {
+                h.set_wall_clock(now, unix);
+                self.settle(now, id);
+            }
+        }
     }
 
     /// Runs every timer due at `now`: WireGuard's (§6), each hybrid exchange's (protocol.md

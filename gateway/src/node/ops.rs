@@ -52,7 +52,9 @@ impl Node {
                 usable: slot.wg.has_usable_session(now),
                 hybrid: slot.hybrid.as_ref().map(|h| HybridSnapshot {
                     qkd_configured: h.policy() != QkdPolicy::Off,
-                    current_has_qkd: h.current_epoch().map(|(info, _)| info.sources.has_qkd()),
+                    current_has_qkd: (slot.wg.current_psk_id())
+                        .and_then(|id| h.epoch_of(id))
+                        .map(|(info, _)| info.sources.has_qkd()),
                     drops: h.stats().drops_by_label(),
                 }),
             };

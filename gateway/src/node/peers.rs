@@ -79,6 +79,11 @@ impl PeerSlot {
         let mut peer = Peer::new(remote, keying, cx.mtu, wg.persistent_keepalive);
         if let Some(e) = wg.endpoint {
             peer.set_endpoint(e);
+            // A plain peer handshakes at once, as with a persistent keepalive, so the first
+            // packets do not wait for one; a hybrid peer's handshakes follow its epochs.
+            if hybrid.is_none() {
+                peer.want_handshake(cx.now);
+            }
         }
         let peer_sae = hybrid.as_ref().and_then(|h| h.peer_sae_id.clone());
         let hybrid = match hybrid {

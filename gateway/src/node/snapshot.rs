@@ -47,7 +47,8 @@ fn peer_status(
     let p = &slot.wg;
     let st = p.stats();
     let h = slot.hybrid.as_ref();
-    let current = h.and_then(|h| h.current_epoch());
+    // The epoch of the session carrying traffic, not the newest installed one.
+    let current = h.zip(p.current_psk_id()).and_then(|(h, id)| h.epoch_of(id));
     let key_sources = match (h, current) {
         (Some(_), Some((info, _))) => info
             .sources

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::Node;
 use super::peers::PeerSlot;
+use crate::error::DropReason;
 use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
 use crate::proto::peer::Transmit;
 
@@ -39,14 +40,18 @@ impl Node {
         id: super::PeerId,
         buf: &mut [u8],
     ) -> Option<Transmit> {
-        let (t, events) = self.with_peer(id, |slot, cx| {
+        let (t, events, lost) = self.with_peer(id, |slot, cx| {
             // Hybrid fragments, then staged data (it also confirms a new session, so no keepalive
             // is needed), then WireGuard's own messages.
+            let mut lost = Vec::new();
             let t = hybrid_transmit(slot, buf)
-                .or_else(|| staged_transmit(slot, now, buf))
+                .or_else(|| staged_transmit(slot, now, buf, &mut lost))
                 .or_else(|| slot.wg.poll_transmit(now, cx, buf));
-            (t, slot.wg.has_events())
+            (t, slot.wg.has_events(), lost)
         })?;
+        for reason in lost {
+            self.count(reason);
+        }
         if events {
             self.settle(now, id);
         }
@@ -66,17 +71,25 @@ fn hybrid_transmit(slot: &mut PeerSlot, buf: &mut [u8]) -> Option<Transmit> {
     }
 }
 
-/// The oldest staged packet, sealed, once a session may send.
-fn staged_transmit(slot: &mut PeerSlot, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+/// The oldest staged packet, sealed, once a session may send. A packet that cannot be sealed
+/// after all is dropped and its reason pushed to `lost`, so none goes uncounted.
+fn staged_transmit(
+    slot: &mut PeerSlot,
+    now: Instant,
+    buf: &mut [u8],
+    lost: &mut Vec<DropReason>,
+) -> Option<Transmit> {
     while slot.wg.has_usable_session(now) {
         let packet = slot.staged.pop_front()?;
         let start = TRANSPORT_HEADER_LEN;
         let Some(room) = buf.get_mut(start..start + packet.len()) else {
+            lost.push(DropReason::BufferTooSmall);
             continue;
         };
         room.copy_from_slice(&packet);
-        if let Ok(t) = slot.wg.encapsulate(now, buf, packet.len()) {
-            return Some(t);
+        match slot.wg.encapsulate(now, buf, packet.len()) {
+            Ok(t) => return Some(t),
+            Err(reason) => lost.push(reason),
         }
     }
     None

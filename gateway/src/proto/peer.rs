@@ -42,6 +42,8 @@ pub struct Peer {
     pub(super) last_initiation_sent: Option<Instant>,
     pub(super) last_initiation_received: Option<Instant>,
     pub(super) greatest_timestamp: [u8; TIMESTAMP_LEN],
+    /// The timestamp of the last initiation sent.
+    pub(super) last_timestamp_sent: Option<[u8; TIMESTAMP_LEN]>,
     pub(super) want_handshake: bool,
     pub(super) retry_due: bool,
     pub(super) want_keepalive: bool,
@@ -75,6 +77,7 @@ impl Peer {
             last_initiation_sent: None,
             last_initiation_received: None,
             greatest_timestamp: [0; TIMESTAMP_LEN],
+            last_timestamp_sent: None,
             want_handshake: false,
             retry_due: false,
             // A persistent keepalive is due at once: it brings the tunnel up after a (re)start.

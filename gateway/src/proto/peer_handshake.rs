@@ -29,7 +29,9 @@ impl Peer {
         let msg = Initiation::mut_from_bytes(out.get_mut(..INITIATION_LEN)?).ok()?;
         let psk = self.keying.for_next_handshake()?;
         let index = cx.indices.allocate(cx.rng);
-        let ts = cx.clock.timestamp(now);
+        // Above the last one sent, even if the wall clock was set back since (the responder
+        // refuses any timestamp not above the greatest it accepted).
+        let ts = cx.clock.timestamp_after(now, self.last_timestamp_sent);
         match create_initiation(cx.keys, &self.remote, psk, index, &ts, cx.rng, msg) {
             Ok(sent) => {
                 if let Some(old) = self.pending.replace(sent) {
@@ -44,6 +46,7 @@ impl Peer {
         self.cookies.stamp(now, msg, &self.remote.mac1_key);
         self.want_handshake = false;
         self.last_initiation_sent = Some(now);
+        self.last_timestamp_sent = Some(ts);
         let jitter_ms = u64::from(cx.rng.next_u32()) % REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64;
         self.timers
             .on_initiation_sent(now, Duration::from_millis(jitter_ms), retry);

@@ -15,6 +15,15 @@ use tai64::{Tai64, Tai64N};
 
 use super::constants::TIMESTAMP_LEN;
 
+/// The whole Unix seconds of a TAI64N label; any 12 bytes are accepted (the label's second
+/// count, whatever it is: the crate's own conversion can overflow on hostile input).
+pub fn unix_seconds(timestamp: &[u8; TIMESTAMP_LEN]) -> i128 {
+    let mut label = [0u8; 8];
+    label.copy_from_slice(&timestamp[..8]);
+    // TAI64: 2^62 + 10 + Unix seconds.
+    i128::from(u64::from_be_bytes(label)) - (1i128 << 62) - 10
+}
+
 /// Nanosecond bits cleared from timestamps (wireguard-go `whitenerMask`).
 const WHITENER_MASK: u32 = (1 << 24) - 1;
 
@@ -37,14 +46,31 @@ impl WallClock {
         self.unix_at_base = unix;
     }
 
-    /// How long before `now` the wall-clock time `timestamp` was, in whole seconds (negative: in
-    /// the future). Any 12 bytes are accepted (the label's second count, whatever it is).
-    pub fn age_of(&self, now: Instant, timestamp: &[u8; TIMESTAMP_LEN]) -> i128 {
-        let mut label = [0u8; 8];
-        label.copy_from_slice(&timestamp[..8]);
-        // TAI64: 2^62 + 10 + Unix seconds (the crate's own conversion, without its overflow).
-        let then = i128::from(u64::from_be_bytes(label)) - (1i128 << 62) - 10;
-        i128::from(self.unix(now).as_secs()) - then
+    /// The timestamp of `now`, or — if the wall clock went back since — the smallest one above
+    /// `last` (the previous one sent to the same receiver), which then stays the greater.
+    /// Receivers refuse any timestamp not above the greatest they accepted, so a clock set back
+    /// must not make the sender's timestamps go back with it.
+    pub fn timestamp_after(
+        &self,
+        now: Instant,
+        last: Option<[u8; TIMESTAMP_LEN]>,
+    ) -> [u8; TIMESTAMP_LEN] {
+        let ts = self.timestamp(now);
+        match last {
+            Some(mut last) if ts <= last => {
+                // Big-endian: increment the last byte with carry (the nanosecond field's
+                // whitened low bits leave room; a carry into the seconds is still a valid label).
+                for byte in last.iter_mut().rev() {
+                    let (next, overflow) = byte.overflowing_add(1);
+                    *byte = next;
+                    if !overflow {
+                        break;
+                    }
+                }
+                last
+            }
+            _ => ts,
+        }
     }
 
     /// Unix time at `now`.
@@ -86,25 +112,36 @@ mod tests {
     }
 
     #[test]
-    fn a_reset_clock_is_followed_and_ages_are_signed() {
+    fn timestamps_after_a_clock_set_back_stay_above_the_last_one() {
         let t0 = Instant::now();
         let mut c = WallClock::new(t0, Duration::from_secs(1_000));
-        let old = c.timestamp(t0);
+        let first = c.timestamp_after(t0, None);
+        assert_eq!(first, c.timestamp(t0));
+        c.set(t0, Duration::from_secs(400));
+        let second = c.timestamp_after(t0, Some(first));
+        assert!(second > first);
+        let third = c.timestamp_after(t0 + Duration::from_secs(1), Some(second));
+        assert!(third > second, "still above while the clock is behind");
+        c.set(t0, Duration::from_secs(2_000));
+        assert_eq!(
+            c.timestamp_after(t0, Some(third)),
+            c.timestamp(t0),
+            "then the clock again"
+        );
+    }
+
+    #[test]
+    fn a_reset_clock_is_followed_and_any_label_has_a_second_count() {
+        let t0 = Instant::now();
+        let mut c = WallClock::new(t0, Duration::from_secs(1_000));
+        assert_eq!(unix_seconds(&c.timestamp(t0)), 1_000);
         let t1 = t0 + Duration::from_secs(10);
-        assert_eq!(c.age_of(t1, &old), 10);
         // NTP moves the clock forward by an hour.
         c.set(t1, Duration::from_secs(1_010 + 3_600));
-        assert_eq!(c.age_of(t1, &old), 3_610);
-        assert_eq!(
-            c.unix(t1 + Duration::from_secs(1)),
-            Duration::from_secs(4_611)
-        );
-        let future = c.timestamp(t1 + Duration::from_secs(100));
-        assert_eq!(c.age_of(t1, &future), -100);
-        assert!(
-            c.age_of(t1, &[0xff; 12]) < -(1i128 << 62),
-            "any bytes: far in the future"
-        );
-        assert!(c.age_of(t1, &[0; 12]) > 1i128 << 62, "or far in the past");
+        let later = c.unix(t1 + Duration::from_secs(1));
+        assert_eq!(later, Duration::from_secs(4_611));
+        assert_eq!(unix_seconds(&c.timestamp(t1)), 4_610);
+        assert!(unix_seconds(&[0xff; 12]) > 1i128 << 62, "any bytes");
+        assert!(unix_seconds(&[0; 12]) < -(1i128 << 61));
     }
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use gateway::node::testing::{Site, node_since};
+use gateway::node::testing::{Site, UNIX_AT_START, node_since};
 use gateway::node::{KmeReply, Node, NodeConfig, PeerId, Received};
 
 use self::check::{Checker, Counters, MARKER};
@@ -56,6 +56,8 @@ pub struct SimNode {
     pub node: Node,
     /// Restarts so far.
     pub incarnation: u32,
+    /// Crashed and not restarted yet.
+    pub down: bool,
     /// Packets it wrote to its tunnel.
     pub tun: Vec<Vec<u8>>,
     /// When each of them was written.
@@ -124,16 +126,40 @@ impl World {
             addr: site.addr(),
             node,
             incarnation: 0,
+            down: false,
             tun: Vec::new(),
             tun_at: Vec::new(),
         });
         self.nodes.len() - 1
     }
 
+    /// Sets the wall clock of `site` to the true time plus `offset_seconds` (negative: behind),
+    /// as NTP or an operator would, now.
+    pub fn set_clock(&mut self, site: Site, offset_seconds: i64) {
+        let truth = UNIX_AT_START + (self.now - self.start);
+        let offset = Duration::from_secs(offset_seconds.unsigned_abs());
+        let unix = if offset_seconds < 0 {
+            truth - offset
+        } else {
+            truth + offset
+        };
+        let i = self.index(site);
+        self.nodes[i].node.set_wall_clock(self.now, unix);
+    }
+
+    /// Gateway `i` crashes (`kill -9`): its state is gone and nothing reaches it until
+    /// [`World::restart`].
+    pub fn crash(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.incarnation += 1;
+        n.down = true;
+    }
+
     /// Restarts gateway `i` with `config`: all its state is gone (a crash and a fresh start).
     pub fn restart(&mut self, i: usize, config: NodeConfig) {
         let n = &mut self.nodes[i];
         n.incarnation += 1;
+        n.down = false;
         let seed = self.seed ^ (u64::from(n.site.0) << 32) ^ u64::from(n.incarnation);
         n.node = node_since(self.start, self.now, config, seed);
     }
@@ -218,6 +244,7 @@ impl World {
         let timer = self
             .nodes
             .iter()
+            .filter(|n| !n.down)
             .filter_map(|n| n.node.poll_timeout())
             .min();
         let Some(at) = [event, timer].into_iter().flatten().min() else {
@@ -234,6 +261,9 @@ impl World {
         }
         // As the daemon's loop: after any input, whatever timer is due runs, then the outputs.
         for i in 0..self.nodes.len() {
+            if self.nodes[i].down {
+                continue;
+            }
             if self.nodes[i]
                 .node
                 .poll_timeout()
@@ -251,7 +281,7 @@ impl World {
         let now = self.now;
         match due {
             Due::Datagram(mut d) => {
-                let Some(i) = self.nodes.iter().position(|n| n.addr == d.to) else {
+                let Some(i) = self.nodes.iter().position(|n| n.addr == d.to && !n.down) else {
                     return;
                 };
                 let node = &mut self.nodes[i].node;
@@ -273,7 +303,8 @@ impl World {
                     self.nodes[node].node.handle_kme_reply(now, reply);
                 }
             }
-            Due::Tun { node, packet } => self.tunnel(node, &packet),
+            Due::Tun { node, packet } if !self.nodes[node].down => self.tunnel(node, &packet),
+            Due::Tun { .. } => {}
         }
     }
 

@@ -7,7 +7,9 @@ use std::time::Instant;
 use keymix::{EpochContext, derive_epoch, labels};
 
 use super::super::body::{self, EpochRequest, Reject, RejectReason, Response};
-use super::super::constants::{EPOCH_REQUEST_INTERVAL, REQUESTED_EPOCH_MIN_AGE};
+use super::super::constants::{
+    CLOCK_SKEW_TOLERANCE, EPOCH_REQUEST_INTERVAL, REQUESTED_EPOCH_MIN_AGE,
+};
 use super::super::shared::Shared;
 use super::super::{HybridDrop, HybridEvent, Progress, QkdPolicy};
 use super::{MasterState, Phase, newest_epoch_settled};
@@ -148,7 +150,7 @@ impl MasterState {
         body: &[u8],
     ) -> Result<Progress, HybridDrop> {
         let request = EpochRequest::decode(body)?;
-        self.requests.check(&s.clock, now, &request.timestamp)?;
+        self.requests.check(&s.clock, &request.timestamp)?;
         if (self.last_request_at).is_some_and(|at| now < at + EPOCH_REQUEST_INTERVAL) {
             return Err(HybridDrop::RateLimited);
         }
@@ -156,6 +158,15 @@ impl MasterState {
         self.last_request_at = Some(now);
         let needed = self.request_needs_epoch(s, now, &request);
         match &mut self.phase {
+            // A slave that has no epoch restarted; one that restarted after the Init was made
+            // refuses its timestamp (older than its start by more than CLOCK_SKEW_TOLERANCE):
+            // a new Init, from genesis, instead of a retransmission.
+            Phase::AwaitingResponse(exchange)
+                if request.current_epoch == 0 && now >= exchange.sent_at + CLOCK_SKEW_TOLERANCE =>
+            {
+                self.genesis_next = true;
+                self.restart_exchange(s, now);
+            }
             Phase::AwaitingResponse(exchange) => exchange.retransmit_at = now,
             Phase::Idle if needed => {
                 self.last_requested_start = Some(now);
