@@ -12,6 +12,7 @@
 //! a live one makes startup fail. Requests are read with a short timeout and a size cap, so a stuck
 //! or hostile client costs the control thread at most [`IO_TIMEOUT`] per connection.
 
+pub mod conn;
 pub mod exposition;
 pub mod metrics;
 pub mod status;
