@@ -95,6 +95,7 @@ pub fn render(st: &Status) -> String {
     hybrid_peers(&mut t, &hybrid);
     qkd(&mut t, st);
     audit(&mut t, st);
+    control(&mut t, st);
     t.s
 }
 
@@ -385,6 +386,17 @@ fn audit(t: &mut Text, st: &Status) {
         "Audit records that could not be written.",
     );
     t.sample("qgw_audit_write_errors_total", &[], a.write_errors);
+}
+
+fn control(t: &mut Text, st: &Status) {
+    let name = "qgw_control_connections_dropped_total";
+    let help = "Control connections the daemon closed, by socket and reason (evicted, timeout, too_large).";
+    t.family(name, "counter", help);
+    for (socket, reasons) in &st.control_dropped {
+        for (reason, n) in reasons {
+            t.sample(name, &[("socket", socket), ("reason", reason)], n);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ fn full_status() -> Status {
             records: 9,
             write_errors: 0,
         }),
+        control_dropped: [("metrics".to_owned(), [("timeout".to_owned(), 4)].into())].into(),
         ..Default::default()
     }
 }
@@ -64,6 +65,7 @@ fn every_documented_family_is_rendered_with_its_samples() {
         "qgw_qkd_request_duration_seconds_count{interface=\"qgw0\"} 3".to_owned(),
         "qgw_qkd_kme_reachable{interface=\"qgw0\"} 0".to_owned(),
         "qgw_audit_records_total{interface=\"qgw0\"} 9".to_owned(),
+        "qgw_control_connections_dropped_total{interface=\"qgw0\",socket=\"metrics\",reason=\"timeout\"} 4".to_owned(),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }

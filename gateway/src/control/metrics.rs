@@ -7,16 +7,15 @@
 //! | `/healthz` | liveness: `200 ok` while the packet thread publishes its status (at least every 250 ms), `503` once it has not for [`STALL_AFTER`] |
 //! | `/readyz` | readiness: `200 ready` when every peer has a session that may send, else `503` with the peers that have none |
 //!
-//! No authentication: bind it to loopback or a management network. Like the control sockets, a
-//! request is read with a short timeout and a size cap, and only a few connections are served per
-//! wake-up, so a slow client costs the control thread a bounded amount of time and the packet
-//! thread none.
+//! No authentication: bind it to loopback or a management network. Connections are served by the
+//! control thread's event loop (`super::server`) under the same limits as the control sockets,
+//! with an 8 KiB cap on the request headers, so a slow client costs the packet thread nothing and
+//! other control clients nothing beyond its own connection slot.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::IO_TIMEOUT;
 pub use super::exposition::render;
 use super::status::Status;
 
@@ -55,7 +54,7 @@ impl Route {
 pub const STALL_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Largest request read (headers only; the body is ignored).
-const MAX_REQUEST: usize = 8 * 1024;
+pub const MAX_REQUEST: usize = 8 * 1024;
 
 /// The listening metrics socket.
 #[derive(Debug)]
@@ -76,25 +75,13 @@ impl Metrics {
         self.listener.local_addr()
     }
 
-    /// The next waiting connection with its request read and routed, if any.
-    pub fn accept(&self) -> Option<(TcpStream, Route)> {
-        let (mut s, _) = self.listener.accept().ok()?;
-        s.set_nonblocking(false).ok()?;
-        s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
-        s.set_write_timeout(Some(IO_TIMEOUT)).ok()?;
-        let mut buf = [0u8; MAX_REQUEST];
-        let mut n = 0;
-        while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf[n..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
-            }
-        }
-        Some((s, Route::parse(&buf[..n])))
+    /// The next waiting connection (`WouldBlock` when none waits).
+    pub fn accept(&self) -> io::Result<TcpStream> {
+        self.listener.accept().map(|(s, _)| s)
     }
 
-    /// Answers `stream`'s request for `route` from `status`, published `age` ago.
-    pub fn respond(mut stream: TcpStream, route: Route, status: &Status, age: std::time::Duration) {
+    /// The whole HTTP answer to a request for `route`, from `status` published `age` ago.
+    pub fn answer(route: Route, status: &Status, age: std::time::Duration) -> Vec<u8> {
         let (code, kind, body) = match route {
             Route::Metrics => (
                 "200 OK",
@@ -121,8 +108,7 @@ impl Metrics {
             "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        let _ = stream.write_all(head.as_bytes());
-        let _ = stream.write_all(body.as_bytes());
+        (head + &body).into_bytes()
     }
 }
 
@@ -135,6 +121,8 @@ impl AsFd for Metrics {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -205,37 +193,23 @@ mod tests {
     }
 
     #[test]
-    fn serves_http_on_loopback() {
-        let m = Metrics::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = m.local_addr().unwrap();
-        let client = std::thread::spawn(move || {
-            let mut c = TcpStream::connect(addr).unwrap();
-            c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-            let mut out = String::new();
-            c.read_to_string(&mut out).unwrap();
-            out
-        });
-        let stream = (0..2000)
-            .find_map(|_| {
-                let s = m.accept();
-                if s.is_none() {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                s
-            })
-            .expect("the client connects within 10 s");
+    fn answers_http_with_length_and_close() {
         let st = Status {
             interface: "x".into(),
-            public_key: String::new(),
-            listen_port: 0,
-            cookie_replies_sent: 0,
-            drops: Default::default(),
-            peers: Vec::new(),
             ..Default::default()
         };
-        Metrics::respond(stream.0, stream.1, &st, std::time::Duration::ZERO);
-        let out = client.join().unwrap();
-        assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
-        assert!(out.contains("qgw_cookie_replies_sent_total{interface=\"x\"} 0"));
+        let route = Route::parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n");
+        let out = String::from_utf8(Metrics::answer(route, &st, Duration::ZERO)).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+        assert!(head.ends_with("Connection: close"), "{head}");
+        assert!(body.contains("qgw_cookie_replies_sent_total{interface=\"x\"} 0"));
+        let stalled = Metrics::answer(Route::Health, &st, STALL_AFTER);
+        assert!(stalled.starts_with(b"HTTP/1.0 503 "));
+        assert!(
+            Metrics::answer(Route::parse(b"POST / HTTP/1.0"), &st, Duration::ZERO)
+                .starts_with(b"HTTP/1.0 404 ")
+        );
     }
 }

@@ -9,11 +9,15 @@
 //!
 //! Both are root-only. Several `qgw` instances run side by side, one socket pair per interface; a
 //! socket left behind by a killed instance is detected (nobody answers a connect) and replaced, and
-//! a live one makes startup fail. Requests are read with a short timeout and a size cap, so a stuck
-//! or hostile client costs the control thread at most [`IO_TIMEOUT`] per connection.
+//! a live one makes startup fail. All of them are served by one non-blocking event loop
+//! ([`server`]) that bounds each connection's request size and the time for its whole request and
+//! whole answer ([`conn`]), and the connections open per socket; so a stuck or hostile client
+//! costs other clients at most its connection slot, and the packet thread nothing.
 
+pub mod conn;
 pub mod exposition;
 pub mod metrics;
+pub mod server;
 pub mod status;
 pub mod uapi;
 
@@ -27,9 +31,7 @@ use std::time::Duration;
 pub const STATUS_DIR: &str = "/run/qgw";
 /// Directory of the UAPI sockets, fixed by the cross-platform interface (wireguard.com/xplatform).
 pub const UAPI_DIR: &str = "/var/run/wireguard";
-/// Longest time one control request may take to arrive or be written.
-pub const IO_TIMEOUT: Duration = Duration::from_millis(500);
-/// Largest accepted request (a `set=1` with many allowed IPs fits easily).
+/// Largest accepted request on the control sockets (a `set=1` with many allowed IPs fits easily).
 pub const MAX_REQUEST: usize = 256 * 1024;
 
 /// The directory of the status sockets: `QGW_RUN_DIR` if set, else [`STATUS_DIR`].
@@ -91,12 +93,9 @@ impl Listener {
         &self.path
     }
 
-    /// The next waiting connection with its request read, or `None` if nobody is waiting. Errors
-    /// concern one client only.
-    pub fn accept(&self) -> Option<(UnixStream, io::Result<String>)> {
-        let (mut stream, _) = self.listener.accept().ok()?;
-        let request = prepare(&stream).and_then(|()| read_request(&mut stream));
-        Some((stream, request))
+    /// The next waiting connection (`WouldBlock` when none waits).
+    pub fn accept(&self) -> io::Result<UnixStream> {
+        self.listener.accept().map(|(s, _)| s)
     }
 }
 
@@ -110,35 +109,6 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn prepare(stream: &UnixStream) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))
-}
-
-/// Reads up to an empty line (`\n\n`) or end of stream, at most [`MAX_REQUEST`] bytes.
-pub fn read_request(stream: &mut impl Read) -> io::Result<String> {
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 4096];
-    loop {
-        if buf.ends_with(b"\n\n") || buf == b"\n" {
-            break;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_REQUEST {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request too large",
-            ));
-        }
-    }
-    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
 /// Sends `request` to the socket at `path` and returns the whole answer (client side).
@@ -179,15 +149,5 @@ mod tests {
         drop(again);
         assert!(!d.join("y.sock").exists(), "removed on drop");
         std::fs::remove_dir_all(d).unwrap();
-    }
-
-    #[test]
-    fn requests_end_at_a_blank_line_or_eof_and_are_capped() {
-        let mut r: &[u8] = b"get=1\n\nignored";
-        assert_eq!(read_request(&mut r).unwrap(), "get=1\n\nignored");
-        let mut r: &[u8] = b"status";
-        assert_eq!(read_request(&mut r).unwrap(), "status");
-        let big = vec![b'a'; MAX_REQUEST + 10];
-        assert!(read_request(&mut big.as_slice()).is_err());
     }
 }

@@ -34,6 +34,10 @@ pub struct Status {
     /// The audit log's counters (absent without `audit:`).
     #[serde(default)]
     pub audit: Option<AuditStatus>,
+    /// Control connections the daemon closed, by socket (`status`, `uapi`, `metrics`) and reason
+    /// (`evicted`, `timeout`, `too_large`; `crate::control::conn::Dropped`).
+    #[serde(default)]
+    pub control_dropped: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// The daemon process.
@@ -203,6 +207,10 @@ impl Status {
             "  dropped: {dropped} (cookie replies sent: {})\n",
             self.cookie_replies_sent
         );
+        let control: u64 = self.control_dropped.values().flat_map(|r| r.values()).sum();
+        if control > 0 {
+            s += &format!("  control connections dropped: {control}\n");
+        }
         for p in &self.peers {
             s += &format!("\npeer: {} ({})\n", p.name, p.public_key);
             if let Some(e) = &p.endpoint {

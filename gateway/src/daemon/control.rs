@@ -1,9 +1,10 @@
 //! The control thread: serves the status socket, the WireGuard UAPI socket and the metrics
-//! endpoint (`crate::control`) off the packet thread. It reads the status the packet thread
-//! last published ([`Published`]) and completes it with what only the daemon knows (process,
-//! KME client counters, audit log counters); a `wg set` goes to the packet thread as a
-//! [`Command`] and waits for its answer there. A slow or hostile client therefore costs the
-//! control plane its `IO_TIMEOUT`, never a packet.
+//! endpoint (`crate::control`, through its event loop `crate::control::server`) off the packet
+//! thread. It reads the status the packet thread last published ([`Published`]) and completes it
+//! with what only the daemon knows (process, KME client, audit log and control-connection
+//! counters); a `wg set` goes to the packet thread as a [`Command`] and waits for its answer there.
+//! The packet thread never waits for this thread, and this thread never waits for a client: the
+//! only waits here are bounded waits for the packet thread (a refreshed status, a `wg set`).
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -14,17 +15,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use tracing::{debug, warn};
-
-use crate::control::metrics::Metrics;
+use crate::control::metrics::{Metrics, Route};
+use crate::control::server::{Answer, Drops, Listening, Server, Socket};
 use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status};
 use crate::control::uapi::{self, Device, Plan, Target};
 use crate::control::{Listener, status_path, uapi_path};
 use crate::proto::secret::Secret;
 
-/// Connections served per listener per wake-up, so one listener cannot starve the others.
-const PER_WAKE: usize = 4;
 /// Longest wait for the packet thread to apply a `wg set`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// `errno` when the packet thread does not answer.
@@ -144,7 +141,7 @@ impl Shared {
     }
 
     /// The full status: the node's, with the daemon's fields.
-    fn status(&self) -> Status {
+    fn status(&self, drops: &Drops) -> Status {
         let mut st = Status::clone(&self.node_status());
         st.interface = self.interface.clone();
         st.listen_port = self.listen_port;
@@ -160,17 +157,14 @@ impl Shared {
             records: a.records.load(Ordering::Relaxed),
             write_errors: a.write_errors.load(Ordering::Relaxed) + a.lost.load(Ordering::Relaxed),
         });
+        st.control_dropped = drops.snapshot();
         st
     }
 }
 
 /// The interface's control sockets, bound before the daemon touches the network.
 #[derive(Debug)]
-pub struct Listeners {
-    status: Listener,
-    uapi: Option<Listener>,
-    metrics: Option<Metrics>,
-}
+pub struct Listeners(Vec<(Socket, Listening)>);
 
 impl Listeners {
     /// Binds the status socket of interface `name`, its UAPI socket if asked, and the metrics
@@ -180,13 +174,18 @@ impl Listeners {
         uapi: bool,
         metrics: Option<std::net::SocketAddr>,
     ) -> std::io::Result<Self> {
-        Ok(Self {
-            status: Listener::bind(&status_path(name), 0o700)?,
-            uapi: uapi
-                .then(|| Listener::bind(&uapi_path(name), 0o755))
-                .transpose()?,
-            metrics: metrics.map(Metrics::bind).transpose()?,
-        })
+        let mut sockets = vec![(
+            Socket::Status,
+            Listening::Unix(Listener::bind(&status_path(name), 0o700)?),
+        )];
+        if uapi {
+            let l = Listener::bind(&uapi_path(name), 0o755)?;
+            sockets.push((Socket::Uapi, Listening::Unix(l)));
+        }
+        if let Some(addr) = metrics {
+            sockets.push((Socket::Metrics, Listening::Tcp(Metrics::bind(addr)?)));
+        }
+        Ok(Self(sockets))
     }
 }
 
@@ -203,7 +202,11 @@ impl ControlThread {
         let (stop, stopped) = UnixStream::pair()?;
         let thread = std::thread::Builder::new()
             .name("qgw-control".into())
-            .spawn(move || serve(&listeners, &shared, &stopped))?;
+            .spawn(move || {
+                let mut server = Server::new(listeners.0);
+                let drops = server.drops();
+                server.run(stopped.as_fd(), &mut Answers { shared, drops });
+            })?;
         Ok(Self {
             stop,
             thread: Some(thread),
@@ -220,56 +223,50 @@ impl Drop for ControlThread {
     }
 }
 
-fn serve(l: &Listeners, shared: &Shared, stopped: &UnixStream) {
-    loop {
-        let status = l.status.as_fd();
-        let uapi = l.uapi.as_ref().map_or(status, AsFd::as_fd);
-        let metrics = l.metrics.as_ref().map_or(status, AsFd::as_fd);
-        let mut fds =
-            [status, uapi, metrics, stopped.as_fd()].map(|fd| PollFd::new(fd, PollFlags::POLLIN));
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                warn!(error = %e, "control plane poll failed; control sockets no longer served");
-                return;
+/// The daemon's answers to control requests.
+struct Answers {
+    shared: Shared,
+    drops: Arc<Drops>,
+}
+
+impl Answer for Answers {
+    fn answer(&mut self, socket: Socket, request: &[u8]) -> Vec<u8> {
+        match socket {
+            Socket::Status => self.status(request),
+            Socket::Uapi => self.uapi(request),
+            Socket::Metrics => {
+                let age = self.shared.published.age();
+                let status = self.shared.status(&self.drops);
+                Metrics::answer(Route::parse(request), &status, age)
             }
         }
-        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN));
-        if ready(&fds[3]) {
-            return;
-        }
-        serve_status(l, shared);
-        serve_metrics(l, shared);
-        serve_uapi(l, shared);
     }
 }
 
-fn serve_status(l: &Listeners, shared: &Shared) {
-    for _ in 0..PER_WAKE {
-        let Some((mut s, request)) = l.status.accept() else {
-            return;
-        };
-        let answer = match request {
-            Ok(r) if r.trim() == "status" => {
-                serde_json::to_string(&shared.status()).unwrap_or_default() + "\n"
+impl Answers {
+    fn status(&self, request: &[u8]) -> Vec<u8> {
+        let answer = match std::str::from_utf8(request).map(str::trim) {
+            Ok("status") => {
+                serde_json::to_string(&self.shared.status(&self.drops)).unwrap_or_default()
             }
-            Ok(_) => "{\"error\":\"unknown request\"}\n".to_owned(),
-            Err(e) => {
-                debug!(error = %e, "status request unreadable");
-                continue;
-            }
+            _ => "{\"error\":\"unknown request\"}".to_owned(),
         };
-        let _ = s.write_all(answer.as_bytes());
+        (answer + "\n").into_bytes()
     }
-}
 
-fn serve_metrics(l: &Listeners, shared: &Shared) {
-    for _ in 0..PER_WAKE {
-        let Some((stream, route)) = l.metrics.as_ref().and_then(Metrics::accept) else {
-            return;
+    fn uapi(&self, request: &[u8]) -> Vec<u8> {
+        let Ok(request) = std::str::from_utf8(request) else {
+            return format!("errno={}\n\n", uapi::EINVAL).into_bytes();
         };
-        let age = shared.published.age();
-        Metrics::respond(stream, route, &shared.status(), age);
+        let device = Device {
+            private_key: &self.shared.private_key,
+            listen_port: self.shared.listen_port,
+        };
+        let answer = uapi::handle(request, &device, &mut NodeTarget(&self.shared));
+        if request.starts_with("set=1") {
+            tracing::info!(answer = answer.trim(), "UAPI set");
+        }
+        answer.into_bytes()
     }
 }
 
@@ -285,25 +282,6 @@ impl Target for NodeTarget<'_> {
         let (tx, rx) = channel();
         self.0.send(Command::Uapi(plan, tx))?;
         rx.recv_timeout(COMMAND_TIMEOUT).unwrap_or(Err(EIO))
-    }
-}
-
-fn serve_uapi(l: &Listeners, shared: &Shared) {
-    for _ in 0..PER_WAKE {
-        let Some((mut s, request)) = l.uapi.as_ref().and_then(Listener::accept) else {
-            return;
-        };
-        let Ok(request) = request else { continue };
-        let device = Device {
-            private_key: &shared.private_key,
-            listen_port: shared.listen_port,
-        };
-        let mut target = NodeTarget(shared);
-        let answer = uapi::handle(&request, &device, &mut target);
-        if request.starts_with("set=1") {
-            tracing::info!(answer = answer.trim(), "UAPI set");
-        }
-        let _ = s.write_all(answer.as_bytes());
     }
 }
 

@@ -192,6 +192,17 @@ impl Lab {
         o.status.success() && text.contains(&format!(" {count} received"))
     }
 
+    /// `count` pings from `ns` to `dst`, one every 200 ms, and what `ping` says of them.
+    pub fn ping_stats(&self, ns: &str, dst: &str, count: u32) -> PingStats {
+        let count = count.to_string();
+        let o = self.exec(
+            ns,
+            &["ping", "-q", "-c", &count, "-i", "0.2", "-W", "2", dst],
+        );
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        PingStats::parse(&text).unwrap_or_else(|| panic!("unreadable ping output: {text}"))
+    }
+
     /// Whether one ping from `ns` to `dst` gets an answer within a second.
     pub fn ping_once(&self, ns: &str, dst: &str) -> bool {
         self.exec(ns, &["ping", "-c", "1", "-W", "1", dst])
@@ -227,5 +238,56 @@ impl Drop for Lab {
         } else {
             eprintln!("logs kept in {}", self.dir.display());
         }
+    }
+}
+
+/// What `ping -q` reports: packets sent and answered, round-trip times in ms.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PingStats {
+    /// Echo requests sent.
+    pub sent: u32,
+    /// Replies received.
+    pub received: u32,
+    /// Smallest, mean and largest round-trip time (0 without replies).
+    pub rtt_ms: [f64; 3],
+}
+
+impl PingStats {
+    /// Reads `N packets transmitted, M received, …` and `rtt min/avg/max/mdev = a/b/c/d ms`.
+    fn parse(text: &str) -> Option<Self> {
+        let counts = text.lines().find(|l| l.contains("packets transmitted"))?;
+        let mut words = counts.split(", ");
+        let number = |w: Option<&str>| w?.split_whitespace().next()?.parse().ok();
+        let (sent, received) = (number(words.next())?, number(words.next())?);
+        let mut rtt_ms = [0.0; 3];
+        if let Some(rtt) = text.lines().find(|l| l.starts_with("rtt ")) {
+            let values = rtt.split(" = ").nth(1)?.split(' ').next()?;
+            for (slot, v) in rtt_ms.iter_mut().zip(values.split('/')) {
+                *slot = v.parse().ok()?;
+            }
+        }
+        Some(Self {
+            sent,
+            received,
+            rtt_ms,
+        })
+    }
+
+    /// Lost replies in percent.
+    pub fn loss_percent(&self) -> f64 {
+        100.0 * f64::from(self.sent - self.received) / f64::from(self.sent.max(1))
+    }
+}
+
+impl std::fmt::Display for PingStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [min, avg, max] = self.rtt_ms;
+        write!(
+            f,
+            "{}/{} answered ({:.1} % loss), rtt min/avg/max {min:.3}/{avg:.3}/{max:.3} ms",
+            self.received,
+            self.sent,
+            self.loss_percent()
+        )
     }
 }

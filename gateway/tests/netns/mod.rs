@@ -9,6 +9,7 @@
 //! | [`kme`] | the KME simulator for tests: its PKI, its configuration and a running instance |
 //! | [`hybrid`] | two hybrid qgw sites, each with its own KME from the simulator |
 //! | [`traffic`] | traffic made and observed by the test process itself (TCP transfer, handshake flood, captures) |
+//! | [`control`] | control-plane clients run by the test process: well-behaved ones timed against a deadline, trickle clients, connection hoarders |
 //!
 //! Everything a [`lab::Lab`] creates (namespaces, processes it started, files) is removed on drop, also
 //! when the test panics; only PIDs the lab started are ever signalled.
@@ -18,6 +19,7 @@
 //! outside CI the test prints why and skips.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod control;
 pub mod hybrid;
 pub mod kme;
 pub mod lab;

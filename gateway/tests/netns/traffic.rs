@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
@@ -22,14 +23,22 @@ const STALL: Duration = Duration::from_secs(20);
 
 /// Runs `f` on a new thread inside namespace `ns` and returns its result.
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_in(ns, f)
+        .join()
+        .expect("thread inside the namespace panicked")
+}
+
+/// Starts `f` on a new thread that first enters namespace `ns`.
+pub fn spawn_in<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns");
         f()
     })
-    .join()
-    .expect("thread inside the namespace panicked")
 }
 
 fn hex(d: &[u8]) -> String {
