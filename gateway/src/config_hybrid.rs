@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::config::ConfigError;
+use crate::hybrid::constants::{KME_ATTEMPTS, KME_CONNECT_TIMEOUT, KME_REQUEST_TIMEOUT};
 use crate::hybrid::{QkdPolicy, Role};
 
 /// Allowed `rekey_after_seconds` (docs/protocol.md §8).
@@ -263,13 +264,17 @@ pub fn validate_site(
                 );
             }
             let base = path.parent().unwrap_or(Path::new("."));
-            let cfg = ClientConfig::new(
+            let mut cfg = ClientConfig::new(
                 url.clone(),
                 sae,
                 base.join(&k.ca_file),
                 base.join(&k.cert_file),
                 base.join(&k.key_file),
             );
+            // Every KME call must fit the exchange's QKD budget (protocol.md §6.1 step 2).
+            cfg.connect_timeout_ms = KME_CONNECT_TIMEOUT.as_millis() as u64;
+            cfg.request_timeout_ms = KME_REQUEST_TIMEOUT.as_millis() as u64;
+            cfg.retry.max_attempts = KME_ATTEMPTS;
             cfg.validate(&path.display().to_string())
                 .or_else(|e| fail(path, k.kme_url.referenced.line(), "qkd", e))?;
             Some(cfg)

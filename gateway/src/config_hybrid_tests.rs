@@ -71,6 +71,17 @@ fn a_hybrid_peer_with_required_qkd_validates() {
         }
     );
     assert!(v.node.signing_key.is_some() && v.kme.is_some());
+    // Every KME call fits the exchange's budget: a connect failure is retried once, a request
+    // that may have reached the KME is not (qkd-link), and one attempt ends well before it.
+    let kme = v.kme.as_ref().unwrap();
+    let budget = crate::hybrid::constants::QKD_TIMEOUT.as_millis() as u64;
+    let connect_retry = kme.retry.backoff(0, u64::MAX).as_millis() as u64;
+    assert!(
+        2 * kme.connect_timeout_ms + connect_retry < budget,
+        "{kme:?}"
+    );
+    assert!(kme.request_timeout_ms < budget, "{kme:?}");
+    assert!(kme.retry.max_attempts <= 2, "{kme:?}");
 }
 
 #[test]

@@ -217,6 +217,13 @@ impl Error {
         )
     }
 
+    /// Whether the request certainly never reached the KME (the connection could not be made):
+    /// the only failure after which a request that consumes keys (`dec_keys`, §5.4: the KME
+    /// deletes a key once delivered) may be sent again.
+    pub fn is_unsent(&self) -> bool {
+        matches!(self, Error::Connect(_))
+    }
+
     /// True for the spec's 400 "one or more keys specified are not found on KME". The slave's KME
     /// may not have synchronised yet; the caller decides whether to ask again (reference §10.3).
     pub fn is_key_not_found(&self) -> bool {

@@ -194,3 +194,40 @@ async fn admin_api_reports_state_without_key_material() {
     assert_eq!(h.admin("GET", "/nope", "").await.0, 404);
     h.sim.shutdown().await;
 }
+
+/// `dec_keys` deletes the keys it delivers (ETSI GS QKD 014 §5.4), so a request that may have
+/// reached the KME is never sent again: after a timeout the caller gets the timeout, not a
+/// second attempt (which could only fail with "key not found" after the first one consumed it).
+#[tokio::test]
+async fn dec_keys_is_not_retried_once_it_may_have_reached_the_kme() {
+    let h = Harness::default().await;
+    let keys = h.master().enc_keys(&sae("SAE_B"), &n(1)).await.unwrap();
+    let (status, _) = h
+        .admin("POST", "/admin/kme/KME_B", r#"{"extra_latency_ms":600}"#)
+        .await;
+    assert_eq!(status, 200);
+    let mut cfg = h.client_config("sae_b", "SAE_B", "KME_B");
+    cfg.connect_timeout_ms = 300;
+    cfg.request_timeout_ms = 300;
+    cfg.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff_ms: 10,
+        max_backoff_ms: 10,
+    };
+    let b = KmeClient::new(cfg).unwrap();
+    let err = b
+        .dec_keys(&sae("SAE_A"), &[keys[0].id()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert_eq!(
+        b.metrics().snapshot().errors_of(ErrorKind::Timeout),
+        1,
+        "one attempt"
+    );
+    // A status request (it consumes nothing) is retried as the policy says.
+    let err = b.status(&sae("SAE_A")).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert_eq!(b.metrics().snapshot().errors_of(ErrorKind::Timeout), 4);
+    h.sim.shutdown().await;
+}

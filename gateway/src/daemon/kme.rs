@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use keymix::{QkdMaterial, SecretVec};
-use qkd_link::{ClientConfig, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId};
+use qkd_link::{
+    ClientConfig, ErrorKind, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId,
+};
 use tokio::sync::mpsc;
 
 use crate::hybrid::{QkdFailure, QkdResult};
@@ -150,12 +152,12 @@ async fn run(
         KmeOp::Fetch { slave } => match pools.get(slave) {
             Some(pool) => (pool.take(timeout).await)
                 .ok_or(QkdFailure::Unavailable)
-                .and_then(|k| material(vec![k])),
+                .and_then(|k| material(vec![k], client.metrics())),
             None => Err(QkdFailure::Unavailable),
         },
         KmeOp::Resolve { master, key_ids } => {
             match tokio::time::timeout(timeout, client.dec_keys(master, key_ids)).await {
-                Ok(Ok(keys)) => material(keys),
+                Ok(Ok(keys)) => material(keys, client.metrics()),
                 Ok(Err(e)) if e.is_key_not_found() => Err(QkdFailure::NotFound),
                 Ok(Err(_)) | Err(_) => Err(QkdFailure::Unavailable),
             }
@@ -164,12 +166,44 @@ async fn run(
     request.reply(result)
 }
 
-/// Concatenates KME keys, in order, into keymix's QKD contribution.
-fn material(keys: Vec<QkdKey>) -> QkdResult {
+/// Concatenates KME keys, in order, into keymix's QKD contribution. Keys keymix cannot use (a
+/// length outside 256–8192 bits in all) are a malformed KME answer: counted, logged, and no key.
+fn material(keys: Vec<QkdKey>, metrics: &Metrics) -> QkdResult {
     let ids = keys.iter().map(QkdKey::id).collect();
-    let mut bytes = Vec::with_capacity(keys.iter().map(|k| k.expose().len()).sum());
+    let len: usize = keys.iter().map(|k| k.expose().len()).sum();
+    // Exactly the capacity needed: no reallocation leaves a copy of key bytes behind.
+    let mut bytes = Vec::with_capacity(len);
     for key in &keys {
         bytes.extend_from_slice(key.expose());
     }
-    QkdMaterial::new(ids, SecretVec::new(bytes)).map_err(|_| QkdFailure::Unavailable)
+    QkdMaterial::new(ids, SecretVec::new(bytes)).map_err(|e| {
+        metrics.record_error(ErrorKind::Malformed);
+        tracing::warn!(bytes = len, error = %e, "KME key unusable (length); no key for this epoch");
+        QkdFailure::Unavailable
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    fn key(byte: u8, len: usize) -> QkdKey {
+        QkdKey::new(
+            keymix::KeyId::from_random_bytes([byte; 16]),
+            Zeroizing::new(vec![byte; len]),
+        )
+    }
+
+    #[test]
+    fn keys_keymix_cannot_use_are_refused_and_counted() {
+        let metrics = Metrics::default();
+        let ok = material(vec![key(1, 32)], &metrics).expect("a 256-bit key");
+        assert_eq!(ok.key().len(), 32);
+        for len in [0, 16, 31, 1025] {
+            let refused = material(vec![key(2, len)], &metrics);
+            assert_eq!(refused.err(), Some(QkdFailure::Unavailable), "{len} bytes");
+        }
+        assert_eq!(metrics.snapshot().errors_of(ErrorKind::Malformed), 4);
+    }
 }

@@ -32,6 +32,14 @@ pub const MAX_KEY_IDS: usize = keymix::MAX_QKD_KEY_IDS;
 
 /// Longest wait for the KME (§6.1 step 2, §6.2 step 4, §7).
 pub const QKD_TIMEOUT: Duration = Duration::from_secs(2);
+/// The KME client's TCP + TLS connect timeout: a refused or unreachable KME is tried twice
+/// (100–200 ms apart) within [`QKD_TIMEOUT`].
+pub const KME_CONNECT_TIMEOUT: Duration = Duration::from_millis(800);
+/// The KME client's deadline for one request, connect to last body byte: well within
+/// [`QKD_TIMEOUT`], so a slow KME gives a timeout the exchange can still act on.
+pub const KME_REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Attempts of one KME request (a `dec_keys` that may have reached the KME is never repeated).
+pub const KME_ATTEMPTS: u32 = 2;
 /// Incomplete reassemblies are dropped after this (§4 step 5): as long as the master retransmits
 /// an exchange (byte for byte, so fragments of its transmissions may be combined).
 pub const REASSEMBLY_TIMEOUT: Duration = crate::proto::constants::REKEY_ATTEMPT_TIME;

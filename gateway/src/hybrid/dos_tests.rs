@@ -116,3 +116,25 @@ fn neither_requests_nor_epoch_needed_bypass_the_back_off() {
         "after it, an epoch"
     );
 }
+
+/// The two KMEs disagree on a key's bytes: the signed Response's key confirmation fails. That is
+/// reported at once (not after REKEY_ATTEMPT_TIME) and the next exchange, with a new key, follows
+/// after REKEY_TIMEOUT.
+#[test]
+fn kmes_disagreeing_on_a_key_are_reported_at_once_and_the_next_epoch_follows() {
+    let mut pair = Pair::new(QkdPolicy::Required);
+    pair.kme.corrupt_next = true;
+    pair.run_for(Duration::from_millis(100));
+    let mismatch = |p: &Pair| {
+        (p.at_master.events.iter()).any(
+            |e| matches!(e, HybridEvent::KeyMismatch { epoch: 1, key_ids } if key_ids.len() == 1),
+        )
+    };
+    assert!(mismatch(&pair), "reported at once");
+    assert!(epochs_installed(&pair.at_master).is_empty());
+    assert_eq!(pair.master.stats().drops_for(HybridDrop::BadConfirm), 1);
+    pair.run_for(Duration::from_secs(6));
+    let epochs = epochs_installed(&pair.at_master);
+    assert_eq!(epochs.len(), 1, "a new exchange with a new key succeeded");
+    assert_eq!(pair.at_master.psks.last(), pair.at_slave.psks.last());
+}

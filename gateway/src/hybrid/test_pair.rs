@@ -24,6 +24,8 @@ pub(super) struct Kme {
     pub(super) next: u32,
     pub(super) master_down: bool,
     pub(super) slave_down: bool,
+    /// The slave's KME serves other bytes than the master's for the next key resolved.
+    pub(super) corrupt_next: bool,
 }
 
 impl Kme {
@@ -44,7 +46,10 @@ impl Kme {
         if self.slave_down {
             return Err(QkdFailure::Unavailable);
         }
-        let key = self.keys.remove(&ids[0]).ok_or(QkdFailure::NotFound)?;
+        let mut key = self.keys.remove(&ids[0]).ok_or(QkdFailure::NotFound)?;
+        if std::mem::take(&mut self.corrupt_next) {
+            key[0] ^= 1;
+        }
         Ok(QkdMaterial::new(ids.to_vec(), SecretVec::new(key)).expect("valid"))
     }
 }

@@ -87,7 +87,7 @@ impl KmeClient {
     /// Get status (§5.2): the link state between this SAE's KME and the slave's KME.
     pub async fn status(&self, slave: &SaeId) -> Result<Status, Error> {
         let uri = self.url(slave, Call::Status, "");
-        self.call(Method::GET, &uri, None, |body| {
+        self.call(Method::GET, &uri, None, Retry::Transient, |body| {
             let status = parse_status(body)?;
             if status.master_sae_id != self.cfg.sae_id.as_str()
                 || status.slave_sae_id != slave.as_str()
@@ -121,7 +121,7 @@ impl KmeClient {
             size_bits: request.size,
             ids: None,
         };
-        self.call_keys(Method::POST, &uri, Some(body), &expect)
+        self.call_keys(Method::POST, &uri, Some(body), &expect, Retry::Transient)
             .await
     }
 
@@ -151,11 +151,12 @@ impl KmeClient {
             size_bits: size,
             ids: None,
         };
-        self.call_keys(Method::GET, &uri, None, &expect).await
+        (self.call_keys(Method::GET, &uri, None, &expect, Retry::Transient)).await
     }
 
     /// Get key with key IDs by POST (§5.4, Key IDs §6.4): the slave fetches the keys `master`
-    /// obtained, in the order given. Each key is erased at the KME once delivered.
+    /// obtained, in the order given. Each key is erased at the KME once delivered, so the
+    /// request is retried only if it never reached the KME ([`Error::is_unsent`]).
     pub async fn dec_keys(&self, master: &SaeId, ids: &[KeyId]) -> Result<Vec<QkdKey>, Error> {
         if ids.is_empty() || ids.len() > MAX_KEYS_PER_CALL as usize {
             return Err(Error::InvalidArgument(format!(
@@ -184,7 +185,7 @@ impl KmeClient {
             size_bits: None,
             ids: Some(ids),
         };
-        self.call_keys(Method::POST, &uri, Some(body), &expect)
+        self.call_keys(Method::POST, &uri, Some(body), &expect, Retry::OnlyUnsent)
             .await
     }
 
@@ -197,7 +198,8 @@ impl KmeClient {
             size_bits: None,
             ids: Some(&ids),
         };
-        let mut keys = self.call_keys(Method::GET, &uri, None, &expect).await?;
+        let mut keys =
+            (self.call_keys(Method::GET, &uri, None, &expect, Retry::OnlyUnsent)).await?;
         keys.pop()
             .ok_or_else(|| Error::malformed("key container is empty"))
     }
@@ -208,9 +210,10 @@ impl KmeClient {
         uri: &str,
         body: Option<Vec<u8>>,
         expect: &KeyExpectation<'_>,
+        retry: Retry,
     ) -> Result<Vec<QkdKey>, Error> {
         let keys = self
-            .call(method, uri, body, |b| parse_key_container(b, expect))
+            .call(method, uri, body, retry, |b| parse_key_container(b, expect))
             .await?;
         let bytes = keys.iter().map(|k| k.expose().len()).sum();
         self.metrics.record_keys(keys.len(), bytes);
@@ -223,6 +226,7 @@ impl KmeClient {
         method: Method,
         uri: &str,
         body: Option<Vec<u8>>,
+        retry_on: Retry,
         parse: impl Fn(&[u8]) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let policy = &self.cfg.retry;
@@ -251,7 +255,11 @@ impl KmeClient {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     self.metrics.record_error(e.kind());
-                    if !e.is_retryable() || retry + 1 >= policy.max_attempts {
+                    let retryable = match retry_on {
+                        Retry::Transient => e.is_retryable(),
+                        Retry::OnlyUnsent => e.is_unsent(),
+                    };
+                    if !retryable || retry + 1 >= policy.max_attempts {
                         return Err(e);
                     }
                     let pause = policy.backoff(retry, jitter_draw());
@@ -262,6 +270,16 @@ impl KmeClient {
             }
         }
     }
+}
+
+/// Which failures the retry policy may answer with another attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Connect failures, timeouts and 503 ([`Error::is_retryable`]): the request consumes
+    /// nothing, or what it consumed is only wasted, never reused.
+    Transient,
+    /// Only a request that never reached the KME ([`Error::is_unsent`]): `dec_keys`.
+    OnlyUnsent,
 }
 
 /// Local checks of `number` and `size` (§6.2); returns the number of keys expected.
