@@ -8,7 +8,8 @@
 //!
 //! | key | allowed |
 //! |---|---|
-//! | `endpoint`, `persistent_keepalive_interval`, `allowed_ip`, `replace_allowed_ips` | yes |
+//! | `endpoint`, `persistent_keepalive_interval` | yes |
+//! | `allowed_ip`, `replace_allowed_ips` | yes, unless an address routed to a `hybrid: on` peer would then route to a plain peer (refused, EPERM): a plain peer may not get a hybrid peer's prefix or one inside it, and a hybrid peer may not drop a prefix that a plain peer's wider prefix would then cover |
 //! | `public_key` of an unknown peer (adds it, named `uapi-…`), `update_only` | yes |
 //! | `preshared_key` | on `hybrid: off` peers; refused (EPERM) on hybrid peers |
 //! | `private_key`, `listen_port` | only the current value (a change needs a restart with a new config) |
@@ -16,10 +17,13 @@
 //! | `remove`, `replace_peers` | refused: the YAML config is the source of truth for its peers |
 //!
 //! A request is parsed and checked completely before anything is applied, so a refused request
-//! changes nothing. Refusals answer `errno=1` (EPERM), malformed input `errno=22` (EINVAL).
-//! Preshared keys are never sent by `get=1` (`wg showconf` shows none), the private key is (as
-//! in wireguard-go: `wg show` derives the public key from it); the socket is root-only.
-//! Kernel routes are not touched by `wg set`, as with every WireGuard implementation.
+//! changes nothing. The allowed-IPs rule keeps cryptokey routing (whitepaper §2) from silently
+//! moving traffic meant for a post-quantum tunnel into a plain one; a less specific prefix for a
+//! plain peer (e.g. `0.0.0.0/0`) is allowed, since the hybrid peer's longer prefixes still win.
+//! Refusals answer `errno=1` (EPERM), malformed input `errno=22` (EINVAL). Preshared keys are
+//! never sent by `get=1` (`wg showconf` shows none), the private key is (as in wireguard-go:
+//! `wg show` derives the public key from it); the socket is root-only. Kernel routes are not
+//! touched by `wg set`, as with every WireGuard implementation.
 //!
 //! In the daemon `get=1` is answered on the control thread from the status the node last
 //! published (handshake times to the second), and a checked `set=1` plan is applied by the node
