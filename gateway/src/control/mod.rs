@@ -23,6 +23,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 /// Directory of the `qgw status` sockets (override with `QGW_RUN_DIR`).
 pub const STATUS_DIR: &str = "/run/qgw";
 /// Directory of the UAPI sockets, fixed by the cross-platform interface (wireguard.com/xplatform).
@@ -91,9 +93,9 @@ impl Listener {
         &self.path
     }
 
-    /// The next waiting connection with its request read, or `None` if nobody is waiting. Errors
-    /// concern one client only.
-    pub fn accept(&self) -> Option<(UnixStream, io::Result<String>)> {
+    /// The next waiting connection with its request read (zeroizing: it may carry keys), or
+    /// `None` if nobody is waiting. Errors concern one client only.
+    pub fn accept(&self) -> Option<(UnixStream, io::Result<Zeroizing<String>>)> {
         let (mut stream, _) = self.listener.accept().ok()?;
         let request = prepare(&stream).and_then(|()| read_request(&mut stream));
         Some((stream, request))
@@ -119,26 +121,42 @@ fn prepare(stream: &UnixStream) -> io::Result<()> {
 }
 
 /// Reads up to an empty line (`\n\n`) or end of stream, at most [`MAX_REQUEST`] bytes.
-pub fn read_request(stream: &mut impl Read) -> io::Result<String> {
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 4096];
+///
+/// A UAPI `set=1` carries private and preshared keys in hex, so the request lives in zeroizing
+/// memory only: the read chunk is wiped, the buffer grows by copying into a new zeroizing buffer
+/// (the old one is wiped as it drops), and the bytes become the returned string without a copy.
+pub fn read_request(stream: &mut impl Read) -> io::Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
     loop {
-        if buf.ends_with(b"\n\n") || buf == b"\n" {
+        if buf.ends_with(b"\n\n") || buf.as_slice() == b"\n" {
             break;
         }
-        let n = stream.read(&mut chunk)?;
+        let n = stream.read(&mut chunk[..])?;
         if n == 0 {
             break;
         }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_REQUEST {
+        if buf.len() + n > MAX_REQUEST {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "request too large",
             ));
         }
+        if buf.len() + n > buf.capacity() {
+            let want = (buf.len() + n).max(2 * buf.capacity()).min(MAX_REQUEST);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(want));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
-    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+    match String::from_utf8(std::mem::take(&mut *buf)) {
+        Ok(text) => Ok(Zeroizing::new(text)),
+        Err(e) => {
+            drop(Zeroizing::new(e.into_bytes()));
+            Err(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+        }
+    }
 }
 
 /// Sends `request` to the socket at `path` and returns the whole answer (client side).
@@ -184,10 +202,21 @@ mod tests {
     #[test]
     fn requests_end_at_a_blank_line_or_eof_and_are_capped() {
         let mut r: &[u8] = b"get=1\n\nignored";
-        assert_eq!(read_request(&mut r).unwrap(), "get=1\n\nignored");
+        assert_eq!(read_request(&mut r).unwrap().as_str(), "get=1\n\nignored");
         let mut r: &[u8] = b"status";
-        assert_eq!(read_request(&mut r).unwrap(), "status");
+        assert_eq!(read_request(&mut r).unwrap().as_str(), "status");
         let big = vec![b'a'; MAX_REQUEST + 10];
         assert!(read_request(&mut big.as_slice()).is_err());
+    }
+
+    /// A `set=1` carries private and preshared keys in hex: the request is read into a zeroizing
+    /// string, so it is wiped when dropped. (The memory itself is not inspected.)
+    #[test]
+    fn requests_are_read_into_zeroizing_strings() {
+        let mut r: &[u8] = b"set=1\nprivate_key=abab\n\n";
+        let request: zeroize::Zeroizing<String> = read_request(&mut r).unwrap();
+        assert_eq!(request.as_str(), "set=1\nprivate_key=abab\n\n");
+        let mut r: &[u8] = b"set=1\n\xff\n\n";
+        assert!(read_request(&mut r).is_err(), "not UTF-8");
     }
 }

@@ -44,13 +44,14 @@ impl Fixture {
         Self::new(plain(A, &[B], false))
     }
 
+    /// The answer, copied out of its zeroizing string for comparisons (fixture keys only).
     fn ask(&mut self, req: &str) -> String {
         let key = self.key.duplicate();
         let device = Device {
             private_key: &key,
             listen_port: 51820,
         };
-        handle(req, &device, self)
+        handle(req, &device, self).as_str().to_owned()
     }
 
     fn peer(&self, index: u32) -> Option<&crate::proto::peer::Peer> {
@@ -299,4 +300,33 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_parsed_request_never_shows_its_keys() {
+    let req = format!(
+        "private_key={}\npublic_key={}\npreshared_key={}\n",
+        hex(&[0xab; 32]),
+        hex(&B.public_key()),
+        hex(&[0xcd; 32])
+    );
+    let plan = parse_set(req.lines()).unwrap();
+    let shown = format!("{plan:?}");
+    for secret in ["171", "205", "abab", "cdcd"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
+
+/// What can be checked of the wiping: the answer (a `get=1` carries the private key) is a
+/// zeroizing string, so it is wiped when dropped. (The memory itself is not inspected.)
+#[test]
+fn answers_are_wiped_after_use() {
+    let mut f = Fixture::plain();
+    let key = f.key.duplicate();
+    let device = Device {
+        private_key: &key,
+        listen_port: 51820,
+    };
+    let answer: zeroize::Zeroizing<String> = handle("get=1\n\n", &device, &mut f);
+    assert!(answer.starts_with(&format!("private_key={}\n", hex(&[3; 32]))));
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{debug, warn};
+use zeroize::Zeroizing;
 
 use crate::control::metrics::Metrics;
 use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status};
@@ -288,18 +289,23 @@ impl Target for NodeTarget<'_> {
     }
 }
 
+/// Serves `wg show` / `wg set`. A `set=1` request carries keys and a `get=1` answer the private
+/// key: both are zeroizing strings, wiped when they drop at the end of each turn; only the
+/// `errno=` line of a `set=1` answer is logged.
 fn serve_uapi(l: &Listeners, shared: &Shared) {
     for _ in 0..PER_WAKE {
         let Some((mut s, request)) = l.uapi.as_ref().and_then(Listener::accept) else {
             return;
         };
-        let Ok(request) = request else { continue };
+        let Ok(request): std::io::Result<Zeroizing<String>> = request else {
+            continue;
+        };
         let device = Device {
             private_key: &shared.private_key,
             listen_port: shared.listen_port,
         };
         let mut target = NodeTarget(shared);
-        let answer = uapi::handle(&request, &device, &mut target);
+        let answer: Zeroizing<String> = uapi::handle(&request, &device, &mut target);
         if request.starts_with("set=1") {
             tracing::info!(answer = answer.trim(), "UAPI set");
         }
