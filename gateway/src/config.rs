@@ -152,6 +152,10 @@ impl Config {
                 "IPv6 needs at least 1280 (the kernel disables IPv6 below it)",
             );
         }
+        let hybrid_peer = (self.peers.iter().enumerate())
+            .find(|(_, p)| p.hybrid == Hybrid::On)
+            .map(|(n, p)| format!("peers[{n}] ({})", p.name));
+        crate::config_hybrid::check_mtu(path, &i.mtu, hybrid_peer.as_deref())?;
         let load_threshold = match &i.handshake_load_threshold {
             None => crate::proto::ratelimit::DEFAULT_LOAD_THRESHOLD,
             Some(t) if t.value == 0 => {

@@ -19,6 +19,43 @@ use crate::hybrid::{QkdPolicy, Role};
 /// Allowed `rekey_after_seconds` (docs/protocol.md §8).
 pub const REKEY_AFTER_RANGE: std::ops::RangeInclusive<u64> = 5..=165;
 
+/// Smallest `interface.mtu` with a `hybrid: on` peer. The tunnel MTU is the largest IP packet in
+/// the tunnel; WireGuard carries it in a UDP payload of `mtu + 32` (16-byte transport header,
+/// 16-byte tag), so the path must carry `mtu + 80` bytes over IPv6 (+ 8 UDP + 40 IPv6) or
+/// `mtu + 60` over IPv4. A hybrid datagram is at most 1232 bytes of UDP payload (docs/protocol.md
+/// §4: 1280, IPv6's minimum MTU, − 48). Whatever the underlay, a path sized for the tunnel's
+/// full-size packets carries the hybrid datagrams exactly when `1232 ≤ mtu + 32`, i.e.
+/// `mtu ≥ 1200`; a smaller MTU says the path is below 1280 bytes (IPv6) or 1260 (IPv4), where the
+/// key agreement's datagrams would be fragmented or dropped.
+pub const MIN_HYBRID_MTU: usize =
+    crate::hybrid::constants::MAX_DATAGRAM - crate::proto::constants::TRANSPORT_MIN_LEN;
+const _: () = assert!(MIN_HYBRID_MTU == 1280 - 80);
+
+/// Refuses an `interface.mtu` below [`MIN_HYBRID_MTU`]; `hybrid_peer` names the first
+/// `hybrid: on` peer (`peers[n] (name)`), if any.
+pub fn check_mtu(
+    path: &Path,
+    mtu: &Spanned<usize>,
+    hybrid_peer: Option<&str>,
+) -> Result<(), ConfigError> {
+    match hybrid_peer {
+        Some(peer) if mtu.value < MIN_HYBRID_MTU => fail(
+            path,
+            mtu.referenced.line(),
+            "interface.mtu",
+            format_args!(
+                "{} is below {MIN_HYBRID_MTU}, the smallest tunnel MTU whose path carries the \
+                 hybrid key agreement's {}-byte datagrams ({peer} has `hybrid: on`; \
+                 docs/protocol.md §4); set mtu to {MIN_HYBRID_MTU} or more (1420 for a \
+                 1500-byte path)",
+                mtu.value,
+                crate::hybrid::constants::MAX_DATAGRAM,
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Top-level `qkd:`: this site's KME.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -147,3 +147,36 @@ fn misconfigurations_name_file_line_field_and_problem() {
         "{e}"
     );
 }
+
+#[test]
+fn an_mtu_too_small_for_hybrid_datagrams_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let d = dir.path().display();
+    let hybrid = format!("    hybrid: on\n    mldsa_public_key_file: {d}/b.mldsa.pub\n");
+    let file = dir.path().join("site-a.yaml").display().to_string();
+    for mtu in [576, 1000, 1199] {
+        let text = yaml(dir.path(), &hybrid, &format!("  mtu: {mtu}\n"));
+        let e = check(dir.path(), &text).unwrap_err();
+        // Line 6 is `mtu:` (after name, address and the two key files).
+        assert!(e.starts_with(&format!("{file}:6: interface.mtu: ")), "{e}");
+        assert!(
+            e.contains(&mtu.to_string()) && e.contains("1200") && e.contains("1232"),
+            "{e}"
+        );
+        assert!(
+            e.contains("peers[0] (site-b)"),
+            "names the hybrid peer: {e}"
+        );
+        // The same MTU with a plain peer is allowed (IPv4 addresses only).
+        assert!(
+            check(
+                dir.path(),
+                &yaml(dir.path(), "", &format!("  mtu: {mtu}\n"))
+            )
+            .is_ok()
+        );
+    }
+    let fits = yaml(dir.path(), &hybrid, "  mtu: 1200\n");
+    assert_eq!(check(dir.path(), &fits).unwrap().node.mtu, 1200);
+}

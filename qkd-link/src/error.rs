@@ -38,6 +38,15 @@ pub enum Error {
         /// Its permission bits.
         mode: u32,
     },
+    /// A private key file is a symbolic link, not a regular file, too large, or owned by neither
+    /// this process's user nor root ([`crate::keyfile`]).
+    #[error("refusing private key file {}: {problem}", path.display())]
+    KeyFileRefused {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: crate::keyfile::KeyFileProblem,
+    },
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -187,9 +196,10 @@ impl Error {
     /// The metrics category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config { .. } | Error::InsecureKeyFile { .. } | Error::Io { .. } => {
-                ErrorKind::Config
-            }
+            Error::Config { .. }
+            | Error::InsecureKeyFile { .. }
+            | Error::KeyFileRefused { .. }
+            | Error::Io { .. } => ErrorKind::Config,
             Error::Pem { .. } => ErrorKind::Config,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::BadRequest { .. } if self.is_key_not_found() => ErrorKind::KeyNotFound,

@@ -6,6 +6,8 @@
 //! * [`ids`], [`key`]: validated SAE/key IDs and the zeroizing [`QkdKey`].
 //! * [`client`]: the mutual-TLS client for Get status, Get key and Get key with key IDs (§5).
 //! * [`pool`] (no I/O) and [`prefetch`] (its tokio driver): the master-side key buffer.
+//! * [`keyfile`]: reading private key files (one open, checked with `fstat`), used by [`pem`]
+//!   and by the gateway's own key files.
 //! * [`retry`], [`metrics`], [`error`].
 //! * `sim` (cargo feature `sim`, off by default): the simulator (sans-IO KME logic, link model,
 //!   HTTPS driver, admin API, PKI). The gateway links only the client.
@@ -19,6 +21,7 @@ pub mod client;
 pub mod error;
 pub mod ids;
 pub mod key;
+pub mod keyfile;
 pub mod metrics;
 pub mod pem;
 pub mod pool;

@@ -127,6 +127,25 @@ async fn group_or_world_readable_key_files_are_refused() {
 }
 
 #[tokio::test]
+async fn a_symlinked_client_key_is_refused() {
+    let h = Harness::default().await;
+    let key = h.path("sae_a.key");
+    let real = h.path("sae_a.real.key");
+    std::fs::rename(&key, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &key).unwrap();
+    let err = KmeClient::new(h.client_config("sae_a", "SAE_A", "KME_A")).unwrap_err();
+    assert!(
+        matches!(&err, Error::KeyFileRefused { path, .. } if path == &key),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    std::fs::remove_file(&key).unwrap();
+    std::fs::rename(&real, &key).unwrap();
+    KmeClient::new(h.client_config("sae_a", "SAE_A", "KME_A")).unwrap();
+    h.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn simulator_refuses_group_readable_server_keys() {
     let pki = make_pki();
     chmod(&pki.path().join("kme_b.key"), 0o644);

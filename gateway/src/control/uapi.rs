@@ -8,7 +8,8 @@
 //!
 //! | key | allowed |
 //! |---|---|
-//! | `endpoint`, `persistent_keepalive_interval`, `allowed_ip`, `replace_allowed_ips` | yes |
+//! | `endpoint`, `persistent_keepalive_interval` | yes |
+//! | `allowed_ip`, `replace_allowed_ips` | yes, unless an address routed to a `hybrid: on` peer would then route to a plain peer (refused, EPERM): a plain peer may not get a hybrid peer's prefix or one inside it, and a hybrid peer may not drop a prefix that a plain peer's wider prefix would then cover |
 //! | `public_key` of an unknown peer (adds it, named `uapi-…`), `update_only` | yes |
 //! | `preshared_key` | on `hybrid: off` peers; refused (EPERM) on hybrid peers |
 //! | `private_key`, `listen_port` | only the current value (a change needs a restart with a new config) |
@@ -16,10 +17,14 @@
 //! | `remove`, `replace_peers` | refused: the YAML config is the source of truth for its peers |
 //!
 //! A request is parsed and checked completely before anything is applied, so a refused request
-//! changes nothing. Refusals answer `errno=1` (EPERM), malformed input `errno=22` (EINVAL).
-//! Preshared keys are never sent by `get=1` (`wg showconf` shows none), the private key is (as
-//! in wireguard-go: `wg show` derives the public key from it); the socket is root-only.
-//! Kernel routes are not touched by `wg set`, as with every WireGuard implementation.
+//! changes nothing. The allowed-IPs rule keeps cryptokey routing (whitepaper §2) from silently
+//! moving traffic meant for a post-quantum tunnel into a plain one; a less specific prefix for a
+//! plain peer (e.g. `0.0.0.0/0`) is allowed, since the hybrid peer's longer prefixes still win.
+//! Refusals answer `errno=1` (EPERM), malformed input `errno=22` (EINVAL). Preshared keys are
+//! never sent by `get=1` (`wg showconf` shows none), the private key is (as in wireguard-go:
+//! `wg show` derives the public key from it); the socket is root-only. Kernel routes are not
+//! touched by `wg set`, as with every WireGuard implementation. Keys in a request are decoded
+//! straight into `Secret`s, and answers are zeroizing strings (docs/design.md §5).
 //!
 //! In the daemon `get=1` is answered on the control thread from the status the node last
 //! published (handshake times to the second), and a checked `set=1` plan is applied by the node
@@ -29,6 +34,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine;
+use zeroize::Zeroizing;
 
 use super::status::Status;
 use crate::config::parse_cidr;
@@ -57,8 +63,9 @@ pub trait Target {
     fn apply(&mut self, plan: Plan) -> Result<(), i32>;
 }
 
-/// Answers one UAPI request: the full text to send back.
-pub fn handle(request: &str, device: &Device<'_>, target: &mut impl Target) -> String {
+/// Answers one UAPI request: the full text to send back. The answer to `get=1` holds the private
+/// key, so every answer is a zeroizing string (wiped when the caller drops it).
+pub fn handle(request: &str, device: &Device<'_>, target: &mut impl Target) -> Zeroizing<String> {
     let mut lines = request.lines();
     let result = match lines.next() {
         Some("get=1") => return get(&target.status(), device),
@@ -67,12 +74,18 @@ pub fn handle(request: &str, device: &Device<'_>, target: &mut impl Target) -> S
             .and_then(|plan| target.apply(plan)),
         _ => Err(EINVAL),
     };
-    format!("errno={}\n\n", result.err().unwrap_or(0))
+    Zeroizing::new(format!("errno={}\n\n", result.err().unwrap_or(0)))
 }
 
-fn get(status: &Status, device: &Device<'_>) -> String {
+fn get(status: &Status, device: &Device<'_>) -> Zeroizing<String> {
+    // Only the first line is secret. It is written into a buffer sized so it never grows (a
+    // grown `String` leaves its old allocation behind unwiped), and so is the whole answer.
+    const KEY_LINE: usize = "private_key=\n".len() + 64;
+    let mut key_line = Zeroizing::new(String::with_capacity(KEY_LINE));
+    key_line.push_str("private_key=");
+    hex_into(&mut key_line, device.private_key.expose());
+    key_line.push('\n');
     let mut s = String::new();
-    let _ = writeln!(s, "private_key={}", hex(device.private_key.expose()));
     let _ = writeln!(s, "listen_port={}", device.listen_port);
     for p in &status.peers {
         let key = base64::engine::general_purpose::STANDARD.decode(&p.public_key);
@@ -91,7 +104,11 @@ fn get(status: &Status, device: &Device<'_>) -> String {
         }
         let _ = writeln!(s, "protocol_version=1");
     }
-    s + "errno=0\n\n"
+    s.push_str("errno=0\n\n");
+    let mut answer = Zeroizing::new(String::with_capacity(key_line.len() + s.len()));
+    answer.push_str(&key_line);
+    answer.push_str(&s);
+    answer
 }
 
 /// One `public_key=` section of a `set=1`.
@@ -113,11 +130,12 @@ pub struct SetPeer {
     pub ips: Vec<(IpAddr, u8)>,
 }
 
-/// A parsed `set=1` request, applied as a whole or not at all.
+/// A parsed `set=1` request, applied as a whole or not at all. Its keys are secrets (redacted in
+/// `Debug`, wiped on drop).
 #[derive(Debug, Default)]
 pub struct Plan {
     /// `private_key=` (only the current key is accepted).
-    pub private_key: Option<[u8; 32]>,
+    pub private_key: Option<Secret<32>>,
     /// `listen_port=` (only the current port is accepted).
     pub listen_port: Option<u16>,
     /// The peer sections.
@@ -127,7 +145,7 @@ pub struct Plan {
 impl Plan {
     /// Refuses a change of the private key or port (a restart with a new config does that).
     fn check_device(&self, device: &Device<'_>) -> Result<(), i32> {
-        let key_changes = (self.private_key).is_some_and(|k| k != *device.private_key.expose());
+        let key_changes = (self.private_key.as_ref()).is_some_and(|k| !k.ct_eq(device.private_key));
         if key_changes || self.listen_port.is_some_and(|p| p != device.listen_port) {
             return Err(EPERM);
         }
@@ -141,7 +159,7 @@ fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Plan, i32> {
         let (k, v) = line.split_once('=').ok_or(EINVAL)?;
         let peer = plan.peers.last_mut();
         match (k, peer) {
-            ("private_key", None) => plan.private_key = Some(unhex(v)?),
+            ("private_key", None) => plan.private_key = Some(unhex_secret(v)?),
             ("listen_port", None) => plan.listen_port = Some(v.parse().map_err(|_| EINVAL)?),
             ("fwmark", None) if v == "0" => {}
             ("fwmark" | "replace_peers", None) => return Err(EPERM),
@@ -151,7 +169,7 @@ fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Plan, i32> {
             }),
             ("remove", Some(_)) if v == "true" => return Err(EPERM),
             ("update_only", Some(p)) => p.update_only = v == "true",
-            ("preshared_key", Some(p)) => p.psk = Some(Secret::new(unhex(v)?)),
+            ("preshared_key", Some(p)) => p.psk = Some(unhex_secret(v)?),
             ("endpoint", Some(p)) => p.endpoint = Some(v.parse().map_err(|_| EINVAL)?),
             ("persistent_keepalive_interval", Some(p)) => {
                 p.keepalive = Some(v.parse().map_err(|_| EINVAL)?);
@@ -165,25 +183,45 @@ fn parse_set<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Plan, i32> {
     Ok(plan)
 }
 
-/// Lower-case hex, as the UAPI writes keys.
+/// Lower-case hex, as the UAPI writes keys (public ones: a secret goes through [`hex_into`]).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    let mut s = String::with_capacity(2 * bytes.len());
+    hex_into(&mut s, bytes);
+    s
+}
+
+/// Appends lower-case hex of `bytes` to `out`, with no temporary copy.
+fn hex_into(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
 }
 
 fn unhex(text: &str) -> Result<[u8; 32], i32> {
+    let mut out = [0u8; 32];
+    unhex_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// A key in hex, decoded straight into a secret (no unwiped copy).
+fn unhex_secret(text: &str) -> Result<Secret<32>, i32> {
+    let mut key = Secret::zero();
+    unhex_into(text, key.expose_mut())?;
+    Ok(key)
+}
+
+fn unhex_into(text: &str, out: &mut [u8; 32]) -> Result<(), i32> {
     let t = text.as_bytes();
     if t.len() != 64 {
         return Err(EINVAL);
     }
-    let mut out = [0u8; 32];
     for (o, pair) in out.iter_mut().zip(t.chunks_exact(2)) {
         let s = std::str::from_utf8(pair).map_err(|_| EINVAL)?;
         *o = u8::from_str_radix(s, 16).map_err(|_| EINVAL)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -262,11 +262,12 @@ impl Answers {
             private_key: &self.shared.private_key,
             listen_port: self.shared.listen_port,
         };
-        let answer = uapi::handle(request, &device, &mut NodeTarget(&self.shared));
+        let mut answer = uapi::handle(request, &device, &mut NodeTarget(&self.shared));
         if request.starts_with("set=1") {
             tracing::info!(answer = answer.trim(), "UAPI set");
         }
-        answer.into_bytes()
+        // The answer's bytes move out without a copy; the emptied string is wiped on drop.
+        std::mem::take(&mut *answer).into_bytes()
     }
 }
 

@@ -70,16 +70,25 @@ pub struct Buffers {
     out: Vec<u8>,
 }
 
+/// The size of a receive slot (and of the buffer `poll_transmit` writes into) for tunnel MTU
+/// `mtu`: the largest datagram that may arrive, so `recvmmsg` never truncates one. That is the
+/// larger of a full-size transport message (`mtu` + header + tag, with some room) and a hybrid
+/// fragment (1232 bytes, docs/protocol.md §4), whatever the MTU; handshake messages are smaller
+/// than both.
+pub fn datagram_slot(mtu: usize) -> usize {
+    let transport = mtu + 2 * TRANSPORT_HEADER_LEN + 64;
+    transport.max(crate::hybrid::constants::MAX_DATAGRAM)
+}
+
 impl Buffers {
     /// Buffers for tunnel MTU `mtu`.
     pub fn new(mtu: usize) -> Self {
-        let slot = mtu + 2 * TRANSPORT_HEADER_LEN + 64;
-        // Hybrid fragments (1232 bytes) must fit too, whatever the MTU.
-        let out = slot.max(crate::hybrid::constants::MAX_DATAGRAM);
+        let slot = datagram_slot(mtu);
         Self {
             rx: Batch::new(slot),
-            tx: Batch::new(slot),
-            out: vec![0; out],
+            // Packets from TUN are at most `mtu`; sealed, they fit the transport size.
+            tx: Batch::new(mtu + 2 * TRANSPORT_HEADER_LEN + 64),
+            out: vec![0; slot],
         }
     }
 }
@@ -296,6 +305,31 @@ impl PacketLoop {
             }
             Ok(true) => self.notify_failing = false,
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hybrid::constants::MAX_DATAGRAM;
+    use crate::proto::constants::{INITIATION_LEN, TRANSPORT_MIN_LEN};
+
+    #[test]
+    fn receive_slots_hold_every_datagram_whatever_the_mtu() {
+        for mtu in [576, 1000, 1200, 1280, 1420, 9000] {
+            let mut b = Buffers::new(mtu);
+            let rx = b.rx.slot_mut(BATCH - 1).0.len();
+            // A hybrid fragment, a handshake message and a full-size transport message
+            // (header, the packet padded to at most the MTU, tag) all arrive untruncated.
+            assert!(rx >= MAX_DATAGRAM, "mtu {mtu}: {rx}-byte slot");
+            assert!(rx >= INITIATION_LEN, "mtu {mtu}: {rx}-byte slot");
+            assert!(rx >= mtu + TRANSPORT_MIN_LEN, "mtu {mtu}: {rx}-byte slot");
+            let out = b.out.len();
+            assert!(
+                out >= MAX_DATAGRAM && out >= mtu + TRANSPORT_MIN_LEN,
+                "mtu {mtu}"
+            );
         }
     }
 }

@@ -117,6 +117,18 @@ fn key(ip: IpAddr) -> u128 {
     }
 }
 
+/// Whether prefix `inner` lies within prefix `outer` (same family, `outer` no longer, equal in
+/// `outer`'s bits; host bits are ignored, as by [`AllowedIps::insert`]). A prefix contains itself.
+pub fn prefix_contains(outer: (IpAddr, u8), inner: (IpAddr, u8)) -> bool {
+    let bits = if outer.0.is_ipv4() { 32 } else { 128 };
+    let (olen, ilen) = (outer.1.min(bits), inner.1.min(bits));
+    if outer.0.is_ipv4() != inner.0.is_ipv4() || olen > ilen {
+        return false;
+    }
+    let mask = u128::MAX.checked_shl(128 - u32::from(olen)).unwrap_or(0);
+    key(outer.0) & mask == key(inner.0) & mask
+}
+
 impl<T: Copy + PartialEq> AllowedIps<T> {
     /// An empty table.
     pub fn new() -> Self {
@@ -217,6 +229,25 @@ mod tests {
         t.remove_value(2);
         assert_eq!(t.lookup(ip("192.168.20.1")), None);
         assert!(t.entries().is_empty());
+    }
+
+    #[test]
+    fn prefix_containment() {
+        let p = |s: &str, l: u8| (ip(s), l);
+        assert!(
+            prefix_contains(p("10.0.4.0", 24), p("10.0.4.77", 24)),
+            "itself"
+        );
+        assert!(prefix_contains(p("10.0.4.0", 24), p("10.0.4.128", 25)));
+        assert!(prefix_contains(p("0.0.0.0", 0), p("10.0.4.1", 32)));
+        assert!(
+            !prefix_contains(p("10.0.4.0", 25), p("10.0.4.0", 24)),
+            "wider"
+        );
+        assert!(!prefix_contains(p("10.0.4.0", 24), p("10.0.5.0", 32)));
+        assert!(!prefix_contains(p("::", 0), p("10.0.4.1", 32)), "families");
+        assert!(prefix_contains(p("fd00::", 8), p("fd12::1", 128)));
+        assert!(!prefix_contains(p("fd00::", 16), p("fd12::1", 128)));
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! standard Base64 with padding, every key decodes to `size / 8` bytes (or, when the size was left
 //! to the KME, all keys have the same non-zero length up to [`MAX_KEY_BYTES`]), and for `dec_keys`
 //! the IDs are exactly the ones asked for.
+//!
+//! Key text never passes through serde_json's own buffers: a key is taken as the raw JSON text
+//! borrowed from the (zeroizing) body, unescaped here into a zeroizing buffer (a `/` may come as
+//! `\/`, which serde_json would otherwise unescape into a scratch buffer it frees unwiped) and
+//! decoded into another.
 
 use std::collections::HashSet;
 
@@ -15,6 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use super::{ErrorBody, Status};
@@ -42,15 +48,18 @@ pub struct KeyExpectation<'a> {
 }
 
 #[derive(Deserialize)]
-struct ContainerIn {
-    keys: Vec<KeyIn>,
+struct ContainerIn<'a> {
+    #[serde(borrow)]
+    keys: Vec<KeyIn<'a>>,
 }
 
 #[derive(Deserialize)]
-struct KeyIn {
+struct KeyIn<'a> {
     #[serde(rename = "key_ID")]
     key_id: String,
-    key: Zeroizing<String>,
+    /// The JSON string as it is in the body, quotes and escapes included.
+    #[serde(borrow)]
+    key: &'a RawValue,
 }
 
 fn json_error(what: &str, e: &serde_json::Error) -> Error {
@@ -90,7 +99,39 @@ pub fn parse_status(body: &[u8]) -> Result<Status, Error> {
     Ok(status)
 }
 
-fn decode_key(b64: &str, index: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// The text of the JSON string `raw` (quotes included), unescaped into a zeroizing buffer that
+/// never grows. Escapes of ASCII characters only: anything else cannot be Base64.
+fn unescape_key(raw: &str, index: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let bad = |what: &str| Error::malformed(format!("keys[{index}].key: {what}"));
+    let inner = (raw.strip_prefix('"'))
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(|| bad("not a string"))?
+        .as_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(inner.len()));
+    let mut bytes = inner.iter();
+    while let Some(&b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let unescaped = match bytes.next() {
+            Some(b'u') => {
+                let hex: [u8; 4] = std::array::from_fn(|_| bytes.next().copied().unwrap_or(b'x'));
+                std::str::from_utf8(&hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h.strip_prefix("00")?, 16).ok())
+                    .filter(u8::is_ascii)
+                    .ok_or_else(|| bad("escape of a character that is not Base64"))?
+            }
+            Some(&c @ (b'/' | b'\\' | b'"')) => c,
+            _ => return Err(bad("escape of a character that is not Base64")),
+        };
+        out.push(unescaped);
+    }
+    Ok(out)
+}
+
+fn decode_key(b64: &[u8], index: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
     if b64.is_empty() || !b64.len().is_multiple_of(4) {
         return Err(Error::malformed(format!(
             "keys[{index}].key: Base64 length {} is not a positive multiple of 4",
@@ -105,7 +146,7 @@ fn decode_key(b64: &str, index: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
     }
     let mut buf = Zeroizing::new(vec![0u8; max_len]);
     let n = STANDARD
-        .decode_slice(b64.as_bytes(), &mut buf[..])
+        .decode_slice(b64, &mut buf[..])
         .map_err(|e| Error::malformed(format!("keys[{index}].key: invalid Base64: {e}")))?;
     buf.truncate(n);
     if buf.is_empty() || buf.len() > MAX_KEY_BYTES {
@@ -119,7 +160,7 @@ fn decode_key(b64: &str, index: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
 
 /// Parses and checks a Key container (§6.3) against what was requested.
 pub fn parse_key_container(body: &[u8], expect: &KeyExpectation<'_>) -> Result<Vec<QkdKey>, Error> {
-    let container: ContainerIn =
+    let container: ContainerIn<'_> =
         serde_json::from_slice(body).map_err(|e| json_error("key container", &e))?;
     if container.keys.len() != expect.number {
         return Err(Error::malformed(format!(
@@ -146,7 +187,7 @@ pub fn parse_key_container(body: &[u8], expect: &KeyExpectation<'_>) -> Result<V
         if !seen.insert(id) {
             return Err(Error::malformed(format!("keys[{i}].key_ID {id} repeats")));
         }
-        let secret = decode_key(&k.key, i)?;
+        let secret = decode_key(&unescape_key(k.key.get(), i)?, i)?;
         match common_len {
             Some(len) if len != secret.len() => {
                 return Err(Error::malformed(format!(

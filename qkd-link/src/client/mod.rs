@@ -18,6 +18,7 @@ pub use config::{
     ClientConfig, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_REQUEST_TIMEOUT_MS,
 };
+pub use transport::read_body;
 
 use crate::api::parse::{KeyExpectation, parse_error_body, parse_key_container, parse_status};
 use crate::api::{API_PREFIX, Call, KeyIdEntry, KeyIds, KeyRequest, Status};

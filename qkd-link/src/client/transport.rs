@@ -6,17 +6,26 @@
 //! before TLS completes are [`Error::Connect`] (retryable); any rustls error (untrusted or expired
 //! certificate, wrong host name, our certificate rejected) is [`Error::Tls`] (fatal, never
 //! downgraded); other HTTP failures are [`Error::Http`].
+//!
+//! Response bodies (ETSI GS QKD 014 §6.3: a Key container carries the keys in Base64, so the
+//! whole body is secret) are read by [`read_body`]. Wiped there: the buffer returned (on drop),
+//! every buffer it outgrows, and each frame once its bytes are copied, if the client holds the
+//! frame's only reference (`Bytes::try_into_mut`). Not reachable from here: hyper 1's HTTP/1
+//! decoder splits frames off its connection read buffer, which still references them when they
+//! arrive, so those bytes (and rustls' decrypted record buffers) are freed by hyper and rustls
+//! without wiping (qkd-link/README.md, "Keys").
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::ClientConfig;
 use crate::error::Error;
@@ -101,7 +110,7 @@ impl Transport {
         let exchange = async {
             let resp = self.client.request(req).await.map_err(classify)?;
             let status = resp.status();
-            let body = read_limited(resp.into_body(), self.max_body).await?;
+            let body = read_body(resp.into_body(), self.max_body).await?;
             Ok((status, body))
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
@@ -111,12 +120,14 @@ impl Transport {
     }
 }
 
-/// Reads a body frame by frame into a zeroizing buffer, failing once it passes `max` bytes.
-async fn read_limited(
-    mut body: hyper::body::Incoming,
-    max: usize,
-) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let hint = usize::try_from(hyper::body::Body::size_hint(&body).lower()).unwrap_or(max);
+/// Reads `body` frame by frame into a zeroizing buffer, failing once it passes `max` bytes. The
+/// buffer grows by copying into a fresh zeroizing buffer, so no stale copy is left behind.
+pub async fn read_body<B>(mut body: B, max: usize) -> Result<Zeroizing<Vec<u8>>, Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(max);
     let mut out = Zeroizing::new(Vec::with_capacity(hint.min(max)));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| match find_rustls_error(&e) {
@@ -128,7 +139,6 @@ async fn read_limited(
                 return Err(Error::ResponseTooLarge { limit: max });
             }
             if out.len() + data.len() > out.capacity() {
-                // Grow by copying into a fresh zeroizing buffer, so no stale copy is left behind.
                 let mut bigger = Zeroizing::new(Vec::with_capacity(
                     (out.len() + data.len()).max(out.capacity() * 2).min(max),
                 ));
@@ -136,9 +146,17 @@ async fn read_limited(
                 out = bigger;
             }
             out.extend_from_slice(&data);
+            wipe_if_unique(data);
         }
     }
     Ok(out)
+}
+
+/// Zeroes a frame's bytes if nobody else holds them (writing to shared bytes is impossible).
+fn wipe_if_unique(data: Bytes) {
+    if let Ok(mut only) = data.try_into_mut() {
+        only[..].zeroize();
+    }
 }
 
 /// Finds a rustls error anywhere in an error's source chain (including inside `io::Error`).

@@ -43,6 +43,31 @@ fn key_extensions_and_unknown_members_are_tolerated() {
 }
 
 #[test]
+fn escaped_base64_is_unescaped_and_other_escapes_and_types_are_rejected() {
+    let parse = |key: &str| {
+        let body = format!(r#"{{"keys":[{{"key_ID":"{ID1}","key":{key}}}]}}"#);
+        parse_key_container(body.as_bytes(), &one(1, Some(256)))
+    };
+    let plain = parse(&format!("\"{KEY256}\"")).unwrap();
+    for escaped in [KEY256.replace('/', r"\/"), KEY256.replace('+', r"\u002B")] {
+        let keys = parse(&format!("\"{escaped}\"")).unwrap();
+        assert_eq!(keys[0].expose(), plain[0].expose(), "{escaped}");
+    }
+    for bad in [
+        KEY256.replace('/', r"\u00e9"),
+        KEY256.replace('/', r"\n"),
+        KEY256.replace('/', r"\u0000"),
+    ] {
+        let err = parse(&format!("\"{bad}\"")).unwrap_err().to_string();
+        assert!(err.contains("keys[0].key"), "{bad}: {err}");
+    }
+    for not_a_string in ["123", "null", "[]", "{}"] {
+        let err = parse(not_a_string).unwrap_err().to_string();
+        assert!(err.contains("keys[0].key: not a string"), "{err}");
+    }
+}
+
+#[test]
 fn wrong_key_count_is_rejected() {
     let body = container(&[(ID1, KEY256)]);
     assert!(matches!(
