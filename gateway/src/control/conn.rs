@@ -11,8 +11,19 @@
 //! A request longer than [`Limits::max_request`] ends the connection. [`Table`] holds one
 //! socket's connections, at most [`Limits::max_connections`]; a new one closes the oldest.
 //! The I/O around it is `super::server`; docs/gateway-decisions.md §5 has the limits' rationale.
+//!
+//! UAPI requests and answers carry keys in hex (issue 11, property 10; docs/design.md §5), so the
+//! request and the answer live only in zeroizing buffers, wiped when dropped. The request buffer
+//! grows by copying into a new zeroizing buffer (never by reallocation, which would free the old
+//! block unwiped), and never past [`Limits::max_request`] + 1 bytes: at most 16 × 256 KiB per
+//! control socket, plus one buffer while it is copied.
 
 use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+/// The first capacity of a request buffer: a typical request fits, a `wg setconf` grows it.
+const FIRST_CAPACITY: usize = 1024;
 
 /// Where a request ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,10 +92,13 @@ impl Dropped {
     }
 }
 
+/// A request or an answer (it may hold keys).
+pub type Message = Zeroizing<Vec<u8>>;
+
 #[derive(Debug)]
 enum Phase {
-    Reading(Vec<u8>),
-    Writing { out: Vec<u8>, sent: usize },
+    Reading(Message),
+    Writing { out: Message, sent: usize },
 }
 
 /// One connection's progress and deadline.
@@ -98,7 +112,7 @@ impl Conn {
     /// A connection accepted at `now`.
     pub fn new(now: Instant, limits: &Limits) -> Self {
         Self {
-            phase: Phase::Reading(Vec::new()),
+            phase: Phase::Reading(Message::default()),
             deadline: now + limits.request_time,
         }
     }
@@ -121,14 +135,19 @@ impl Conn {
     /// Takes `bytes` from the client: `Ok(Some(request))` once the request is complete, `Ok(None)`
     /// while it is not, `Err` if it is too large. Bytes after a complete request are ignored,
     /// as are bytes that arrive while the answer is written.
-    pub fn received(&mut self, bytes: &[u8], limits: &Limits) -> Result<Option<Vec<u8>>, Dropped> {
+    pub fn received(&mut self, bytes: &[u8], limits: &Limits) -> Result<Option<Message>, Dropped> {
         let Phase::Reading(buf) = &mut self.phase else {
             return Ok(None);
         };
         let from = buf.len();
-        buf.extend_from_slice(bytes);
+        // One byte past the cap tells a request that is too large; more would only be dropped.
+        let bytes = &bytes[..bytes
+            .len()
+            .min((limits.max_request + 1).saturating_sub(from))];
+        append(buf, bytes, limits.max_request + 1);
         match limits.framing.complete(buf, from) {
             Some(n) if n <= limits.max_request => {
+                // The bytes past `n` stay in the spare capacity, which is wiped with the rest.
                 buf.truncate(n);
                 Ok(Some(std::mem::take(buf)))
             }
@@ -140,7 +159,7 @@ impl Conn {
 
     /// The client half-closed while its request was being read: what arrived is the request
     /// (`None` if nothing did, or the request was complete already).
-    pub fn ended(&mut self) -> Option<Vec<u8>> {
+    pub fn ended(&mut self) -> Option<Message> {
         match &mut self.phase {
             Phase::Reading(buf) if !buf.is_empty() => Some(std::mem::take(buf)),
             _ => None,
@@ -148,7 +167,7 @@ impl Conn {
     }
 
     /// Starts writing `answer` at `now`.
-    pub fn respond(&mut self, now: Instant, answer: Vec<u8>, limits: &Limits) {
+    pub fn respond(&mut self, now: Instant, answer: Message, limits: &Limits) {
         self.phase = Phase::Writing {
             out: answer,
             sent: 0,
@@ -174,6 +193,23 @@ impl Conn {
             Phase::Reading(_) => false,
         }
     }
+}
+
+/// Appends `bytes` to `buf`. When they do not fit, `buf` is copied into a new buffer, twice as
+/// large but at most `cap` (or what is needed, if more), and the old one is wiped as it drops: a
+/// `Vec` grown in place would free its old block unwiped.
+fn append(buf: &mut Message, bytes: &[u8], cap: usize) {
+    let needed = buf.len() + bytes.len();
+    if needed > buf.capacity() {
+        let capacity = (2 * buf.capacity())
+            .max(FIRST_CAPACITY)
+            .min(cap)
+            .max(needed);
+        let mut grown = Message::new(Vec::with_capacity(capacity));
+        grown.extend_from_slice(buf);
+        *buf = grown;
+    }
+    buf.extend_from_slice(bytes);
 }
 
 /// One socket's open connections, oldest first, with whatever the I/O side keeps for each.

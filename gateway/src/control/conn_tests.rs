@@ -1,10 +1,15 @@
 //! The connection state machine on a simulated clock: framing, size cap, whole-phase deadlines,
-//! partial writes, and the table's eviction of the oldest connection.
+//! partial writes, the table's eviction of the oldest connection, and the request buffer's bound.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use super::*;
+
+/// `bytes` as a request or an answer.
+fn message(bytes: &[u8]) -> Message {
+    Zeroizing::new(bytes.to_vec())
+}
 
 const LIMITS: Limits = Limits {
     framing: Framing::BlankLine,
@@ -25,16 +30,16 @@ fn a_request_ends_at_its_blank_line_even_split_across_reads() {
     let mut c = Conn::new(t, &LIMITS);
     assert_eq!(c.received(b"get=1\n", &LIMITS), Ok(None));
     let request = c.received(b"\nignored", &LIMITS).unwrap().unwrap();
-    assert_eq!(request, b"get=1\n\n");
+    assert_eq!(*request, b"get=1\n\n");
     let mut c = Conn::new(t, &LIMITS);
-    assert_eq!(c.received(b"\n", &LIMITS), Ok(Some(b"\n".to_vec())));
+    assert_eq!(c.received(b"\n", &LIMITS), Ok(Some(message(b"\n"))));
 
     let mut h = Conn::new(t, &HTTP);
     for byte in b"GET /metrics HTTP/1.0\r\n\r" {
         assert_eq!(h.received(&[*byte], &HTTP), Ok(None));
     }
     let request = h.received(b"\nbody", &HTTP).unwrap().unwrap();
-    assert_eq!(request, b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(*request, b"GET /metrics HTTP/1.0\r\n\r\n");
 }
 
 #[test]
@@ -42,7 +47,7 @@ fn a_half_closed_client_has_sent_its_request() {
     let mut c = Conn::new(Instant::now(), &LIMITS);
     assert_eq!(c.ended(), None, "nothing arrived");
     c.received(b"status", &LIMITS).unwrap();
-    assert_eq!(c.ended(), Some(b"status".to_vec()));
+    assert_eq!(c.ended(), Some(message(b"status")));
 }
 
 #[test]
@@ -83,7 +88,7 @@ fn the_answer_has_its_own_deadline_and_is_written_in_parts() {
     let mut c = Conn::new(t, &LIMITS);
     c.received(b"status\n\n", &LIMITS).unwrap().unwrap();
     let answered = t + Duration::from_millis(1900);
-    c.respond(answered, b"0123456789".to_vec(), &LIMITS);
+    c.respond(answered, message(b"0123456789"), &LIMITS);
     assert!(!c.is_reading());
     assert_eq!(c.deadline(), answered + LIMITS.response_time);
     assert!(!c.wrote(4));
@@ -119,11 +124,39 @@ fn expired_connections_leave_the_table() {
     table.admit(t + Duration::from_secs(1), "new");
     let (conn, _) = table.get_mut(1).unwrap();
     conn.received(b"status\n\n", &LIMITS).unwrap();
-    conn.respond(t + Duration::from_secs(1), b"x".to_vec(), &LIMITS);
+    conn.respond(t + Duration::from_secs(1), message(b"x"), &LIMITS);
     assert_eq!(table.next_deadline(), Some(t + LIMITS.request_time));
     assert!(table.expire(t + Duration::from_millis(1999)).is_empty());
     assert_eq!(table.expire(t + LIMITS.request_time), ["slow"]);
     assert_eq!(table.next_deadline(), Some(t + Duration::from_secs(3)));
     assert_eq!(table.expire(t + Duration::from_secs(3)), ["new"]);
     assert!(table.is_empty());
+}
+
+#[test]
+fn the_request_buffer_never_grows_past_the_cap() {
+    let limits = Limits {
+        max_request: 256 << 10,
+        ..LIMITS
+    };
+    let mut c = Conn::new(Instant::now(), &limits);
+    let capacity = |c: &Conn| match &c.phase {
+        Phase::Reading(buf) => buf.capacity(),
+        Phase::Writing { out, .. } => out.capacity(),
+    };
+    let chunk = [b'a'; 4096];
+    for _ in 0..(256 >> 2) {
+        assert_eq!(c.received(&chunk, &limits), Ok(None));
+        assert!(
+            capacity(&c) <= limits.max_request + 1,
+            "capacity {}",
+            capacity(&c)
+        );
+    }
+    assert_eq!(c.received(&chunk, &limits), Err(Dropped::TooLarge));
+    assert!(
+        capacity(&c) <= limits.max_request + 1,
+        "capacity {}",
+        capacity(&c)
+    );
 }

@@ -175,7 +175,7 @@ fn wireguard_peers(t: &mut Text, peers: &[&PeerStatus]) {
     );
     t.per_peer_map(
         peers,
-        ("qgw_peer_handshake_failures_total", c, "Handshake failures: timeout (attempt retransmitted), gave_up, hybrid_abandoned, hybrid_rejected."),
+        ("qgw_peer_handshake_failures_total", c, "Handshake failures: timeout (attempt retransmitted), gave_up, hybrid_abandoned, hybrid_rejected, hybrid_key_mismatch."),
         "reason",
         |p| &p.handshake_failures,
     );

@@ -5,6 +5,11 @@
 //! goes first), and the connections the daemon cuts off are counted in [`Drops`]. The answers
 //! come from an [`Answer`] (the daemon's: `crate::daemon::control`).
 //!
+//! UAPI requests and answers carry keys (issue 11, property 10): the chunk each read lands in is
+//! wiped when the connection's turn ends, the request and the answer are [`Message`]s (zeroizing
+//! buffers) from the read to the last byte written, and what a connection holds is wiped when it
+//! is closed, whether done, evicted, timed out or too large.
+//!
 //! | socket | framing | request | request in within | answer out within | connections |
 //! |---|---|---|---|---|---|
 //! | status | blank line | 256 KiB | 2 s | 2 s | 16 |
@@ -22,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{debug, warn};
+use zeroize::Zeroizing;
 
 use super::Listener;
-use super::conn::{Dropped, Framing, Limits, Table};
+use super::conn::{Dropped, Framing, Limits, Message, Table};
 use super::metrics::Metrics;
 
 /// Time for a whole request to arrive, and for a whole answer to be taken.
@@ -99,8 +105,9 @@ impl Drops {
 
 /// Where answers come from.
 pub trait Answer {
-    /// The complete answer to `request` on `socket` (it may be empty: nothing is sent then).
-    fn answer(&mut self, socket: Socket, request: &[u8]) -> Vec<u8>;
+    /// The complete answer to `request` on `socket` (it may be empty: nothing is sent then),
+    /// wiped once written.
+    fn answer(&mut self, socket: Socket, request: &[u8]) -> Message;
 }
 
 /// A bound control socket.
@@ -336,9 +343,10 @@ impl Endpoint {
         let Some((conn, stream)) = self.conns.get_mut(i) else {
             return Next::Keep;
         };
-        let mut buf = [0u8; 4096];
+        // Wiped on return; each request is copied out of it into its connection's buffer.
+        let mut buf = Zeroizing::new([0u8; 4096]);
         while conn.is_reading() {
-            let request = match stream.io().read(&mut buf) {
+            let request = match stream.io().read(&mut *buf) {
                 Ok(0) => match conn.ended() {
                     Some(r) => r,
                     None => return Next::Close,

@@ -20,13 +20,13 @@ const BOUND: Duration = Duration::from_secs(10);
 struct Echo;
 
 impl Answer for Echo {
-    fn answer(&mut self, socket: Socket, request: &[u8]) -> Vec<u8> {
+    fn answer(&mut self, socket: Socket, request: &[u8]) -> Message {
         if request == b"big\n\n" {
-            return vec![b'x'; 16 << 20];
+            return Zeroizing::new(vec![b'x'; 16 << 20]);
         }
         let mut out = format!("{} answer to ", socket.label()).into_bytes();
         out.extend_from_slice(request);
-        out
+        Zeroizing::new(out)
     }
 }
 

@@ -165,7 +165,7 @@ pub struct PeerStatus {
     #[serde(default)]
     pub handshakes: u64,
     /// Handshake failures by reason: `timeout` (an attempt retransmitted), `gave_up`,
-    /// `hybrid_abandoned`, `hybrid_rejected`.
+    /// `hybrid_abandoned`, `hybrid_rejected`, `hybrid_key_mismatch`.
     #[serde(default)]
     pub handshake_failures: BTreeMap<String, u64>,
     /// Whether a session that may send exists now.

@@ -5,6 +5,10 @@
 //! counters); a `wg set` goes to the packet thread as a [`Command`] and waits for its answer there.
 //! The packet thread never waits for this thread, and this thread never waits for a client: the
 //! only waits here are bounded waits for the packet thread (a refreshed status, a `wg set`).
+//!
+//! Every answer is a zeroizing [`Message`]: a UAPI `get=1` answer holds the private key (issue 11,
+//! property 10). The UAPI's zeroizing answer becomes one without a copy, and of a `set=1` only the
+//! `errno=` line is logged.
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -15,6 +19,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use zeroize::Zeroizing;
+
+use crate::control::conn::Message;
 use crate::control::metrics::{Metrics, Route};
 use crate::control::server::{Answer, Drops, Listening, Server, Socket};
 use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status};
@@ -230,33 +237,34 @@ struct Answers {
 }
 
 impl Answer for Answers {
-    fn answer(&mut self, socket: Socket, request: &[u8]) -> Vec<u8> {
+    fn answer(&mut self, socket: Socket, request: &[u8]) -> Message {
         match socket {
             Socket::Status => self.status(request),
             Socket::Uapi => self.uapi(request),
             Socket::Metrics => {
                 let age = self.shared.published.age();
                 let status = self.shared.status(&self.drops);
-                Metrics::answer(Route::parse(request), &status, age)
+                Zeroizing::new(Metrics::answer(Route::parse(request), &status, age))
             }
         }
     }
 }
 
 impl Answers {
-    fn status(&self, request: &[u8]) -> Vec<u8> {
+    fn status(&self, request: &[u8]) -> Message {
         let answer = match std::str::from_utf8(request).map(str::trim) {
             Ok("status") => {
                 serde_json::to_string(&self.shared.status(&self.drops)).unwrap_or_default()
             }
             _ => "{\"error\":\"unknown request\"}".to_owned(),
         };
-        (answer + "\n").into_bytes()
+        Zeroizing::new((answer + "\n").into_bytes())
     }
 
-    fn uapi(&self, request: &[u8]) -> Vec<u8> {
+    /// `request` (keys and all) is the server's zeroizing buffer, read here in place.
+    fn uapi(&self, request: &[u8]) -> Message {
         let Ok(request) = std::str::from_utf8(request) else {
-            return format!("errno={}\n\n", uapi::EINVAL).into_bytes();
+            return Zeroizing::new(format!("errno={}\n\n", uapi::EINVAL).into_bytes());
         };
         let device = Device {
             private_key: &self.shared.private_key,
@@ -267,7 +275,7 @@ impl Answers {
             tracing::info!(answer = answer.trim(), "UAPI set");
         }
         // The answer's bytes move out without a copy; the emptied string is wiped on drop.
-        std::mem::take(&mut *answer).into_bytes()
+        Zeroizing::new(std::mem::take(&mut *answer).into_bytes())
     }
 }
 
