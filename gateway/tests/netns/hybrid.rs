@@ -158,6 +158,7 @@ pub fn start_sites_opts(
         peer,
         top,
         env,
+        no_endpoint: false,
     };
     let pair_options = PairOptions {
         mtu: Some(1200),

@@ -22,6 +22,8 @@ pub struct SiteSetup<'a> {
     pub top: &'a str,
     /// Extra environment of the daemon (e.g. `NOTIFY_SOCKET`).
     pub env: &'a [(&'a str, &'a str)],
+    /// No `endpoint:` for the peer: this site never initiates and waits for the other.
+    pub no_endpoint: bool,
 }
 
 /// How to set up a pair; the defaults are a 1420-byte tunnel, IPv4 only, no PSK.
@@ -132,6 +134,7 @@ fn write_qgw_config(
         peer_pub,
         peer_extra: &peer_extra,
         top: s.top,
+        endpoint: !s.no_endpoint,
     };
     lab.write(&format!("{site}.yaml"), &config.yaml())
 }
@@ -170,9 +173,10 @@ pub fn start_wireguard_go_pair(lab: &mut Lab, o: PairOptions<'_>) -> Pair {
         peer,
         top,
         env,
+        no_endpoint,
     } = o.b;
     assert!(
-        interface.is_empty() && peer.is_empty() && top.is_empty() && env.is_empty(),
+        interface.is_empty() && peer.is_empty() && top.is_empty() && env.is_empty() && !no_endpoint,
         "site b is wireguard-go: it takes no qgw configuration"
     );
     // Interface names are unique per test: the UAPI sockets in /var/run/wireguard are global.

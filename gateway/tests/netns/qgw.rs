@@ -56,6 +56,8 @@ pub struct QgwSite<'a> {
     pub peer_extra: &'a str,
     /// Top-level YAML appended after the peers (e.g. a `metrics:` section).
     pub top: &'a str,
+    /// The peer has an `endpoint:` (without one this site only answers).
+    pub endpoint: bool,
 }
 
 impl QgwSite<'_> {
@@ -83,10 +85,13 @@ impl QgwSite<'_> {
             s += &format!("  {l}\n");
         }
         s += &format!(
-            "peers:\n  - name: peer\n    public_key: \"{}\"\n    allowed_ips: [{}]\n    endpoint: 10.200.0.{peer}:51820\n",
+            "peers:\n  - name: peer\n    public_key: \"{}\"\n    allowed_ips: [{}]\n",
             self.peer_pub,
             allowed.join(", ")
         );
+        if self.endpoint {
+            s += &format!("    endpoint: 10.200.0.{peer}:51820\n");
+        }
         for l in self.peer_extra.lines() {
             s += &format!("    {l}\n");
         }
