@@ -14,11 +14,12 @@
 //! | `wire.rs` | fragment header, MAC, fragmentation | §4 |
 //! | `body.rs` | Init / Response / EpochRequest / Reject bodies, transcripts | §5 |
 //! | `pair.rs` | `K_pair`, `pair_id`, identities | §3 |
-//! | `reassembly.rs` | bounded reassembly | §4 step 5 |
+//! | `reassembly.rs` | bounded reassembly that replays cannot disturb | §4 step 5 |
+//! | `freshness.rs` | timestamp replay defence, across restarts and clock steps | §5.3, §6.2, §7 |
 //! | `outbox.rs` | what the peer hands back, bounded | §6 |
 //! | `shared.rs` | the state both roles share: keys, ratchet, signatures, installs | §6, §9 |
 //! | `peer.rs` | the public per-peer machine, dispatching to its role | §6 |
-//! | `master.rs`, `slave.rs` | each role's state and processing | §6.1, §6.2 |
+//! | `master.rs`, `master/answers.rs`, `slave.rs` | each role's state and processing | §6.1, §6.2 |
 
 mod body;
 pub mod constants;

@@ -29,7 +29,8 @@ pub const INTERFACE_AUTH_REASONS: [&str; 5] = [
 ];
 
 /// Hybrid drop reasons that mean an authentication failure of a hybrid message.
-pub const HYBRID_AUTH_REASONS: [&str; 4] = ["bad_mac", "bad_signature", "replay", "bad_confirm"];
+pub const HYBRID_AUTH_REASONS: [&str; 5] =
+    ["bad_mac", "bad_signature", "replay", "stale", "bad_confirm"];
 
 /// What the node knows about one peer right now (cheap to build at every evaluation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
