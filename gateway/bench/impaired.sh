@@ -10,21 +10,26 @@
 #
 # For every profile (clean; 2 % loss + 20 ms delay; 1 % loss + 25 % reordering) and round:
 #   1. wireguard-go at both sites, iperf3 TCP a -> b for -t seconds;
-#   2. qgw at both sites (hybrid: on, qkd.policy: required, rekey_after_seconds: 10, each site's
-#      KME from qkd-kme-sim over ETSI 014 + mutual TLS), the same iperf3, then numbered UDP probe
-#      streams both ways (probe.py, 100/s each) across several rotations; every lost probe is
-#      matched against the relay's own drop log, and the rest is split into "within 1 s of an
-#      epoch install at either site" and "elsewhere" (epoch times from the audit logs).
-# Each phase gets a fresh relay with the same seed. Prints one RESULT line per phase and a table.
+#   2. qgw at both sites (hybrid: on, qkd.policy: required, rekey_after_seconds: 10, a master and
+#      b slave, each site's KME from qkd-kme-sim over ETSI 014 + mutual TLS), the same iperf3,
+#      then numbered UDP probe streams both ways (probe.py, 100/s each) across several rotations;
+#      every lost probe is matched against the relay's own drop log, and the rest is split into
+#      "within 1 s of an epoch install at either site" and "elsewhere" (epoch times from the
+#      audit logs, which are verified at the end of the phase).
+# Each phase gets a fresh relay with the same seed. Prints one RESULT line per phase and the
+# tables (bench_report.py impaired); everything stays in the results directory.
 #
-#   sudo gateway/bench/impaired.sh [-t SECS] [-n ROUNDS] [-p PROFILES] [-P PROBE_SECS] [-o DIR] [-B]
+#   sudo gateway/bench/impaired.sh [-t SECS] [-n ROUNDS] [-p PROFILES] [-P SECS] [-C CC] [-o DIR] [-B]
 #   sudo gateway/bench/impaired.sh cleanup      # remove what a killed run left behind
 #
-# -t iperf3 seconds (20)   -n rounds (1)   -p comma list of clean,loss2-delay20,loss1-reorder25
-# -P probe seconds per qgw phase (35)   -o results directory (default: a new /tmp/qgw-impaired.*)
-# -C TCP congestion control of the iperf3 stream (cubic: Linux's default, loss-sensitive; this
-# VM's host default is bbr, which shrugs off random loss)   -B skip the release build.  Traffic stays inside the namespaces this script creates; every
-# process it starts is bounded in time and ended by PID on exit (also on failure or Ctrl-C).
+#   -t  iperf3 seconds per phase (20)        -n  rounds (1)
+#   -p  comma list of clean,loss2-delay20,loss1-reorder25 (all)
+#   -P  probe seconds per qgw phase (35)     -o  results directory (default: new /tmp/qgw-impaired.*)
+#   -C  congestion control of the iperf3 stream (cubic, Linux's default and loss-sensitive; the
+#       development VM's own default is bbr, which shrugs off random loss)
+#   -B  skip the release build
+# Traffic stays inside the namespaces this script creates; every process it starts is bounded in
+# time and ended by PID on exit (also on failure or Ctrl-C).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -158,7 +163,7 @@ make_keys() {
   )
 }
 
-qgw_config() { # site peer tunnel-addr peer-tunnel endpoint kme audit-log -> stdout
+qgw_config() { # site peer tunnel-addr peer-tunnel endpoint kme audit-log role -> stdout
   local s=$1 p=$2
   cat << EOF
 interface:
@@ -182,7 +187,7 @@ peers:
     allowed_ips: [$4/32]
     hybrid: on
     mldsa_public_key_file: $WD/$p.mldsa.pub
-    qkd: { peer_sae_id: SAE_${p^^}, policy: required }
+    qkd: { peer_sae_id: SAE_${p^^}, policy: required, role: $8 }
     rekey_after_seconds: $REKEY
 audit:
   path: $7
@@ -303,8 +308,8 @@ run_qgw() { # tag profile seed round
   log "$tag: qgw (hybrid, qkd required, rekey ${REKEY}s), $2"
   start_relay "$tag" "$2" "$3"
   rm -f "$OUT/$tag".audit-*.jsonl*
-  qgw_config a b $TN_A $TN_B $RL_A:$PORT 127.0.0.1:8441 "$OUT/$tag.audit-a.jsonl" > "$WD/site-a.yaml"
-  qgw_config b a $TN_B $TN_A $RL_B:$PORT $KL_A:8442 "$OUT/$tag.audit-b.jsonl" > "$WD/site-b.yaml"
+  qgw_config a b $TN_A $TN_B $RL_A:$PORT 127.0.0.1:8441 "$OUT/$tag.audit-a.jsonl" master > "$WD/site-a.yaml"
+  qgw_config b a $TN_B $TN_A $RL_B:$PORT $KL_A:8442 "$OUT/$tag.audit-b.jsonl" slave > "$WD/site-b.yaml"
   local s
   for s in a b; do "$BIN/qgw" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"; done
   local life=$((DUR + PROBE_SECS + 120))
@@ -361,7 +366,7 @@ fi
 while getopts ":t:n:p:P:o:C:Bh" opt; do
   case "$opt" in
     t) DUR=$OPTARG ;; n) ROUNDS=$OPTARG ;; p) PROFILES=$OPTARG ;; P) PROBE_SECS=$OPTARG ;; C) CC=$OPTARG ;;
-    o) OUT=$OPTARG ;; B) BUILD=0 ;; h) sed -n '2,29p' "$0"; exit 0 ;;
+    o) OUT=$OPTARG ;; B) BUILD=0 ;; h) sed -n '2,32p' "$0"; exit 0 ;;
     *) die "bad option; see -h" ;;
   esac
 done
