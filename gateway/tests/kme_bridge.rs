@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gateway::daemon::KmeBridge;
 use gateway::hybrid::{QkdFailure, RequestId};
-use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId};
+use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId, Prefetched};
 use netns::kme::{Kmes, start_sim, write_pki};
 use qkd_link::{ClientConfig, RetryPolicy, SaeId};
 
@@ -76,6 +76,7 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     };
     let fetch = KmeOp::Fetch {
         slave: sae("SAE_B"),
+        prefetched: Prefetched::Use,
     };
     master.submit(request(0, 7, fetch));
     let fetched = wait(&master);

@@ -126,6 +126,22 @@ impl Prefetcher {
         }
     }
 
+    /// Drops every buffered key (zeroized) and has the driver fetch anew. For when the slave's
+    /// KME refused a key from this buffer (`dec_keys` answered 400, ETSI GS QKD 014 §5.3): the
+    /// KMEs lost their stock or their synchronisation, and the keys fetched with or before it
+    /// are suspect. A fetch already under way still adds its keys.
+    pub fn discard(&self) {
+        let wanted = {
+            let mut pool = self.shared.pool();
+            pool.clear();
+            pool.wanted()
+        };
+        self.shared.metrics.set_buffer_level(0);
+        if wanted > 0 {
+            self.shared.wake_driver.notify_one();
+        }
+    }
+
     /// Keys currently buffered.
     pub fn level(&self) -> usize {
         self.shared.pool().len()

@@ -1,5 +1,6 @@
 //! The master-side prefetch buffer against the simulator: keys are ready before they are needed,
-//! each is handed out once, the slave recovers the same bytes, and the buffer refills.
+//! each is handed out once, the slave recovers the same bytes, the buffer refills, and a discarded
+//! buffer is refilled with keys fetched after it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -85,6 +86,30 @@ async fn dry_link_empties_the_buffer_and_take_times_out() {
     let m = master.metrics().snapshot();
     assert_eq!(m.buffer_level, 0);
     assert!(m.errors_of(qkd_link::ErrorKind::ServiceUnavailable) >= 1);
+    drop(p);
+    h.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_discarded_buffer_hands_out_only_keys_fetched_after_it() {
+    let h = Harness::default().await;
+    let master = Arc::new(h.master());
+    let mut cfg = PrefetchConfig::new(sae("SAE_B"));
+    cfg.capacity = 4;
+    cfg.low_water = 1;
+    cfg.batch = 4;
+    let p = Prefetcher::spawn(Arc::clone(&master), cfg);
+    wait_for_level(&p, 4).await;
+    let before = master.metrics().snapshot().keys_fetched;
+    p.discard();
+    let key = p.take(Duration::from_secs(5)).await.expect("a fresh key");
+    let after = master.metrics().snapshot().keys_fetched;
+    assert!(
+        after >= before + 4,
+        "no new batch: {before} -> {after} keys fetched"
+    );
+    wait_for_level(&p, 3).await;
+    let _ = key;
     drop(p);
     h.sim.shutdown().await;
 }

@@ -20,7 +20,7 @@ use qkd_link::{
 use tokio::sync::mpsc;
 
 use crate::hybrid::{QkdFailure, QkdResult};
-use crate::node::{KmeOp, KmeReply, KmeRequest};
+use crate::node::{KmeOp, KmeReply, KmeRequest, Prefetched};
 
 /// Why the KME thread could not start.
 #[derive(Debug, thiserror::Error)]
@@ -149,10 +149,15 @@ async fn run(
     timeout: Duration,
 ) -> KmeReply {
     let result = match &request.op {
-        KmeOp::Fetch { slave } => match pools.get(slave) {
-            Some(pool) => (pool.take(timeout).await)
-                .ok_or(QkdFailure::Unavailable)
-                .and_then(|k| material(vec![k], client.metrics())),
+        KmeOp::Fetch { slave, prefetched } => match pools.get(slave) {
+            Some(pool) => {
+                if *prefetched == Prefetched::Discard {
+                    pool.discard();
+                }
+                (pool.take(timeout).await)
+                    .ok_or(QkdFailure::Unavailable)
+                    .and_then(|k| material(vec![k], client.metrics()))
+            }
             None => Err(QkdFailure::Unavailable),
         },
         KmeOp::Resolve { master, key_ids } => {

@@ -16,7 +16,7 @@ use super::constants::{
     VERIFY_RATE_PER_SECOND,
 };
 use super::freshness::Freshness;
-use super::outbox::{QkdOp, QkdRequest, RequestId};
+use super::outbox::{Prefetched, QkdOp, QkdRequest, RequestId};
 use super::shared::Shared;
 use super::wire::{self, Datagram, Kind};
 use super::{HybridEvent, QkdPolicy, QkdResult};
@@ -76,6 +76,8 @@ pub(super) struct MasterState {
     phase: Phase,
     /// Set after a slave's QKD refusal under `preferred`: the next Init goes without QKD.
     skip_qkd_once: bool,
+    /// Set after the slave's KME refused a key of this side's: the next key is fetched anew.
+    prefetched: Prefetched,
     /// Set when the next exchange must start from the genesis chain key (§9).
     genesis_next: bool,
     last_timestamp: Option<[u8; 12]>,
@@ -95,6 +97,7 @@ impl MasterState {
         Self {
             phase: Phase::Idle,
             skip_qkd_once: false,
+            prefetched: Prefetched::Use,
             genesis_next: false,
             last_timestamp: None,
             requests: Freshness::new(started, CLOCK_SKEW_TOLERANCE),
@@ -135,7 +138,9 @@ impl MasterState {
             let request = s.new_request_id();
             s.out.ask(QkdRequest {
                 id: request,
-                op: QkdOp::Fetch,
+                op: QkdOp::Fetch {
+                    prefetched: std::mem::replace(&mut self.prefetched, Prefetched::Use),
+                },
             });
             self.phase = Phase::AwaitingQkd {
                 request,

@@ -42,7 +42,7 @@ mod test_pair;
 mod tests;
 
 pub use body::{RejectReason, RequestReason};
-pub use outbox::{QkdOp, QkdRequest, RequestId};
+pub use outbox::{Prefetched, QkdOp, QkdRequest, RequestId};
 pub use pair::{PairKeys, identity};
 pub use peer::{HybridPeer, HybridSettings, PeerKeys};
 pub use stats::HybridStats;

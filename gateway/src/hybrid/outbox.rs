@@ -20,11 +20,26 @@ const MAX_EVENTS: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
+/// Whether a master's key may come from keys fetched before the request (the daemon's prefetch
+/// buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetched {
+    /// Yes: the usual case.
+    Use,
+    /// No: the slave's KME refused a key this side fetched, so the keys fetched with or before it
+    /// are suspect (the KMEs lost their stock or their synchronisation, ETSI GS QKD 014 §5.3's
+    /// 400 on `dec_keys`). Drop them and fetch anew.
+    Discard,
+}
+
 /// What to ask the site's KME (ETSI GS QKD 014 §5.2, §5.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QkdOp {
     /// Master: one fresh key shared with the peer's SAE (`enc_keys`, or the prefetch pool).
-    Fetch,
+    Fetch {
+        /// Whether a prefetched key may serve.
+        prefetched: Prefetched,
+    },
     /// Slave: the keys the master named (`dec_keys` with the master's SAE).
     Resolve {
         /// The key IDs from the Init.

@@ -174,7 +174,7 @@ fn drain(
     while let Some(request) = from.poll_qkd_request() {
         progressed = true;
         let result = match request.op {
-            QkdOp::Fetch => kme.fetch(),
+            QkdOp::Fetch { .. } => kme.fetch(),
             QkdOp::Resolve { key_ids } => kme.resolve(&key_ids),
         };
         from.handle_qkd_result(now, request.id, result);

@@ -123,7 +123,12 @@ fn a_key_id_unknown_to_the_slave_kme_is_refused_and_required_makes_no_epoch() {
     pair.master.handle_timeout(pair.now);
     // Take the master's request by hand so the key never reaches the slave KME.
     let request = pair.master.poll_qkd_request().expect("asked for a key");
-    assert_eq!(request.op, QkdOp::Fetch);
+    assert_eq!(
+        request.op,
+        QkdOp::Fetch {
+            prefetched: Prefetched::Use
+        }
+    );
     let unknown = KeyId::parse("00000000-0000-4000-8000-00000000dead").expect("uuid");
     let material = QkdMaterial::new(vec![unknown], SecretVec::new(vec![9; 32])).expect("valid");
     pair.master

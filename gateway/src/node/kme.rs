@@ -9,7 +9,7 @@ use keymix::KeyId;
 use qkd_link::SaeId;
 
 use super::{Node, PeerId};
-use crate::hybrid::{QkdResult, RequestId};
+use crate::hybrid::{Prefetched, QkdResult, RequestId};
 
 /// What to ask the KME.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub enum KmeOp {
     Fetch {
         /// The peer gateway's SAE ID.
         slave: SaeId,
+        /// Whether a prefetched key may serve.
+        prefetched: Prefetched,
     },
     /// Slave: the keys the master fetched (`dec_keys`).
     Resolve {

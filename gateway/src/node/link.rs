@@ -92,7 +92,7 @@ impl Node {
         while let Some(request) = hybrid.poll_qkd_request() {
             moved = true;
             let op = match (request.op, slot.peer_sae.clone()) {
-                (QkdOp::Fetch, Some(slave)) => KmeOp::Fetch { slave },
+                (QkdOp::Fetch { prefetched }, Some(slave)) => KmeOp::Fetch { slave, prefetched },
                 (QkdOp::Resolve { key_ids }, Some(master)) => KmeOp::Resolve { master, key_ids },
                 // No SAE ID (configuration refuses QKD without one): no key, at once.
                 (_, None) => {

@@ -58,6 +58,7 @@ pub use self::peers::{MAX_STAGED, PeerId};
 use self::peers::{PeerSlot, Peers, SlotContext};
 pub use self::receive::{Dropped, Received};
 use crate::error::{DropReason, Error};
+pub use crate::hybrid::Prefetched;
 use crate::proto::allowed_ips::AllowedIps;
 use crate::proto::constants::{COOKIE_REPLY_LEN, KEY_LEN};
 use crate::proto::cookie::CookieChecker;

@@ -1,15 +1,20 @@
 //! Simulated KMEs with ETSI GS QKD 014 semantics: one KME per site, linked to every other; a key the
 //! master's KME hands out (`enc_keys`, §5.2) waits in the pair's pool for the slave's SAE and is
 //! served exactly once by the slave's KME (`dec_keys`, §5.3), then gone. Faults: a KME can be down
-//! (503), answers take a random latency, and a slave's KME can hand out wrong bytes for the right
-//! key ID (a broken link: the exchange must refuse it at key confirmation).
+//! (503), answers take a random latency, a slave's KME can hand out wrong bytes for the right
+//! key ID (a broken link: the exchange must refuse it at key confirmation), and the KMEs can lose
+//! every key not yet served (a restart without persistent storage, or a resynchronisation).
+//!
+//! A master's `Fetch` is served as the daemon serves it: from a prefetch buffer of keys the master
+//! fetched earlier, in batches (`qkd_link::Prefetcher`), when [`Kmes::prefetch`] is set; a
+//! `Fetch` that says the buffered keys are suspect empties the buffer first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use gateway::hybrid::{QkdFailure, QkdResult};
 use gateway::node::testing::Site;
-use gateway::node::{KmeOp, KmeReply, KmeRequest};
+use gateway::node::{KmeOp, KmeReply, KmeRequest, Prefetched};
 use keymix::{KeyId, QkdMaterial, SecretVec};
 use qkd_link::SaeId;
 
@@ -31,6 +36,10 @@ pub struct Kmes {
     pub issued: u64,
     /// Keys served by `dec_keys` (each at most once).
     pub served: u64,
+    /// The master side's prefetch batch (0: every `Fetch` is an `enc_keys` of its own).
+    pub prefetch: usize,
+    /// Keys a master holds in its prefetch buffer: (master SAE, slave SAE) → keys, oldest first.
+    buffered: BTreeMap<(SaeId, SaeId), VecDeque<QkdMaterial>>,
 }
 
 impl Kmes {
@@ -43,7 +52,15 @@ impl Kmes {
             wrong_keys: 0.0,
             issued: 0,
             served: 0,
+            prefetch: 0,
+            buffered: BTreeMap::new(),
         }
+    }
+
+    /// The KMEs lose every key not yet served (both ends); the masters' prefetch buffers, which
+    /// are in the gateways' memory, keep theirs.
+    pub fn lose_keys(&mut self) {
+        self.pools.clear();
     }
 
     /// `site`'s KME answers `request` (issued at `now`): the reply and when it arrives.
@@ -59,13 +76,40 @@ impl Kmes {
             Err(QkdFailure::Unavailable)
         } else {
             match &request.op {
-                KmeOp::Fetch { slave } => Ok(self.enc_keys(dice, site.sae(), slave.clone())),
+                KmeOp::Fetch { slave, prefetched } => {
+                    Ok(self.fetch(dice, site.sae(), slave.clone(), *prefetched))
+                }
                 KmeOp::Resolve { master, key_ids } => {
                     self.dec_keys(dice, master.clone(), site.sae(), key_ids)
                 }
             }
         };
         (at, request.reply(result))
+    }
+
+    /// A master's key: the oldest buffered one, the buffer refilled by a batch when empty.
+    fn fetch(
+        &mut self,
+        dice: &mut Dice,
+        master: SaeId,
+        slave: SaeId,
+        prefetched: Prefetched,
+    ) -> QkdMaterial {
+        if self.prefetch == 0 {
+            return self.enc_keys(dice, master, slave);
+        }
+        let pair = (master.clone(), slave.clone());
+        if prefetched == Prefetched::Discard {
+            self.buffered.remove(&pair);
+        }
+        if self.buffered.get(&pair).is_none_or(VecDeque::is_empty) {
+            let batch = (0..self.prefetch)
+                .map(|_| self.enc_keys(dice, master.clone(), slave.clone()))
+                .collect();
+            self.buffered.insert(pair.clone(), batch);
+        }
+        (self.buffered.get_mut(&pair).and_then(VecDeque::pop_front))
+            .unwrap_or_else(|| unreachable!("refilled above"))
     }
 
     fn enc_keys(&mut self, dice: &mut Dice, master: SaeId, slave: SaeId) -> QkdMaterial {

@@ -11,7 +11,7 @@ use super::super::constants::{
     CLOCK_SKEW_TOLERANCE, EPOCH_REQUEST_INTERVAL, REQUESTED_EPOCH_MIN_AGE,
 };
 use super::super::shared::Shared;
-use super::super::{HybridDrop, HybridEvent, Progress, QkdPolicy};
+use super::super::{HybridDrop, HybridEvent, Prefetched, Progress, QkdPolicy};
 use super::{MasterState, Phase, newest_epoch_settled};
 use crate::proto::constants::{REKEY_ATTEMPT_TIME, REKEY_TIMEOUT};
 
@@ -108,6 +108,10 @@ impl MasterState {
         });
         self.phase = Phase::Idle;
         self.genesis_next |= genesis;
+        if reject.reason == RejectReason::QkdRefused {
+            // The slave's KME does not know the key: those fetched with it are suspect too.
+            self.prefetched = Prefetched::Discard;
+        }
         match reject.reason {
             RejectReason::ChainMismatch => {
                 self.genesis_next = true;
