@@ -82,6 +82,40 @@ fn traffic_flows_within_a_second_of_a_crashed_site_restarting() {
     }
 }
 
+/// The same with the shortest rotation, the crash coming right after an epoch: the master's last
+/// WireGuard initiation is then less than REKEY_TIMEOUT old when the restarted site's epoch is
+/// installed, and that spacing rule must not hold back the new epoch's handshake.
+#[test]
+fn traffic_flows_within_a_second_of_a_restart_right_after_a_rotation() {
+    let config = |me| hybrid_pair(me, QkdPolicy::Required, Duration::from_secs(5));
+    for crashed in [A, B] {
+        let mut w = World::new(5);
+        w.add(A, config(A));
+        w.add(B, config(B));
+        let now = w.now;
+        first_after(&mut w, now, 12);
+        // Run on until the master installs an epoch, then crash at once.
+        let installs = |w: &World| w.check.epochs(w.index(A), PeerId::new(0)).len();
+        let before = installs(&w);
+        for _ in 0..200 {
+            if installs(&w) > before {
+                break;
+            }
+            w.run_for(Duration::from_millis(50));
+        }
+        assert!(installs(&w) > before, "no rotation within 10 s");
+        let i = w.index(crashed);
+        w.crash(i);
+        w.run_for(Duration::from_millis(500));
+        let up = w.now;
+        w.restart(i, config(crashed));
+        assert_within(
+            &format!("{crashed:?} restarted right after a rotation"),
+            first_after(&mut w, up, 3),
+        );
+    }
+}
+
 #[test]
 fn plain_peers_with_an_endpoint_handshake_at_start() {
     let mut w = World::new(3);

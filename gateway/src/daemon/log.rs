@@ -25,8 +25,16 @@ fn session(peer: &str, e: &Event) {
             psk_id,
             initiator,
         } => {
+            // `epoch` is WireGuard's session number; the hybrid epoch is in the `epoch_in_use`
+            // audit record and `qgw status`.
             let psk_id = psk_id.map_or(0, |id| id.get());
-            info!(peer, epoch, psk_id, initiator, "session confirmed")
+            info!(
+                peer,
+                session = epoch,
+                psk_id,
+                initiator,
+                "session confirmed"
+            )
         }
         Event::HandshakeGaveUp => warn!(peer, "handshake gave up"),
         Event::KeysZeroed => info!(peer, "keys zeroed"),

@@ -45,6 +45,11 @@ pub struct Peer {
     /// The timestamp of the last initiation sent.
     pub(super) last_timestamp_sent: Option<[u8; TIMESTAMP_LEN]>,
     pub(super) want_handshake: bool,
+    /// The wanted handshake carries a hybrid PSK installed since the last initiation: it goes at
+    /// once. The REKEY_TIMEOUT spacing between initiations (§6.4) is for retransmitting an
+    /// unanswered handshake, and each new PSK comes from a whole signed exchange, itself bounded
+    /// (docs/protocol.md §6.1 step 1), so this adds no initiation flood.
+    pub(super) fresh_psk: bool,
     pub(super) retry_due: bool,
     pub(super) want_keepalive: bool,
     pub(super) keys: KeyRing,
@@ -79,6 +84,7 @@ impl Peer {
             greatest_timestamp: [0; TIMESTAMP_LEN],
             last_timestamp_sent: None,
             want_handshake: false,
+            fresh_psk: false,
             retry_due: false,
             // A persistent keepalive is due at once: it brings the tunnel up after a (re)start.
             want_keepalive: persistent_keepalive.is_some_and(|d| !d.is_zero()),
@@ -123,6 +129,7 @@ impl Peer {
     /// for that handshake now. Live sessions and a handshake already on the wire keep their PSK.
     pub fn install_hybrid_psk(&mut self, now: Instant, fresh: HybridPsk, start: bool) {
         if self.keying.install(fresh).is_ok() && start {
+            self.fresh_psk = true;
             self.want_handshake(now);
         }
     }
@@ -207,7 +214,8 @@ impl Peer {
         // Only a handshake that poll_transmit could send makes a deadline (never a busy loop).
         let can_send =
             self.want_handshake && self.keying.may_initiate() && self.endpoint.get().is_some();
-        let rate_gate = can_send
+        // A fresh PSK's handshake has no gate: the next poll_transmit sends it.
+        let rate_gate = (can_send && !self.fresh_psk)
             .then_some(self.last_initiation_sent.map(|t| t + REKEY_TIMEOUT))
             .flatten();
         [self.timers.next_deadline(), rate_gate]
@@ -223,6 +231,7 @@ impl Peer {
         if due.gave_up {
             self.stats.handshake_gave_up += 1;
             self.want_handshake = false;
+            self.fresh_psk = false;
             self.retry_due = false;
             if let Some(p) = self.pending.take() {
                 indices.release(p.local_index);
@@ -269,7 +278,7 @@ impl Peer {
         }
         if self.want_handshake
             && self.keying.may_initiate()
-            && (self.retry_due || may_initiate(self.last_initiation_sent, now))
+            && (self.retry_due || self.fresh_psk || may_initiate(self.last_initiation_sent, now))
         {
             let retry = std::mem::take(&mut self.retry_due);
             if let Some(len) = self.write_initiation(now, cx, out, retry) {

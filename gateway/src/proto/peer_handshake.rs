@@ -45,6 +45,7 @@ impl Peer {
         }
         self.cookies.stamp(now, msg, &self.remote.mac1_key);
         self.want_handshake = false;
+        self.fresh_psk = false;
         self.last_initiation_sent = Some(now);
         self.last_timestamp_sent = Some(ts);
         let jitter_ms = u64::from(cx.rng.next_u32()) % REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64;
