@@ -32,8 +32,8 @@
 # time and ended by PID on exit (also on failure or Ctrl-C).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-BIN="$repo/target/release"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$here/lib.sh" # repo, BIN; log/die, start/stop_pid, cleanup, keys, KME, qgw configs, wireguard-go
 
 NS_A=qgwimp-a NS_M=qgwimp-m NS_B=qgwimp-b
 UL_A=10.210.1.1 RL_A=10.210.1.2 RL_B=10.210.2.1 UL_B=10.210.2.2
@@ -46,9 +46,8 @@ PROBE_WIRE=$((16 + (28 + PROBE_SIZE + 15) / 16 * 16 + 16))
 
 DUR=20 ROUNDS=1 PROBE_SECS=35 BUILD=1 OUT="" CC=cubic
 PROFILES="clean,loss2-delay20,loss1-reorder25"
-
-log() { printf '[impaired %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BENCH_NAME=impaired BENCH_NS=("$NS_A" "$NS_M" "$NS_B") QGW_IF=qgwimp
+BENCH_STALE=(/var/run/wireguard/wgimp-a.sock /var/run/wireguard/wgimp-b.sock)
 
 profile_args() { # name -> impair_relay options
   case "$1" in
@@ -59,140 +58,14 @@ profile_args() { # name -> impair_relay options
   esac
 }
 
-# ------------------------------------------------------------------ processes and cleanup
-WD="" NS_MADE=0
-declare -a PIDS=()
-start() { # NS LOG CMD...: run CMD in NS in the background, record its PID in $last
-  local ns=$1 out=$2
-  shift 2
-  ip netns exec "$ns" "$@" < /dev/null > "$out" 2>&1 &
-  last=$!
-  PIDS+=("$last")
-}
-in_our_ns() { ip netns identify "$1" 2> /dev/null | grep -qxE "$NS_A|$NS_M|$NS_B"; }
-stop_pid() { # PID: TERM, up to 5 s, then KILL; only PIDs this script started, and only while they
-  local p=$1 _ # still run in one of its namespaces (so a recycled PID is never hit)
-  if ! kill -0 "$p" 2> /dev/null || ! in_our_ns "$p"; then
-    wait "$p" 2> /dev/null || true
-    return 0
-  fi
-  kill -TERM "$p" 2> /dev/null || true
-  for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2> /dev/null || true
-  wait "$p" 2> /dev/null || true
-}
-our_ns() { ip netns list | awk '{print $1}' | grep -xE "$NS_A|$NS_M|$NS_B" || true; }
-remove_namespaces() {
-  local ns p
-  for ns in $(our_ns); do
-    # Whatever still runs in these namespaces was started by this script (or a killed run of it).
-    for p in $(ip netns pids "$ns" 2> /dev/null); do stop_pid "$p"; done
-    ip netns del "$ns" 2> /dev/null || true
-  done
-  rm -f /var/run/wireguard/wgimp-a.sock /var/run/wireguard/wgimp-b.sock
-}
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  [[ $NS_MADE == 1 ]] && remove_namespaces
-  [[ -n "$WD" ]] && rm -rf "$WD" # keys and configs; results stay in $OUT
-  [[ $rc -ne 0 ]] && log "failed (exit $rc); logs in $OUT"
-  exit "$rc"
-}
-
 # ------------------------------------------------------------------ set-up
-build() {
-  log "cargo build --release: qgw, qkd-kme-sim (feature sim), example impair_relay"
-  (cd "$repo" && nice -n 10 cargo build --release --locked -q -p gateway --bin qgw --example impair_relay \
-    && nice -n 10 cargo build --release --locked -q -p qkd-link --features sim --bin qkd-kme-sim)
-}
-
-veth() { # NS1 IF1 ADDR1 NS2 IF2 ADDR2
-  ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
-  ip -n "$1" addr add "$3/24" dev "$2"
-  ip -n "$4" addr add "$6/24" dev "$5"
-  ip -n "$1" link set "$2" up
-  ip -n "$4" link set "$5" up
-}
-
 setup_namespaces() {
-  [[ -z "$(our_ns)" ]] || die "namespaces of an earlier run exist: $0 cleanup"
-  NS_MADE=1
-  local ns
-  for ns in $NS_A $NS_M $NS_B; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+  make_namespaces
   veth $NS_A impa $UL_A $NS_M impma $RL_A
   veth $NS_M impmb $RL_B $NS_B impb $UL_B
   veth $NS_A impka $KL_A $NS_B impkb $KL_B
   # The middle namespace only relays UDP: no forwarding between its two links.
   ip netns exec $NS_M sysctl -qw net.ipv4.ip_forward=0
-}
-
-start_kme() {
-  "$BIN/qkd-kme-sim" pki --out "$WD/pki" --san $KL_A > /dev/null
-  cat > "$WD/kme.yaml" << EOF
-pki_dir: pki
-ca: ca.pem
-admin:
-  listen: 127.0.0.1:8440
-limits: { key_size: 256, min_key_size: 64, max_key_size: 1024, max_key_per_request: 16, max_sae_id_count: 0 }
-kmes:
-  - { id: KME_A, listen: "127.0.0.1:8441", saes: [SAE_A], cert: kme_a.pem, key: kme_a.key }
-  - { id: KME_B, listen: "$KL_A:8442", saes: [SAE_B], cert: kme_b.pem, key: kme_b.key }
-links:
-  - { kmes: [KME_A, KME_B], secret_key_rate_bps: 500000, max_key_count: 100000, initial_key_count: 2000 }
-EOF
-  start $NS_A "$OUT/kme.log" timeout -k 5 "$MAX_LIFE" "$BIN/qkd-kme-sim" serve --config "$WD/kme.yaml"
-  local _
-  for _ in $(seq 100); do grep -q '^ready' "$OUT/kme.log" && return 0; sleep 0.1; done
-  die "KME simulator did not start: $(tail -n 3 "$OUT/kme.log")"
-}
-
-make_keys() {
-  (
-    umask 077
-    local s
-    for s in a b; do
-      "$BIN/qgw" genkey > "$WD/$s.key"
-      "$BIN/qgw" pubkey < "$WD/$s.key" > "$WD/$s.pub"
-      "$BIN/qgw" genkey --mldsa > "$WD/$s.mldsa"
-      "$BIN/qgw" pubkey --mldsa < "$WD/$s.mldsa" > "$WD/$s.mldsa.pub"
-    done
-  )
-}
-
-qgw_config() { # site peer tunnel-addr peer-tunnel endpoint kme audit-log role -> stdout
-  local s=$1 p=$2
-  cat << EOF
-interface:
-  name: qgwimp-$s
-  address: $3/24
-  listen_port: $PORT
-  private_key_file: $WD/$s.key
-  mldsa_private_key_file: $WD/$s.mldsa
-  mtu: $MTU
-  uapi: false
-qkd:
-  kme_url: https://$6
-  sae_id: SAE_${s^^}
-  ca_file: $WD/pki/ca.pem
-  cert_file: $WD/pki/sae_$s.pem
-  key_file: $WD/pki/sae_$s.key
-peers:
-  - name: site-$p
-    public_key: "$(cat "$WD/$p.pub")"
-    endpoint: $5
-    allowed_ips: [$4/32]
-    hybrid: on
-    mldsa_public_key_file: $WD/$p.mldsa.pub
-    qkd: { peer_sae_id: SAE_${p^^}, policy: required, role: $8 }
-    rekey_after_seconds: $REKEY
-audit:
-  path: $7
-  checkpoint_seconds: 5
-EOF
 }
 
 # ------------------------------------------------------------------ one phase
@@ -228,15 +101,6 @@ rtt_ms() { # tag -> average ping RTT through the tunnel, ms (20 pings; the outpu
   awk -F/ '/^rtt|^round-trip/ {print $5}' "$OUT/$1.ping"
 }
 
-tunnel_up() { # seconds: ping a -> b until it answers
-  local deadline=$((SECONDS + $1))
-  while ((SECONDS < deadline)); do
-    ip netns exec $NS_A ping -c 1 -W 1 $TN_B > /dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
-}
-
 IPERF_RESULT=""
 iperf() { # tag -> IPERF_RESULT="status=ok|fail mbps=X retr=Y"
   start $NS_B "$OUT/$1.iperf-server.log" timeout -k 5 $((DUR + 40)) iperf3 -s -1 -p 5201
@@ -261,17 +125,9 @@ run_wireguard_go() { # tag profile seed round
   local tag=$1
   log "$tag: wireguard-go, $2"
   start_relay "$tag" "$2" "$3"
-  local s ns peer ep addr d
-  for s in a b; do
-    if [[ $s == a ]]; then ns=$NS_A peer=b ep=$RL_A addr=$TN_A d=$TN_B; else ns=$NS_B peer=a ep=$RL_B addr=$TN_B d=$TN_A; fi
-    start "$ns" "$OUT/$tag.wg-$s.log" env LOG_LEVEL=error timeout -k 5 $((DUR + 90)) "$WGGO" -f "wgimp-$s"
-    local _
-    for _ in $(seq 50); do ip netns exec "$ns" wg show "wgimp-$s" > /dev/null 2>&1 && break; sleep 0.1; done
-    ip netns exec "$ns" wg set "wgimp-$s" private-key "$WD/$s.key" listen-port $PORT \
-      peer "$(cat "$WD/$peer.pub")" allowed-ips "$d/32" endpoint "$ep:$PORT"
-    ip -n "$ns" addr add "$addr/24" dev "wgimp-$s"
-    ip -n "$ns" link set "wgimp-$s" mtu $MTU up
-  done
+  local s
+  wg_go_up a wgimp-a $RL_A error $((DUR + 90)) "$OUT/$tag.wg-a.log"
+  wg_go_up b wgimp-b $RL_B error $((DUR + 90)) "$OUT/$tag.wg-b.log"
   local wg_pids=("${PIDS[@]: -2}")
   tunnel_up 30 || die "$tag: no wireguard-go tunnel in 30 s"
   local rtt; rtt=$(rtt_ms "$tag")
@@ -308,14 +164,12 @@ run_qgw() { # tag profile seed round
   log "$tag: qgw (hybrid, qkd required, rekey ${REKEY}s), $2"
   start_relay "$tag" "$2" "$3"
   rm -f "$OUT/$tag".audit-*.jsonl*
-  qgw_config a b $TN_A $TN_B $RL_A:$PORT 127.0.0.1:8441 "$OUT/$tag.audit-a.jsonl" master > "$WD/site-a.yaml"
-  qgw_config b a $TN_B $TN_A $RL_B:$PORT $KL_A:8442 "$OUT/$tag.audit-b.jsonl" slave > "$WD/site-b.yaml"
-  local s
-  for s in a b; do "$BIN/qgw" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"; done
-  local life=$((DUR + PROBE_SECS + 120))
-  start $NS_A "$OUT/$tag.qgw-a.log" timeout -k 5 $life "$BIN/qgw" up --config "$WD/site-a.yaml"
+  qgw_config a $RL_A "$OUT/$tag.audit-a.jsonl" $REKEY
+  qgw_config b $RL_B "$OUT/$tag.audit-b.jsonl" $REKEY
+  local s life=$((DUR + PROBE_SECS + 120))
+  qgw_up a "$OUT/$tag.qgw-a.log" $life
   local qa=$last
-  start $NS_B "$OUT/$tag.qgw-b.log" timeout -k 5 $life "$BIN/qgw" up --config "$WD/site-b.yaml"
+  qgw_up b "$OUT/$tag.qgw-b.log" $life
   local qb=$last
   local t0=$SECONDS
   tunnel_up 90 || die "$tag: no qgw tunnel in 90 s; see $OUT/$tag.qgw-a.log"
@@ -329,9 +183,7 @@ run_qgw() { # tag profile seed round
   probe_phase "$tag"
   sleep 1 # the relay's drop log and stats are flushed every 250 ms
   for s in a b; do
-    local ns=$NS_A
-    [[ $s == b ]] && ns=$NS_B
-    ip netns exec $ns "$BIN/qgw" status "qgwimp-$s" --json > "$OUT/$tag.status-$s.json" 2>&1 || true
+    ip netns exec "$(ns_of "$s")" "$BIN/qgw" status "qgwimp-$s" --json > "$OUT/$tag.status-$s.json" 2>&1 || true
   done
   stop_pid "$qa"
   stop_pid "$qb"
@@ -358,11 +210,7 @@ run_qgw() { # tag profile seed round
 }
 
 # ------------------------------------------------------------------ main
-if [[ "${1:-}" == cleanup ]]; then
-  [[ $EUID -eq 0 ]] || die "run as root"
-  remove_namespaces
-  exit 0
-fi
+cleanup_command "$@"
 while getopts ":t:n:p:P:o:C:Bh" opt; do
   case "$opt" in
     t) DUR=$OPTARG ;; n) ROUNDS=$OPTARG ;; p) PROFILES=$OPTARG ;; P) PROBE_SECS=$OPTARG ;; C) CC=$OPTARG ;;
@@ -376,18 +224,16 @@ grep -qw -- "$CC" /proc/sys/net/ipv4/tcp_available_congestion_control || die "-C
 [[ "$PROBE_SECS" =~ ^[0-9]+$ && $PROBE_SECS -ge 5 && $PROBE_SECS -le 600 ]] || die "-P must be 5..600"
 for p in ${PROFILES//,/ }; do profile_args "$p" > /dev/null; done
 [[ $EUID -eq 0 ]] || die "run as root (network namespaces, TUN)"
-for b in ip iperf3 jq wg python3 ping ss timeout; do command -v $b > /dev/null || die "missing $b"; done
-WGGO="${RIG_WIREGUARD_GO_BIN:-$(command -v wireguard-go || true)}" # as ../shared/bench/tunnel-rig.sh
-[[ -n "$WGGO" ]] || die "wireguard-go not found (apt-get install wireguard-go, or RIG_WIREGUARD_GO_BIN)"
+need ip iperf3 jq wg python3 ping ss timeout
+find_wireguard_go
 n_prof=$(tr ',' '\n' <<< "$PROFILES" | grep -c .)
 MAX_LIFE=$((ROUNDS * n_prof * (2 * DUR + PROBE_SECS + 200) + 300))
 
 [[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/qgw-impaired.XXXXXX)"
 mkdir -p "$OUT"
 WD="$(mktemp -d /tmp/qgw-impaired-keys.XXXXXX)"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-[[ $BUILD == 1 ]] && build
+arm_cleanup
+[[ $BUILD == 1 ]] && build_release impair_relay
 for b in qgw qkd-kme-sim examples/impair_relay; do [[ -x "$BIN/$b" ]] || die "missing $BIN/$b (drop -B)"; done
 : > "$OUT/results.txt"
 # Is sch_netem really missing? (The relay is used either way: reproducible everywhere.)
@@ -397,7 +243,8 @@ ip netns exec $NS_M tc qdisc add dev impma root netem delay 1ms 2> /dev/null && 
 ip netns exec $NS_M tc qdisc del dev impma root 2> /dev/null || true
 echo "META date=$(date -u +%FT%TZ) kernel=$(uname -r) cores=$(nproc) netem=$netem qgw=$(git -C "$repo" rev-parse --short HEAD) wireguard_go=$("$WGGO" --version | awk 'NR==1{print $2}') dur=$DUR rounds=$ROUNDS probe_s=$PROBE_SECS probe_rate=$PROBE_RATE probe_wire=$PROBE_WIRE rekey=$REKEY tcp_cc=$CC loadavg=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT/results.txt"
 make_keys
-start_kme
+kme_config $KL_A
+kme_start "$OUT/kme.log" "$MAX_LIFE"
 seed=0
 for ((round = 1; round <= ROUNDS; round++)); do
   for profile in ${PROFILES//,/ }; do

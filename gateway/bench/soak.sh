@@ -28,174 +28,38 @@
 # is bounded in time and ended by PID on exit (also on failure or Ctrl-C).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-BIN="$repo/target/release"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$here/lib.sh" # repo, BIN; log/die, start/stop_pid/child_of, cleanup, keys, KME, qgw configs
 
 NS_A=qgwsoak-a NS_B=qgwsoak-b
 UL_A=10.220.0.1 UL_B=10.220.0.2 TN_A=10.201.0.1 TN_B=10.201.0.2
 PORT=51820 REKEY=5 MTU=1420 IPERF_RATE=20M
 MARKER="QGWSOAKMARK!" # 12 bytes: ping -p repeats it, the UDP stream fills its payload with it
 RECOVERY=30           # seconds after a restart in which lost packets are expected
-
-log() { printf '[soak %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BENCH_NAME=soak BENCH_NS=("$NS_A" "$NS_B") QGW_IF=qgwsoak OUT=""
 
 # ------------------------------------------------------------------ processes and cleanup
-WD="" OUT="" NS_MADE=0
-declare -a PIDS=()
-start() { # NS LOG CMD...: CMD in NS in the background, its PID in $last
-  local ns=$1 out=$2
-  shift 2
-  ip netns exec "$ns" "$@" < /dev/null > "$out" 2>&1 &
-  last=$!
-  PIDS+=("$last")
-}
-in_our_ns() { ip netns identify "$1" 2> /dev/null | grep -qxE "$NS_A|$NS_B"; }
-stop_pid() { # [SIGNAL] PID: TERM (or SIGNAL), up to 5 s, then KILL; only PIDs this script
-  local sig=TERM _ # started, and only while they run in one of its namespaces
-  [[ $# -eq 2 ]] && { sig=$1; shift; }
-  local p=$1
-  if ! kill -0 "$p" 2> /dev/null || ! in_our_ns "$p"; then
-    wait "$p" 2> /dev/null || true
-    return 0
-  fi
-  kill -"$sig" "$p" 2> /dev/null || true
-  for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2> /dev/null || true
-  wait "$p" 2> /dev/null || true
-}
-child_of() { # PID of `timeout` -> PID of the command it runs
-  local c _
-  for _ in $(seq 50); do
-    c=$(awk '{print $1}' "/proc/$1/task/$1/children" 2> /dev/null || true)
-    [[ -n "$c" ]] && { echo "$c"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
-our_ns() { ip netns list | awk '{print $1}' | grep -xE "$NS_A|$NS_B" || true; }
-remove_namespaces() {
-  local ns p
-  for ns in $(our_ns); do
-    # Whatever still runs in these namespaces was started by this script (or a killed run of it).
-    for p in $(ip netns pids "$ns" 2> /dev/null); do stop_pid "$p"; done
-    ip netns del "$ns" 2> /dev/null || true
-  done
-}
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  local p
+cleanup_hook() { # run first by cleanup(), the EXIT trap
   # The iperf3 loop is this shell's own child: end it only while it still is.
   if [[ -n "$LOOP_PID" ]] && [[ "$(ps -o ppid= -p "$LOOP_PID" 2> /dev/null | tr -d ' ')" == "$$" ]]; then
     kill "$LOOP_PID" 2> /dev/null
   fi
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  [[ $NS_MADE == 1 ]] && remove_namespaces
-  [[ -n "$WD" ]] && rm -rf "$WD" # keys, configs, FIFOs; results stay in $OUT
-  [[ $rc -ne 0 ]] && log "failed (exit $rc); logs in $OUT"
-  exit "$rc"
 }
 
 # ------------------------------------------------------------------ set-up
 setup() {
-  [[ -z "$(our_ns)" ]] || die "namespaces of an earlier run exist: $0 cleanup"
-  NS_MADE=1
-  ip netns add $NS_A
-  ip netns add $NS_B
-  ip link add soaka netns $NS_A type veth peer name soakb netns $NS_B
-  ip -n $NS_A addr add $UL_A/24 dev soaka
-  ip -n $NS_B addr add $UL_B/24 dev soakb
-  local ns
-  for ns in $NS_A $NS_B; do ip -n "$ns" link set lo up; done
-  ip -n $NS_A link set soaka up
-  ip -n $NS_B link set soakb up
-  (
-    umask 077
-    local s
-    for s in a b; do
-      "$BIN/qgw" genkey > "$WD/$s.key"
-      "$BIN/qgw" pubkey < "$WD/$s.key" > "$WD/$s.pub"
-      "$BIN/qgw" genkey --mldsa > "$WD/$s.mldsa"
-      "$BIN/qgw" pubkey --mldsa < "$WD/$s.mldsa" > "$WD/$s.mldsa.pub"
-    done
-  )
-  cp "$WD/a.mldsa.pub" "$WD/b.mldsa.pub" "$OUT/" # public keys, for re-verifying the audit logs
-  "$BIN/qkd-kme-sim" pki --out "$WD/pki" --san $UL_A > /dev/null
-  cat > "$WD/kme.yaml" << EOF
-pki_dir: pki
-ca: ca.pem
-admin:
-  listen: 127.0.0.1:8440
-limits: { key_size: 256, min_key_size: 64, max_key_size: 1024, max_key_per_request: 16, max_sae_id_count: 0 }
-kmes:
-  - { id: KME_A, listen: "127.0.0.1:8441", saes: [SAE_A], cert: kme_a.pem, key: kme_a.key }
-  - { id: KME_B, listen: "$UL_A:8442", saes: [SAE_B], cert: kme_b.pem, key: kme_b.key }
-links:
-  - { kmes: [KME_A, KME_B], secret_key_rate_bps: 500000, max_key_count: 100000, initial_key_count: 2000 }
-EOF
-  local s p
-  for s in a b; do
-    p=b
-    [[ $s == b ]] && p=a
-    local tn=$TN_A ptn=$TN_B ep=$UL_B kme=127.0.0.1:8441 role=master
-    [[ $s == b ]] && tn=$TN_B ptn=$TN_A ep=$UL_A kme=$UL_A:8442 role=slave
-    cat > "$WD/site-$s.yaml" << EOF
-interface:
-  name: qgwsoak-$s
-  address: $tn/24
-  listen_port: $PORT
-  private_key_file: $WD/$s.key
-  mldsa_private_key_file: $WD/$s.mldsa
-  mtu: $MTU
-  uapi: false
-qkd:
-  kme_url: https://$kme
-  sae_id: SAE_${s^^}
-  ca_file: $WD/pki/ca.pem
-  cert_file: $WD/pki/sae_$s.pem
-  key_file: $WD/pki/sae_$s.key
-peers:
-  - name: site-$p
-    public_key: "$(cat "$WD/$p.pub")"
-    endpoint: $ep:$PORT
-    allowed_ips: [$ptn/32]
-    hybrid: on
-    mldsa_public_key_file: $WD/$p.mldsa.pub
-    qkd: { peer_sae_id: SAE_${p^^}, policy: required, role: $role }
-    rekey_after_seconds: $REKEY
-audit:
-  path: $OUT/audit-$s.jsonl
-  checkpoint_seconds: 5
-EOF
-    "$BIN/qgw" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"
-  done
+  pair_setup soaka soakb
+  qgw_config a $UL_B "$OUT/audit-a.jsonl" $REKEY
+  qgw_config b $UL_A "$OUT/audit-b.jsonl" $REKEY
 }
 
 KME_PID="" LOOP_PID=""
 declare -A QGW=() WRAP=() # site -> qgw PID, PID of its timeout wrapper
-start_kme() {
-  start $NS_A "$OUT/kme-$1.log" timeout -k 5 "$LIFE" "$BIN/qkd-kme-sim" serve --config "$WD/kme.yaml"
-  KME_PID=$last
-  local _
-  for _ in $(seq 100); do grep -q '^ready' "$OUT/kme-$1.log" && return 0; sleep 0.1; done
-  die "KME simulator did not start: $(tail -n 3 "$OUT/kme-$1.log")"
-}
+start_kme() { kme_start "$OUT/kme-$1.log" "$LIFE"; } # life-number
 start_qgw() { # site life-number
-  local ns=$NS_A
-  [[ $1 == b ]] && ns=$NS_B
-  start "$ns" "$OUT/qgw-$1-$2.log" timeout -k 5 "$LIFE" "$BIN/qgw" up --config "$WD/site-$1.yaml"
+  qgw_up "$1" "$OUT/qgw-$1-$2.log" "$LIFE"
   WRAP[$1]=$last
   QGW[$1]=$(child_of "$last") || die "qgw at site $1 did not start"
-}
-tunnel_up() { # seconds
-  local deadline=$((SECONDS + $1))
-  while ((SECONDS < deadline)); do
-    ip netns exec $NS_A ping -c 1 -W 1 $TN_B > /dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  return 1
 }
 sample() { # one CSV row per running qgw
   local now site pid
@@ -257,21 +121,14 @@ start_traffic() {
 }
 
 # ------------------------------------------------------------------ main
-if [[ "${1:-}" == cleanup ]]; then
-  [[ $EUID -eq 0 ]] || die "run as root"
-  remove_namespaces
-  exit 0
-fi
+cleanup_command "$@"
 MINUTES=${1:-10}
 RESTART=${SOAK_RESTART:-b}
 [[ $RESTART == a || $RESTART == b ]] || die "SOAK_RESTART must be a or b"
 [[ "$MINUTES" =~ ^[0-9]+$ && $MINUTES -ge 1 && $MINUTES -le 120 ]] || die "MINUTES must be 1..120"
 [[ $EUID -eq 0 ]] || die "run as root (network namespaces, TUN)"
-if ! command -v tcpdump > /dev/null; then
-  log "installing tcpdump (Debian package)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tcpdump > /dev/null
-fi
-for b in ip iperf3 jq python3 ping tcpdump timeout od; do command -v $b > /dev/null || die "missing $b"; done
+ensure_tcpdump
+need ip iperf3 jq python3 ping tcpdump timeout od
 DURATION=$((MINUTES * 60))
 SAMPLE=10 SEG=60 KME_DOWN=10
 ((DURATION < 300)) && SAMPLE=2 SEG=$((DURATION / 3)) KME_DOWN=5
@@ -281,13 +138,9 @@ OUT="${SOAK_OUT:-$(mktemp -d /tmp/qgw-soak.XXXXXX)}"
 mkdir -p "$OUT"
 rm -f "$OUT"/audit-?.jsonl*
 WD="$(mktemp -d /tmp/qgw-soak-keys.XXXXXX)"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-if [[ "${SOAK_NO_BUILD:-0}" != 1 ]]; then
-  log "cargo build --release: qgw, qkd-kme-sim (feature sim)"
-  (cd "$repo" && nice -n 10 cargo build --release --locked -q -p gateway --bin qgw \
-    && nice -n 10 cargo build --release --locked -q -p qkd-link --features sim --bin qkd-kme-sim)
-fi
+arm_cleanup
+# shellcheck disable=SC2119 # no examples to build
+[[ "${SOAK_NO_BUILD:-0}" != 1 ]] && build_release
 setup
 declare -a CAPS=() DUMPS=() TRAFFIC=()
 echo "t,elapsed_s,site,pid,rss_kb,fds,threads" > "$OUT/samples.csv"

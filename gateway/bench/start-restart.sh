@@ -56,8 +56,8 @@
 # this script's namespaces) on exit, also on failure or Ctrl-C. Nothing is ended by name.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-BIN="$repo/target/release"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$here/lib.sh" # repo, BIN; log/die, start/stop_pid/child_of, cleanup, keys, KME, qgw and wireguard-go
 
 NS_A=qgwsr-a NS_B=qgwsr-b
 VETH_A=sr-ul-a VETH_B=sr-ul-b
@@ -71,65 +71,8 @@ CAPTURE_SECS=12 AGE_SECS=6
 
 N=5 OUT="" BUILD=1 SETTLE=6 REKEY="" ROUNDS="" REPLAY_SECS=20
 PHASES="none,init@3,init@1000,exchange@1000" PARTS="qgw,wg,replay"
-
-log() { printf '[start-restart %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# ------------------------------------------------------------------ processes and cleanup
-WD="" NS_MADE=0
-declare -a PIDS=()
-start() { # NS LOG CMD...: CMD in NS in the background, its PID in $last
-  local ns=$1 out=$2
-  shift 2
-  ip netns exec "$ns" "$@" < /dev/null > "$out" 2>&1 &
-  last=$!
-  PIDS+=("$last")
-}
-in_our_ns() { ip netns identify "$1" 2> /dev/null | grep -qxE "$NS_A|$NS_B"; }
-stop_pid() { # [SIGNAL] PID: TERM (or SIGNAL), up to 5 s, then KILL; only PIDs this script
-  local sig=TERM _ # started, and only while they run in one of its namespaces
-  [[ $# -eq 2 ]] && { sig=$1; shift; }
-  local p=$1
-  if ! kill -0 "$p" 2> /dev/null || ! in_our_ns "$p"; then
-    wait "$p" 2> /dev/null || true
-    return 0
-  fi
-  kill -"$sig" "$p" 2> /dev/null || true
-  for _ in $(seq 50); do kill -0 "$p" 2> /dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2> /dev/null || true
-  wait "$p" 2> /dev/null || true
-}
-child_of() { # PID of `timeout` -> PID of the command it runs
-  local c _
-  for _ in $(seq 100); do
-    c=$(awk '{print $1}' "/proc/$1/task/$1/children" 2> /dev/null || true)
-    [[ -n "$c" ]] && { echo "$c"; return 0; }
-    sleep 0.05
-  done
-  return 1
-}
-our_ns() { ip netns list | awk '{print $1}' | grep -xE "$NS_A|$NS_B" || true; }
-remove_namespaces() {
-  local ns p
-  for ns in $(our_ns); do
-    # Whatever still runs in these namespaces was started by this script (or a killed run of it).
-    for p in $(ip netns pids "$ns" 2> /dev/null); do stop_pid "$p"; done
-    ip netns del "$ns" 2> /dev/null || true
-  done
-  # Sockets a SIGKILLed daemon leaves behind (only this script's interface names).
-  rm -f /var/run/wireguard/wgsr-a.sock /var/run/wireguard/wgsr-b.sock /run/qgw/qgwsr-a.sock /run/qgw/qgwsr-b.sock
-}
-cleanup() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  [[ $NS_MADE == 1 ]] && remove_namespaces
-  [[ -n "$WD" ]] && rm -rf "$WD" # keys, configs, helper; results stay in $OUT
-  [[ $rc -ne 0 ]] && log "failed (exit $rc); logs in $OUT"
-  exit "$rc"
-}
+BENCH_NAME=start-restart BENCH_NS=("$NS_A" "$NS_B") QGW_IF=qgwsr
+BENCH_STALE=(/var/run/wireguard/wgsr-a.sock /var/run/wireguard/wgsr-b.sock /run/qgw/qgwsr-a.sock /run/qgw/qgwsr-b.sock)
 
 # ------------------------------------------------------------------ the Python helper
 write_helper() { # $WD/sr.py: pinger, pcap decoding, replay sender, tables (standard library only)
@@ -473,93 +416,10 @@ PY
 }
 
 # ------------------------------------------------------------------ set-up
-setup() {
-  [[ -z "$(our_ns)" ]] || die "namespaces of an earlier run exist: $0 cleanup"
-  NS_MADE=1
-  ip netns add $NS_A
-  ip netns add $NS_B
-  ip link add $VETH_A netns $NS_A type veth peer name $VETH_B netns $NS_B
-  ip -n $NS_A addr add $UL_A/24 dev $VETH_A
-  ip -n $NS_B addr add $UL_B/24 dev $VETH_B
-  local ns
-  for ns in $NS_A $NS_B; do ip -n "$ns" link set lo up; done
-  ip -n $NS_A link set $VETH_A up
-  ip -n $NS_B link set $VETH_B up
-  (
-    umask 077
-    local s
-    for s in a b; do
-      "$BIN/qgw" genkey > "$WD/$s.key"
-      "$BIN/qgw" pubkey < "$WD/$s.key" > "$WD/$s.pub"
-      "$BIN/qgw" genkey --mldsa > "$WD/$s.mldsa"
-      "$BIN/qgw" pubkey --mldsa < "$WD/$s.mldsa" > "$WD/$s.mldsa.pub"
-    done
-  )
-  cp "$WD/a.mldsa.pub" "$WD/b.mldsa.pub" "$OUT/" # public keys, for verifying the audit logs later
-  "$BIN/qkd-kme-sim" pki --out "$WD/pki" --san $UL_A > /dev/null
-  cat > "$WD/kme.yaml" << EOF
-pki_dir: pki
-ca: ca.pem
-admin:
-  listen: 127.0.0.1:8440
-limits: { key_size: 256, min_key_size: 64, max_key_size: 1024, max_key_per_request: 16, max_sae_id_count: 0 }
-kmes:
-  - { id: KME_A, listen: "127.0.0.1:8441", saes: [SAE_A], cert: kme_a.pem, key: kme_a.key }
-  - { id: KME_B, listen: "$UL_A:8442", saes: [SAE_B], cert: kme_b.pem, key: kme_b.key }
-links:
-  - { kmes: [KME_A, KME_B], secret_key_rate_bps: 500000, max_key_count: 100000, initial_key_count: 2000 }
-EOF
+configs() { # tag rekey-seconds-or-empty (empty: qgw's default)
+  qgw_config a $UL_B "$OUT/$1.audit-a.jsonl" "$2"
+  qgw_config b $UL_A "$OUT/$1.audit-b.jsonl" "$2"
 }
-
-qgw_config() { # site rekey-line audit-log -> $WD/site-SITE.yaml
-  local s=$1 p=b tn=$TN_A ptn=$TN_B ep=$UL_B kme=127.0.0.1:8441 role=master
-  [[ $s == b ]] && p=a tn=$TN_B ptn=$TN_A ep=$UL_A kme=$UL_A:8442 role=slave
-  cat > "$WD/site-$s.yaml" << EOF
-interface:
-  name: qgwsr-$s
-  address: $tn/24
-  listen_port: $PORT
-  private_key_file: $WD/$s.key
-  mldsa_private_key_file: $WD/$s.mldsa
-  mtu: $MTU
-  uapi: false
-qkd:
-  kme_url: https://$kme
-  sae_id: SAE_${s^^}
-  ca_file: $WD/pki/ca.pem
-  cert_file: $WD/pki/sae_$s.pem
-  key_file: $WD/pki/sae_$s.key
-peers:
-  - name: site-$p
-    public_key: "$(cat "$WD/$p.pub")"
-    endpoint: $ep:$PORT
-    allowed_ips: [$ptn/32]
-    hybrid: on
-    mldsa_public_key_file: $WD/$p.mldsa.pub
-    qkd: { peer_sae_id: SAE_${p^^}, policy: required, role: $role }
-$2
-audit:
-  path: $3
-  checkpoint_seconds: 5
-EOF
-  "$BIN/qgw" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"
-}
-configs() { # tag rekey-seconds-or-empty
-  local line="" s
-  [[ -n "$2" ]] && line="    rekey_after_seconds: $2"
-  for s in a b; do qgw_config $s "$line" "$OUT/$1.audit-$s.jsonl"; done
-}
-
-KME_PID=""
-start_kme() {
-  start $NS_A "$OUT/kme.log" timeout -k 5 "$LIFE" "$BIN/qkd-kme-sim" serve --config "$WD/kme.yaml"
-  KME_PID=$last
-  local _
-  for _ in $(seq 100); do grep -q '^ready' "$OUT/kme.log" && return 0; sleep 0.1; done
-  die "KME simulator did not start: $(tail -n 3 "$OUT/kme.log")"
-}
-
-ns_of() { if [[ $1 == a ]]; then echo $NS_A; else echo $NS_B; fi; }
 
 # ------------------------------------------------------------------ one run's processes
 declare -A WRAP=() PROC=() # site -> PID of the timeout wrapper, of the daemon itself
@@ -571,24 +431,17 @@ event() { echo "$1 $2" >> "$EVENTS"; }
 
 start_qgw() { # site tag
   LIVES=$((LIVES + 1))
-  start "$(ns_of "$1")" "$OUT/$2.qgw-$1-$LIVES.log" timeout -k 5 $RUN_LIFE "$BIN/qgw" up --config "$WD/site-$1.yaml"
+  qgw_up "$1" "$OUT/$2.qgw-$1-$LIVES.log" $RUN_LIFE
   WRAP[$1]=$last
   PROC[$1]=$(child_of "$last") || die "qgw at site $1 did not start"
 }
 
 start_wg() { # site tag: wireguard-go, then its configuration (all part of the timed start)
-  local s=$1 ns p=b tn=$TN_A ptn=$TN_B ep=$UL_B _
-  ns=$(ns_of "$s")
-  [[ $s == b ]] && p=a tn=$TN_B ptn=$TN_A ep=$UL_A
+  local s=$1 ep=$UL_B
+  [[ $s == b ]] && ep=$UL_A
   LIVES=$((LIVES + 1))
-  start "$ns" "$OUT/$2.wg-$s-$LIVES.log" env LOG_LEVEL=verbose timeout -k 5 $RUN_LIFE "$WGGO" -f "wgsr-$s"
+  wg_go_up "$s" "wgsr-$s" $ep verbose $RUN_LIFE "$OUT/$2.wg-$s-$LIVES.log"
   WRAP[$s]=$last
-  for _ in $(seq 500); do ip netns exec "$ns" wg show "wgsr-$s" > /dev/null 2>&1 && break; sleep 0.01; done
-  ip netns exec "$ns" wg set "wgsr-$s" private-key "$WD/$s.key" listen-port $PORT \
-    peer "$(cat "$WD/$p.pub")" allowed-ips "$ptn/32" endpoint "$ep:$PORT" \
-    || die "wg set at site $s failed: $(tail -n 3 "$OUT/$2.wg-$s-$LIVES.log")"
-  ip -n "$ns" addr add "$tn/24" dev "wgsr-$s"
-  ip -n "$ns" link set "wgsr-$s" mtu $MTU up
   PROC[$s]=$(child_of "${WRAP[$s]}") || die "wireguard-go at site $s did not start"
 }
 
@@ -636,9 +489,18 @@ result() { # impl case rep secs tag
   echo "RESULT impl=$1 case=$2 rep=$3 secs=$4 run=$5" | tee -a "$OUT/results.txt" >&2
 }
 
+timed_up() { # impl up-function site event case rep tag: SITE (re)started at a recorded time T,
+  local t d # then the RESULT of CASE: seconds from T to the first echo reply after it
+  t=$EPOCHREALTIME
+  event "$4" "$t"
+  $2 "$3" "$7"
+  d=$(wait_reply "$t")
+  result "$1" "$5" "$6" "$d" "$7"
+}
+
 # One run: both sites started in ORDER (ab or ba); for ab also a restart of b, then of a.
 start_restart_run() { # impl(qgw|wireguard-go) rep order
-  local impl=$1 rep=$2 order=$3 first=${3:0:1} second=${3:1:1} tag t d s
+  local impl=$1 rep=$2 order=$3 first=${3:0:1} second=${3:1:1} tag s
   local up=start_qgw
   [[ $impl == wireguard-go ]] && up=start_wg
   tag="${impl%%-*}-r$rep-$order"
@@ -648,22 +510,14 @@ start_restart_run() { # impl(qgw|wireguard-go) rep order
   event "start_$first" "$EPOCHREALTIME"
   $up "$first" "$tag"
   sleep $GAP
-  t=$EPOCHREALTIME
-  event "start_$second" "$t"
-  $up "$second" "$tag"
-  d=$(wait_reply "$t")
-  result "$impl" "start-$first-first" "$rep" "$d" "$tag"
+  timed_up "$impl" $up "$second" "start_$second" "start-$first-first" "$rep" "$tag"
   if [[ $order == ab ]]; then
     for s in b a; do
       sleep "$SETTLE"
       event "kill_$s" "$EPOCHREALTIME"
       kill_site $s
       sleep $DOWN
-      t=$EPOCHREALTIME
-      event "restart_$s" "$t"
-      $up "$s" "$tag"
-      d=$(wait_reply "$t")
-      result "$impl" "restart-$s" "$rep" "$d" "$tag"
+      timed_up "$impl" $up "$s" "restart_$s" "restart-$s" "$rep" "$tag"
     done
   fi
   sleep 0.5
@@ -764,11 +618,7 @@ replay_run() {
 }
 
 # ------------------------------------------------------------------ main
-if [[ "${1:-}" == cleanup ]]; then
-  [[ $EUID -eq 0 ]] || die "run as root"
-  remove_namespaces
-  exit 0
-fi
+cleanup_command "$@"
 while getopts ":n:o:s:k:r:R:p:c:Bh" opt; do
   case "$opt" in
     n) N=$OPTARG ;; o) OUT=$OPTARG ;; s) SETTLE=$OPTARG ;; k) REKEY=$OPTARG ;; r) ROUNDS=$OPTARG ;;
@@ -790,28 +640,19 @@ done
 for p in ${PARTS//,/ }; do [[ $p =~ ^(qgw|wg|replay)$ ]] || die "-c: parts are qgw, wg, replay"; done
 want() { [[ ",$PARTS," == *",$1,"* ]]; }
 [[ $EUID -eq 0 ]] || die "run as root (network namespaces, TUN, raw sockets)"
-if ! command -v tcpdump > /dev/null; then
-  log "installing tcpdump (Debian package)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tcpdump > /dev/null
-fi
-for b in ip python3 tcpdump timeout awk; do command -v $b > /dev/null || die "missing $b"; done
-WGGO=""
+ensure_tcpdump
+need ip python3 tcpdump timeout awk
 if want wg; then
   command -v wg > /dev/null || die "missing wg (apt-get install wireguard-tools)"
-  WGGO="${RIG_WIREGUARD_GO_BIN:-$(command -v wireguard-go || true)}" # as impaired.sh
-  [[ -n "$WGGO" ]] || die "wireguard-go not found (apt-get install wireguard-go, or RIG_WIREGUARD_GO_BIN)"
+  find_wireguard_go
 fi
 [[ -n "$OUT" ]] || OUT="$(mktemp -d /tmp/qgw-sr.XXXXXX)"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.audit-?.jsonl*
 WD="$(mktemp -d /tmp/qgw-sr-keys.XXXXXX)"
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-if [[ $BUILD == 1 ]]; then
-  log "cargo build --release: qgw, qkd-kme-sim (feature sim)"
-  (cd "$repo" && nice -n 10 cargo build --release --locked -q -p gateway --bin qgw \
-    && nice -n 10 cargo build --release --locked -q -p qkd-link --features sim --bin qkd-kme-sim)
-fi
+arm_cleanup
+# shellcheck disable=SC2119 # no examples to build
+[[ $BUILD == 1 ]] && build_release
 for b in qgw qkd-kme-sim; do [[ -x "$BIN/$b" ]] || die "missing $BIN/$b (drop -B)"; done
 # The run uses copies: a build of the shared tree during the run cannot change the binary under it.
 mkdir "$WD/bin"
@@ -824,7 +665,7 @@ SR_LIFE=$((GAP + 3 * WAIT_UP + 2 * (SETTLE + DOWN) + 60))                       
 REPLAY_LIFE=$((WAIT_UP + CAPTURE_SECS + 2 * AGE_SECS + ROUNDS * n_ph * (REPLAY_SECS + 15) + 60)) # the replay run
 LIFE=$((2 * N * (n_qgw + n_wg) * (SR_LIFE + 10) + REPLAY_LIFE + 300))                       # the KME simulator
 write_helper
-setup
+pair_setup $VETH_A $VETH_B
 others=$(ip netns list | awk '{print $1}' | grep -vxE "$NS_A|$NS_B" | grep -E '^qgw' | sort | tr '\n' ',' | sed 's/,$//' || true)
 dirty=""
 [[ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2> /dev/null)" ]] && dirty="+dirty"
@@ -835,7 +676,7 @@ echo "META date=$(date -u +%FT%TZ) kernel=$(uname -r) cores=$(nproc) loadavg=$l1
   "qgw_sha256=$(sha256sum "$BIN/qgw" | cut -c1-12) n=$N rounds=$ROUNDS settle_s=$SETTLE gap_s=$GAP down_s=$DOWN ping_interval_s=$PING_INTERVAL" \
   "rekey=${REKEY:-120(default)} replay_rekey=$REPLAY_REKEY replay_s=$REPLAY_SECS phases=$PHASES wait_up=$WAIT_UP" \
   | tee "$OUT/results.txt" >&2
-start_kme
+kme_start "$OUT/kme.log" "$LIFE"
 t_begin=$SECONDS
 for ((rep = 1; rep <= N; rep++)); do
   for impl in qgw wireguard-go; do
