@@ -16,9 +16,16 @@
 //! **Pure parsers** hand their result to [`black_box`]: a parse whose result is unused has no
 //! effect, so the optimizer removes it whole, and the fuzzer then runs nothing (before, the
 //! `message` and `ip_packet` bodies compiled to an empty function and reached 16 edges).
+//!
+//! **Node bodies** ([`datagram`], [`uapi_request`]) start every input from the same state, a node
+//! built afresh, so that a crash replays from its input alone. What does not depend on that node
+//! is built once per process ([`start`]: the start instant and the peer's real messages), and the
+//! X25519 operations the fresh node repeats come from a memo in fuzz builds (`cfg(fuzzing)`,
+//! `proto/crypto_memo.rs`: a pure function, so the results are the same, only faster).
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -75,33 +82,61 @@ fn from_tunnel(node: &mut Node, now: Instant, packet: &[u8]) {
     let _ = node.handle_tun_packet(now, &mut buf, packet.len());
 }
 
-/// Node `a` with peer `b`, and real messages from `b`: `[initiation, response-to-a's-initiation,
-/// transport]` (some may be empty).
-fn fixture(t0: Instant) -> (Node, [Vec<u8>; 3]) {
+/// What every input of the node bodies starts from, built once per process.
+#[derive(Debug)]
+struct Start {
+    /// The instant every input's node starts at.
+    t0: Instant,
+    /// Real messages from `b` to `a`: `[initiation, response to a's initiation, transport]`.
+    bases: [Vec<u8>; 3],
+}
+
+/// The process's [`Start`]: `b` and `a` handshake both ways, `b` sends a packet.
+fn start() -> &'static Start {
+    static START: OnceLock<Start> = OnceLock::new();
+    START.get_or_init(|| {
+        let t0 = Instant::now();
+        let mut b = node(t0, plain(B, &[A], false), 2);
+        from_tunnel(&mut b, t0, &ipv4(B.ip(1), A.ip(1), b"b to a"));
+        let init = next(&mut b, t0);
+        let (_, mut a_init, mut a_resp) = a_side(t0, &init);
+        // b's response to a's initiation.
+        let _ = b.handle_datagram(t0, A.addr(), &mut a_init);
+        let resp = next(&mut b, t0);
+        // a's response completes b's handshake, so b sends its staged packet in the new session.
+        let _ = b.handle_datagram(t0, A.addr(), &mut a_resp);
+        let transport = next(&mut b, t0);
+        Start {
+            t0,
+            bases: [init, resp, transport],
+        }
+    })
+}
+
+/// Node `a` with peer `b` at `t0`, after `a` sent its initiation to `b` and answered `b`'s
+/// `initiation`; returns `a` with what it sent (`[initiation, response]`). Seeded, so the same
+/// every time: `b`'s response in [`Start`] answers the initiation of every such `a`.
+fn a_side(t0: Instant, initiation: &[u8]) -> (Node, Vec<u8>, Vec<u8>) {
     let mut a = node(t0, plain(A, &[B], false), 1);
-    let mut b = node(t0, plain(B, &[A], false), 2);
-    from_tunnel(&mut b, t0, &ipv4(B.ip(1), A.ip(1), b"b to a"));
-    let init = next(&mut b, t0);
-    // b's response to an initiation of a's (a initiates towards b too).
     from_tunnel(&mut a, t0, &ipv4(A.ip(1), B.ip(1), b"a to b"));
-    let mut a_init = next(&mut a, t0);
-    let _ = b.handle_datagram(t0, A.addr(), &mut a_init);
-    let resp = next(&mut b, t0);
-    // Complete b's own handshake with a, so b sends its staged packet under the new session.
-    let mut init_copy = init.clone();
-    let _ = a.handle_datagram(t0, B.addr(), &mut init_copy);
-    let mut r = next(&mut a, t0);
-    let _ = b.handle_datagram(t0, A.addr(), &mut r);
-    let transport = next(&mut b, t0);
-    (a, [init, resp, transport])
+    let init = next(&mut a, t0);
+    let _ = a.handle_datagram(t0, B.addr(), &mut initiation.to_vec());
+    let resp = next(&mut a, t0);
+    (a, init, resp)
+}
+
+/// A fresh node `a` for one input, and the [`Start`] it belongs to.
+fn fixture() -> (Node, &'static Start) {
+    let s = start();
+    (a_side(s.t0, &s.bases[0]).0, s)
 }
 
 /// Feeds `data` to a node's datagram entry point. `data[0]` picks a base: 0–2 overlay the rest
 /// onto a real initiation, response or transport message (so mutations get past the parser),
 /// anything else sends the rest raw; then the rest is also tried as a tunnel packet.
 pub fn datagram(data: &[u8]) {
-    let t0 = Instant::now();
-    let (mut a, bases) = fixture(t0);
+    let (mut a, Start { t0, bases }) = fixture();
+    let t0 = *t0;
     let (mode, rest) = data.split_first().map_or((255, data), |(m, r)| (*m, r));
     let mut d = match bases.get(usize::from(mode)) {
         Some(base) => {
@@ -146,19 +181,23 @@ impl Target for Local<'_> {
 
 /// Feeds `data` as a UAPI request to a node with one peer.
 pub fn uapi_request(data: &[u8]) {
-    let t0 = Instant::now();
-    let (mut a, _) = fixture(t0);
+    let (mut a, s) = fixture();
+    let t0 = s.t0;
     let key = Secret::new([1; 32]);
-    let device = Device {
-        private_key: &key,
-        listen_port: 51820,
-    };
     let answer = uapi::handle(
         &String::from_utf8_lossy(data),
-        &device,
+        &device(&key),
         &mut Local(&mut a, t0),
     );
     assert!(answer.ends_with("\n\n"));
+}
+
+/// The device the UAPI bodies answer for.
+fn device(private_key: &Secret<32>) -> Device<'_> {
+    Device {
+        private_key,
+        listen_port: 51820,
+    }
 }
 
 /// Parses `data` as a YAML config.

@@ -10,8 +10,8 @@ use super::*;
 fn the_fixture_yields_real_messages_that_the_node_accepts() {
     use crate::error::DropReason;
     use crate::node::{Dropped, PeerId};
-    let t0 = Instant::now();
-    let (mut a, [init, resp, transport]) = fixture(t0);
+    let (mut a, s) = fixture();
+    let (t0, [init, resp, transport]) = (s.t0, &s.bases);
     assert_eq!((init.len(), resp.len()), (148, 92));
     assert!(transport.len() >= 32, "b has a session and sent data");
     let mut t = transport.clone();
@@ -35,6 +35,46 @@ fn the_fixture_yields_real_messages_that_the_node_accepts() {
         "a replayed initiation"
     );
     datagram(&[2]);
+}
+
+#[test]
+fn every_fresh_node_is_the_one_b_answered() {
+    // b's cached response answers the initiation of the node of the process's first input; a fresh
+    // node for a later input accepts it too only if it sent the very same initiation.
+    let (_, s) = fixture();
+    for _ in 0..2 {
+        let (mut a, _) = fixture();
+        let mut r = s.bases[1].clone();
+        assert_eq!(
+            a.handle_datagram(s.t0, B.addr(), &mut r),
+            Received::Accepted
+        );
+        assert!(a.wg_peer(crate::node::PeerId::new(0)).is_some());
+    }
+}
+
+#[test]
+fn an_input_replays_exactly_from_a_fresh_node() {
+    // Two fresh nodes fed the same datagrams send the same bytes: nothing of one input's run
+    // reaches the next.
+    let run = || {
+        let (mut a, s) = fixture();
+        let mut sent = Vec::new();
+        for base in &s.bases {
+            let mut d = base.clone();
+            let _ = a.handle_datagram(s.t0, B.addr(), &mut d);
+            let when = s.t0 + Duration::from_secs(200);
+            a.handle_timeout(when);
+            sent.push(next(&mut a, when));
+        }
+        sent
+    };
+    let first = run();
+    assert!(
+        first.iter().any(|d| !d.is_empty()),
+        "the runs send something"
+    );
+    assert_eq!(first, run());
 }
 
 #[test]

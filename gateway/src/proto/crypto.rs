@@ -77,12 +77,44 @@ pub fn kdf3(key: &[u8], input: &[u8]) -> (Secret<KEY_LEN>, Secret<KEY_LEN>, Secr
 /// `DH(private, public)`: X25519. A non-contributory result (a low-order public key) is refused, as
 /// the kernel does (`noise.c` `mix_dh`), because it would make the handshake keys public.
 pub fn dh(private: &StaticSecret, public: &[u8; KEY_LEN]) -> Result<Secret<KEY_LEN>, DropReason> {
-    let shared = private.diffie_hellman(&PublicKey::from(*public));
-    if !shared.was_contributory() {
-        return Err(DropReason::LowOrderPoint);
-    }
-    Ok(Secret::new(shared.to_bytes()))
+    let shared = remembered(private, public, || {
+        let shared = private.diffie_hellman(&PublicKey::from(*public));
+        shared.was_contributory().then(|| shared.to_bytes())
+    });
+    shared.map(Secret::new).ok_or(DropReason::LowOrderPoint)
 }
+
+/// The X25519 public key of `secret` (static keys, handshake ephemerals).
+pub fn public_key(secret: &StaticSecret) -> [u8; KEY_LEN] {
+    let compute = || PublicKey::from(secret).to_bytes();
+    remembered(secret, &BASEPOINT, || Some(compute())).unwrap_or_else(compute)
+}
+
+/// The u-coordinate of the X25519 base point (RFC 7748 §4.1): `public_key(s)` is `X25519(s, 9)`,
+/// which is how [`remembered`] files it.
+const BASEPOINT: [u8; KEY_LEN] = {
+    let mut b = [0; KEY_LEN];
+    b[0] = 9;
+    b
+};
+
+/// An X25519 result: `compute()`. Fuzz builds look it up in a memo first ([`memo`]).
+#[cfg(not(fuzzing))]
+#[inline(always)]
+fn remembered(
+    _scalar: &StaticSecret,
+    _point: &[u8; KEY_LEN],
+    compute: impl FnOnce() -> Option<[u8; KEY_LEN]>,
+) -> Option<[u8; KEY_LEN]> {
+    compute()
+}
+
+#[cfg(fuzzing)]
+use memo::remembered;
+
+#[cfg(any(fuzzing, test))]
+#[path = "crypto_memo.rs"]
+mod memo;
 
 /// The 96-bit nonce of §5.4: 32 zero bits then the 64-bit little-endian counter.
 pub fn nonce(counter: u64) -> [u8; 12] {
@@ -267,6 +299,16 @@ mod tests {
         copy = buf;
         copy[0] ^= 1;
         assert!(xaead_open(&key, &nonce, b"mac1", &mut copy, &tag).is_err());
+    }
+
+    #[test]
+    fn public_key_is_x25519_of_the_base_point() {
+        let s = x25519_secret(&mut SeededEntropy::new(3));
+        assert_eq!(public_key(&s), PublicKey::from(&s).to_bytes());
+        assert_eq!(
+            public_key(&s),
+            s.diffie_hellman(&PublicKey::from(BASEPOINT)).to_bytes()
+        );
     }
 
     #[test]

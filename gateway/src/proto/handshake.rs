@@ -13,13 +13,13 @@
 //! PSK later cannot change a handshake already on the wire. The responder passes it to
 //! [`create_response`]. mac1/mac2 are added by [`super::cookie`].
 
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::StaticSecret;
 use zerocopy::FromZeros;
 
 use super::constants::{
     KEY_LEN, LABEL_COOKIE, LABEL_MAC1, MSG_INITIATION, MSG_RESPONSE, TIMESTAMP_LEN,
 };
-use super::crypto::{Entropy, dh, hash};
+use super::crypto::{Entropy, dh, hash, public_key};
 use super::messages::{Header, Initiation, Response};
 use super::noise::SymmetricState;
 use super::secret::{Psk, Secret};
@@ -49,7 +49,7 @@ impl StaticKeys {
     /// From a private key.
     pub fn new(secret: Secret<KEY_LEN>) -> Self {
         let secret = StaticSecret::from(*secret.expose());
-        let public = PublicKey::from(&secret).to_bytes();
+        let public = public_key(&secret);
         Self {
             mac1_key: hash(&[LABEL_MAC1, &public]),
             cookie_key: hash(&[LABEL_COOKIE, &public]),
@@ -149,7 +149,7 @@ pub fn create_initiation(
 ) -> Result<InitiationSent, DropReason> {
     let mut st = SymmetricState::new(&remote.public);
     let ephemeral = super::crypto::x25519_secret(rng);
-    let e_pub = PublicKey::from(&ephemeral).to_bytes();
+    let e_pub = public_key(&ephemeral);
     msg.header = Header::new(MSG_INITIATION);
     msg.sender.set(local_index);
     // e
@@ -255,7 +255,7 @@ pub fn create_response(
 ) -> Result<TransportKeys, DropReason> {
     let mut st = init.state;
     let ephemeral = super::crypto::x25519_secret(rng);
-    let e_pub = PublicKey::from(&ephemeral).to_bytes();
+    let e_pub = public_key(&ephemeral);
     *msg = Response::new_zeroed();
     msg.header = Header::new(MSG_RESPONSE);
     msg.sender.set(local_index);
