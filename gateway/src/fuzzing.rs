@@ -8,7 +8,7 @@
 //! | `gateway_datagram` | [`datagram`] | the node's datagram entry point, raw or mutating a real handshake/transport message, then a tunnel packet |
 //! | `gateway_uapi` | [`uapi_request`] | the UAPI `get=1`/`set=1` parser and applier |
 //! | `gateway_config` | [`config_text`] | the YAML config parser (no validation: that reads key files) |
-//! | `gateway_audit_verify` | [`audit_verify`] | the audit-log verifier, raw or mutating a real signed log |
+//! | `gateway_audit_verify` | [`audit_verify`] | the audit-log verifier, raw or mutating a real signed log, and the writer's restart check of a file's tail |
 //!
 //! Every body must return without panicking on any input; memory stays bounded because the
 //! node bounds its queues and tables.
@@ -210,7 +210,7 @@ pub fn config_text(data: &[u8]) {
 /// Feeds `data` to the audit-log verifier (docs/audit.md §6). `data[0]`: bit 0 overlays the rest
 /// onto a real signed log (XOR: zero bytes leave it valid, so the fuzzer starts from a log that
 /// verifies), otherwise the rest is the file; bit 1 pins the signer key; bit 2 splits the bytes
-/// into two files.
+/// into two files; bit 3 clear: the bytes are a whole file for the restart check, set: its end.
 pub fn audit_verify(data: &[u8]) {
     use crate::audit::{testing, verify_bytes};
     static BASE: std::sync::OnceLock<(Vec<u8>, keymix::mldsa::VerifyingKey)> =
@@ -239,6 +239,8 @@ pub fn audit_verify(data: &[u8]) {
     };
     let (a, b) = bytes.split_at(cut);
     let _ = verify_bytes(&[("a.jsonl", a), ("b.jsonl", b)], pinned);
+    // The writer's restart check reads the same kind of bytes: the end of an existing file.
+    let _ = black_box(crate::audit::tail::classify(&bytes, mode & 8 == 0));
 }
 
 #[cfg(test)]

@@ -40,7 +40,8 @@ pub mod event;
 mod json;
 pub mod record;
 pub mod report;
-mod tail;
+/// Crate-visible for the fuzz body (`crate::fuzzing::audit_verify`).
+pub(crate) mod tail;
 #[doc(hidden)]
 pub mod testing;
 pub mod verify;
