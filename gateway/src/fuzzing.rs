@@ -9,6 +9,7 @@
 //! | `gateway_uapi` | [`uapi_request`] | the UAPI `get=1`/`set=1` parser and applier |
 //! | `gateway_config` | [`config_text`] | the YAML config parser (no validation: that reads key files) |
 //! | `gateway_audit_verify` | [`audit_verify`] | the audit-log verifier, raw or mutating a real signed log, and the writer's restart check of a file's tail |
+//! | `gateway_control` | [`control_request`] | a control connection's request reader ([`Conn`](crate::control::conn::Conn)), in reads of any size, and the handler of its socket (status check, UAPI parser, metrics router) |
 //!
 //! Every body must return without panicking on any input; memory stays bounded because the
 //! node bounds its queues and tables.
@@ -29,6 +30,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::control::conn::{Conn, Dropped, Framing, Limits};
+use crate::control::metrics::Route;
 use crate::control::status::Status;
 use crate::control::uapi::{self, Device, Plan, Target};
 use crate::node::testing::{Site, ipv4, node, plain};
@@ -241,6 +244,105 @@ pub fn audit_verify(data: &[u8]) {
     let _ = verify_bytes(&[("a.jsonl", a), ("b.jsonl", b)], pinned);
     // The writer's restart check reads the same kind of bytes: the end of an existing file.
     let _ = black_box(crate::audit::tail::classify(&bytes, mode & 8 == 0));
+}
+
+/// Feeds `data` to a control connection ([`Conn`]) and its socket's request handler, as the
+/// control thread does. `data[0]`: bits 0–1 pick the socket (status, UAPI, metrics; 3 is UAPI with
+/// a 64-byte cap, so requests over the cap are reached), bits 2–6 the size of the reads (1–30
+/// bytes; 30 and 31: all at once). The request [`Conn::received`] or [`Conn::ended`] yields must
+/// be the one [`first_request`] finds; then the status check, [`uapi::handle`] (with a node that
+/// accepts every plan: `gateway_uapi` applies them) or [`Route::parse`] reads it.
+pub fn control_request(data: &[u8]) {
+    use crate::control::server::Socket;
+    let (mode, stream) = data.split_first().map_or((0, data), |(m, r)| (*m, r));
+    let socket =
+        [Socket::Status, Socket::Uapi, Socket::Metrics, Socket::Uapi][usize::from(mode & 3)];
+    let mut limits = socket.limits();
+    if mode & 3 == 3 {
+        limits.max_request = 64;
+    }
+    let step = match (mode >> 2) & 31 {
+        30.. => stream.len().max(1),
+        k => usize::from(k) + 1,
+    };
+    let t0 = Instant::now();
+    let mut conn = Conn::new(t0, &limits);
+    let mut got = Ok(None);
+    for chunk in stream.chunks(step) {
+        got = conn.received(chunk, &limits);
+        if got != Ok(None) {
+            break;
+        }
+    }
+    if got == Ok(None) {
+        got = Ok(conn.ended());
+    }
+    let expected = first_request(stream, &limits, step.min(stream.len()));
+    let got = got.as_ref().map(|r| r.as_deref().map(|m| &m[..]));
+    assert_eq!(got.map_err(|e| *e), expected);
+    let Ok(Some(request)) = got else { return };
+    // Bytes that arrive while the answer is written are ignored.
+    conn.respond(t0, Default::default(), &limits);
+    assert_eq!(conn.received(stream, &limits), Ok(None));
+    assert_eq!(conn.ended(), None);
+    match socket {
+        Socket::Status => {
+            if black_box(crate::control::status::asks_for_status(request)) {
+                let text = String::from_utf8_lossy(request).replacen("status", "", 1);
+                assert!(text.chars().all(char::is_whitespace), "{text:?}");
+            }
+        }
+        Socket::Uapi => {
+            let answer = match std::str::from_utf8(request) {
+                Ok(text) => uapi::handle(text, &device(&Secret::new([1; 32])), &mut AcceptAll),
+                Err(_) => return,
+            };
+            assert!(answer.ends_with("\n\n"));
+        }
+        Socket::Metrics => {
+            if black_box(Route::parse(request)) != Route::NotFound {
+                assert!(request.starts_with(b"GET ") || request.starts_with(b"HEAD "));
+            }
+        }
+    }
+}
+
+/// The request a control connection must yield for `stream` under `limits`, found by a plain search
+/// of the whole stream (the connection searches only what each read adds): `Ok(None)` if the
+/// client sends nothing. A lone `\n` is a request only if it came alone in the first read
+/// (`first_read` bytes).
+fn first_request<'a>(
+    stream: &'a [u8],
+    limits: &Limits,
+    first_read: usize,
+) -> Result<Option<&'a [u8]>, Dropped> {
+    let end: &[u8] = match limits.framing {
+        Framing::BlankLine if stream.first() == Some(&b'\n') && first_read == 1 => b"\n",
+        Framing::BlankLine => b"\n\n",
+        Framing::Http => b"\r\n\r\n",
+    };
+    let cap = limits.max_request;
+    let window = &stream[..stream.len().min(cap + 1)];
+    let n = (window.windows(end.len()).position(|w| w == end)).map(|i| i + end.len());
+    match n {
+        Some(n) if n <= cap => Ok(Some(&stream[..n])),
+        Some(_) => Err(Dropped::TooLarge),
+        None if stream.len() > cap => Err(Dropped::TooLarge),
+        None => Ok((!stream.is_empty()).then_some(stream)),
+    }
+}
+
+/// A UAPI target with no peers that accepts every checked plan.
+struct AcceptAll;
+
+impl Target for AcceptAll {
+    fn status(&mut self) -> Status {
+        Status::default()
+    }
+
+    fn apply(&mut self, _: Plan) -> Result<(), i32> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

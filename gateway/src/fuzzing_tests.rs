@@ -78,6 +78,28 @@ fn an_input_replays_exactly_from_a_fresh_node() {
 }
 
 #[test]
+fn control_connections_yield_the_first_request_whatever_the_reads() {
+    // Every socket (bits 0–1; 3: a 64-byte cap) and read size (bits 2–6: 1, 3, 30, all at once);
+    // the body checks each outcome against a search of the whole stream.
+    let streams: [&[u8]; 7] = [
+        b"status\n\n",
+        b"\nstatus\n\n",
+        b"get=1\n\nset=1\n\n",
+        b"set=1\npublic_key=0000000000000000000000000000000000000000000000000000000000000000\n\n",
+        b"GET /healthz?x HTTP/1.1\r\nHost: a\r\n\r\nbody",
+        b"HEAD /nope HTTP/1.0\r\n",
+        &[b'a'; 100],
+    ];
+    for socket in 0..4 {
+        for reads in [0, 2, 29, 31] {
+            for stream in streams {
+                control_request(&[&[socket | reads << 2][..], stream].concat());
+            }
+        }
+    }
+}
+
+#[test]
 fn known_edge_inputs() {
     for d in [&[][..], &[0], &[1, 0, 0, 0], &[4, 0, 0, 0], &[255; 200]] {
         message(d);
@@ -85,6 +107,7 @@ fn known_edge_inputs() {
         datagram(d);
         uapi_request(d);
         config_text(d);
+        control_request(d);
     }
     uapi_request(b"get=1\n\n");
     uapi_request(b"set=1\npublic_key=0000000000000000000000000000000000000000000000000000000000000000\nallowed_ip=0.0.0.0/0\n\n");
@@ -99,6 +122,17 @@ proptest! {
         message(&data);
         ip_packet(&data);
         config_text(&data);
+        control_request(&data);
+    }
+
+    #[test]
+    fn control_requests_never_panic(
+        step in any::<u8>(),
+        lines in proptest::collection::vec("(GET|HEAD|get=1|set=1|[a-z/ ]{0,12})[ /a-z?=]{0,20}", 0..6),
+    ) {
+        let mut input = vec![step];
+        input.extend(lines.join("\n").into_bytes());
+        control_request(&input);
     }
 
     #[test]

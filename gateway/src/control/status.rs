@@ -252,6 +252,13 @@ impl Status {
     }
 }
 
+/// Whether `request`, as read from the status socket, asks for the status: `status`, with any
+/// surrounding whitespace (`qgw status` sends `status\n\n`). Anything else is answered with an
+/// error.
+pub fn asks_for_status(request: &[u8]) -> bool {
+    std::str::from_utf8(request).is_ok_and(|r| r.trim() == "status")
+}
+
 /// Seconds since the Unix epoch now (CLI side).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -295,5 +302,21 @@ mod tests {
             );
         }
         assert_eq!(st.peers_not_ready(), ["site-b"], "no usable session");
+    }
+
+    #[test]
+    fn only_status_asks_for_the_status() {
+        for yes in [&b"status\n\n"[..], b"status", b" status\r\n"] {
+            assert!(asks_for_status(yes), "{yes:?}");
+        }
+        for no in [
+            &b"get=1\n\n"[..],
+            b"",
+            b"\n",
+            b"status\nx\n\n",
+            b"stat\xffus",
+        ] {
+            assert!(!asks_for_status(no), "{no:?}");
+        }
     }
 }

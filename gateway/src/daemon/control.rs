@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::control::conn::Message;
 use crate::control::metrics::{Metrics, Route};
 use crate::control::server::{Answer, Drops, Listening, Server, Socket};
-use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status};
+use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status, asks_for_status};
 use crate::control::uapi::{self, Device, Plan, Target};
 use crate::control::{Listener, status_path, uapi_path};
 use crate::proto::secret::Secret;
@@ -252,11 +252,10 @@ impl Answer for Answers {
 
 impl Answers {
     fn status(&self, request: &[u8]) -> Message {
-        let answer = match std::str::from_utf8(request).map(str::trim) {
-            Ok("status") => {
-                serde_json::to_string(&self.shared.status(&self.drops)).unwrap_or_default()
-            }
-            _ => "{\"error\":\"unknown request\"}".to_owned(),
+        let answer = if asks_for_status(request) {
+            serde_json::to_string(&self.shared.status(&self.drops)).unwrap_or_default()
+        } else {
+            "{\"error\":\"unknown request\"}".to_owned()
         };
         Zeroizing::new((answer + "\n").into_bytes())
     }

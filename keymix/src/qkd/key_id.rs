@@ -143,6 +143,37 @@ mod tests {
         assert!(KeyId::parse_canonical(&[0xff; 36]).is_err());
     }
 
+    proptest::proptest! {
+        /// What the `keymix_key_id` fuzz target checks, on stable: no input panics, and an
+        /// accepted ID's canonical text is its input in lower case.
+        #[test]
+        fn parsing_any_text_never_panics_and_round_trips(
+            s in "[0-9a-fA-F-]{36}|[0-9a-f]{8}-[0-9a-fA-F]{4}-[0-9a-f]{4}-[0-9A-F]{4}-[0-9a-f]{12}|\\PC{0,40}"
+        ) {
+            if let Ok(id) = KeyId::parse(&s) {
+                let text = id.text();
+                proptest::prop_assert_eq!(text.as_str(), s.to_ascii_lowercase());
+                proptest::prop_assert_eq!(KeyId::parse_canonical(text.as_bytes()).ok(), Some(id));
+            }
+            if let Ok(id) = KeyId::parse_canonical(s.as_bytes()) {
+                let text = id.text();
+                proptest::prop_assert_eq!(text.as_bytes(), s.as_bytes());
+            }
+        }
+
+        #[test]
+        fn every_uuid_has_one_wire_spelling(bytes in proptest::prelude::any::<[u8; 16]>()) {
+            let id = KeyId::from_random_bytes(bytes);
+            let text = id.to_string();
+            proptest::prop_assert_eq!(KeyId::parse_canonical(text.as_bytes()).ok(), Some(id));
+            let upper = text.to_ascii_uppercase();
+            proptest::prop_assert_eq!(KeyId::parse(&upper).ok(), Some(id));
+            if upper != text {
+                proptest::prop_assert!(KeyId::parse_canonical(upper.as_bytes()).is_err());
+            }
+        }
+    }
+
     #[test]
     fn random_key_ids_are_version_4_and_errors_are_bounded() {
         let id = KeyId::from_random_bytes([0xff; 16]);
