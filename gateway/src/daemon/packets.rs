@@ -258,13 +258,20 @@ impl PacketLoop {
                     for id in result.iter().flatten() {
                         info!(peer = self.node.peer_name(*id), "peer added over UAPI");
                     }
+                    // Published before the answer, so a `wg show` right after the `wg set` sees
+                    // the change (a status younger than 20 ms is served as it is).
+                    self.publish(now);
                     let _ = answer.send(result.map(|_| ()));
-                    // The next `wg show` sees the change.
-                    self.next_publish = now;
                 }
                 Command::Publish => self.next_publish = now,
             }
         }
+    }
+
+    /// Publishes the node's status for the control thread.
+    fn publish(&mut self, now: Instant) {
+        self.published.publish(self.node.snapshot(now));
+        self.next_publish = now + PUBLISH_EVERY;
     }
 
     /// Carries out what the node handed back: KME requests, datagrams, events; publishes the
@@ -295,8 +302,7 @@ impl PacketLoop {
             }
         }
         if changed || now >= self.next_publish {
-            self.published.publish(self.node.snapshot(now));
-            self.next_publish = now + PUBLISH_EVERY;
+            self.publish(now);
         }
         match self.notifier.ping_if_due(now) {
             Err(e) if !self.notify_failing => {
