@@ -6,7 +6,7 @@
 #   gateway/bench/rig-compare.sh OLD_QGW NEW_QGW [ROUNDS] [-- RIG_OPTIONS...]
 #   e.g. gateway/bench/rig-compare.sh /tmp/qgw-old target/release/qgw 5 -- -c split -T udp,udp-rev
 #
-# RIG_REFERENCE=wireguard-go adds that implementation to every round. Run as root. Results: the
+# RIG_REFERENCE="wireguard-go boringtun gotatun" adds those implementations to every round. Run as root. Results: the
 # file named by RIG_COMPARE_OUT (default rig-compare.txt in the current directory).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,9 +20,9 @@ if [[ $# -gt 0 && "$1" != "--" ]]; then rounds="$1"; shift; fi
 out="${RIG_COMPARE_OUT:-rig-compare.txt}"
 : > "$out"
 for ((round = 1; round <= rounds; round++)); do
-  if [[ -n "${RIG_REFERENCE:-}" ]]; then
-    "$rig" "$@" -o "$out" "$RIG_REFERENCE"
-  fi
+  for reference in ${RIG_REFERENCE:-}; do
+    "$rig" "$@" -o "$out" "$reference"
+  done
   for pair in "qgw-old=$old" "qgw-new=$new"; do
     name="${pair%%=*}" bin="${pair#*=}"
     RIG_CUSTOM_CMD="$here/rig-custom.sh {IF}" RIG_CUSTOM_UAPI=0 RIG_CUSTOM_NAME="$name" \

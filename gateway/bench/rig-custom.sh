@@ -7,7 +7,8 @@
 #   RIG_CUSTOM_CMD="$PWD/gateway/bench/rig-custom.sh {IF}" RIG_CUSTOM_UAPI=0 RIG_CUSTOM_NAME=qgw \
 #     ../shared/bench/tunnel-rig.sh matrix -n 3 wireguard-go boringtun gotatun custom
 #
-# QGW_BIN overrides the binary (default: target/release/qgw of this checkout).
+# QGW_BIN overrides the binary (default: target/release/qgw of this checkout); QGW_OFFLOAD=false
+# turns the TUN and UDP offloads off (interface.offload).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 qgw="${QGW_BIN:-$here/../../target/release/qgw}"
@@ -25,6 +26,7 @@ interface:
   private_key_file: $RIG_PRIVATE_KEY_FILE
   mtu: $RIG_TUN_MTU
   uapi: false
+  offload: ${QGW_OFFLOAD:-true}
 peers:
   - name: peer
     public_key: "$RIG_PEER_PUBLIC_KEY"

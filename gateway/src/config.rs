@@ -43,6 +43,8 @@ pub struct Validated {
     pub kme: Option<qkd_link::ClientConfig>,
     /// Serve the wg UAPI.
     pub uapi: bool,
+    /// Use TUN and UDP segmentation offloads where the kernel has them.
+    pub offload: bool,
     /// Metrics endpoint address (`metrics.listen`).
     pub metrics: Option<SocketAddr>,
     /// The audit trail (`audit:`); its checkpoints are signed with the node's ML-DSA key.
@@ -279,6 +281,7 @@ impl Config {
             node,
             kme,
             uapi: i.uapi,
+            offload: i.offload,
             metrics: self.metrics.as_ref().map(|m| m.listen),
             audit,
             source: None,

@@ -44,6 +44,10 @@ pub struct InterfaceConfig {
     /// Serve WireGuard's cross-platform UAPI on `/var/run/wireguard/<name>.sock` (default true).
     #[serde(default = "yes")]
     pub uapi: bool,
+    /// Segmentation offloads on the TUN device and the UDP socket where the kernel has them
+    /// (default true; false moves one packet per system call, as before them).
+    #[serde(default = "yes")]
+    pub offload: bool,
     /// Handshake messages per second above which cookies are required (default 512).
     pub handshake_load_threshold: Option<Spanned<u32>>,
     /// Off-spec, tests only: rekey after this many seconds instead of 120.

@@ -191,6 +191,7 @@ fn small_mtu_only_without_ipv6_and_danger_settings_are_bounded() {
         crate::proto::ratelimit::DEFAULT_LOAD_THRESHOLD
     );
     assert!(v.uapi);
+    assert!(v.offload, "offloads are on by default");
     let e = check(extra("danger_rekey_after_seconds: 0")).unwrap_err().0;
     assert!(
         e.starts_with("site.yaml:7: interface.danger_rekey_after_seconds"),
@@ -199,6 +200,7 @@ fn small_mtu_only_without_ipv6_and_danger_settings_are_bounded() {
     let v = check(extra("handshake_load_threshold: 20")).unwrap();
     assert_eq!(v.node.load_threshold, 20);
     assert!(!check(extra("uapi: false")).unwrap().uapi);
+    assert!(!check(extra("offload: false")).unwrap().offload);
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -38,6 +38,29 @@ pub struct Status {
     /// (`evicted`, `timeout`, `too_large`; `crate::control::conn::Dropped`).
     #[serde(default)]
     pub control_dropped: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The segmentation offloads in use (`interface.offload`), set by the daemon.
+    #[serde(default)]
+    pub offloads: Option<OffloadStatus>,
+}
+
+/// The TUN and UDP offloads of the data path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffloadStatus {
+    /// In use: `tun_vnet_hdr`, `tun_tso`, `tun_uso`, `udp_gso`, `udp_gro` (empty: none).
+    pub in_use: Vec<String>,
+    /// TUN super-packets refused, by reason (a kernel bug or a mismatch of the header size).
+    pub tun_refused: BTreeMap<String, u64>,
+    /// Sealed datagrams the UDP socket refused (send buffer full): lost as on a congested link.
+    pub udp_send_dropped: u64,
+    /// TUN super-packets (TSO/USO) cut into tunnel-MTU packets.
+    #[serde(default)]
+    pub tun_segmented: u64,
+    /// Super-packets of coalesced TCP segments written to TUN.
+    #[serde(default)]
+    pub tun_coalesced: u64,
+    /// UDP receives that held several coalesced datagrams (`UDP_GRO`).
+    #[serde(default)]
+    pub udp_coalesced: u64,
 }
 
 /// The daemon process.
@@ -207,6 +230,14 @@ impl Status {
             "  dropped: {dropped} (cookie replies sent: {})\n",
             self.cookie_replies_sent
         );
+        if let Some(o) = &self.offloads {
+            let in_use = if o.in_use.is_empty() {
+                "none".to_owned()
+            } else {
+                o.in_use.join(" ")
+            };
+            s += &format!("  offloads: {in_use}\n");
+        }
         let control: u64 = self.control_dropped.values().flat_map(|r| r.values()).sum();
         if control > 0 {
             s += &format!("  control connections dropped: {control}\n");

@@ -16,6 +16,7 @@
 
 mod audit;
 pub mod control;
+mod datapath;
 mod kme;
 mod log;
 mod netdev;
@@ -64,10 +65,15 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
     if let Some(every) = notifier.watchdog_interval() {
         info!(every_ms = every.as_millis() as u64, "systemd watchdog on");
     }
-    let tun =
-        Tun::open(&cfg.name).with_context(|| format!("creating TUN interface {}", cfg.name))?;
+    let tun = Tun::open(&cfg.name, cfg.offload)
+        .with_context(|| format!("creating TUN interface {}", cfg.name))?;
     netdev::configure_link(&cfg)?;
-    let udp = netdev::bind(cfg.listen_port)?;
+    let udp = netdev::bind(cfg.listen_port, cfg.offload)?;
+    let (tun_offloads, udp_offloads) = (tun.offloads().names(), udp.offloads().names());
+    match cfg.offload {
+        true => info!(tun = ?tun_offloads, udp = ?udp_offloads, "offloads in use"),
+        false => info!("offloads off (interface.offload: false)"),
+    }
     let listen_port = udp.local_addr()?.port();
     warn_danger(&cfg);
 

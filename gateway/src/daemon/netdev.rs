@@ -42,10 +42,11 @@ pub fn configure_link(cfg: &Validated) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds the UDP port on IPv6 (dual-stack) or, where IPv6 is off, IPv4.
-pub fn bind(port: u16) -> anyhow::Result<Udp> {
+/// Binds the UDP port on IPv6 (dual-stack) or, where IPv6 is off, IPv4; with `offload`, with
+/// GSO and GRO where the kernel has them.
+pub fn bind(port: u16, offload: bool) -> anyhow::Result<Udp> {
     let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
-    Udp::bind(any6)
-        .or_else(|_| Udp::bind(SocketAddr::from(([0, 0, 0, 0], port))))
+    Udp::bind(any6, offload)
+        .or_else(|_| Udp::bind(SocketAddr::from(([0, 0, 0, 0], port)), offload))
         .with_context(|| format!("binding UDP port {port}"))
 }

@@ -1,10 +1,10 @@
 //! The packet thread: the only code that reads the clock for the node and moves bytes between it
-//! and the TUN device, the UDP socket and the KME thread, in batches (`recvmmsg` for the network,
-//! one `sendmmsg` per batch of packets from TUN). It also carries out what the node hands back
+//! and the TUN device, the UDP socket and the KME thread (the data path itself, batched and
+//! offloaded, is in [`super::datapath`]). It also carries out what the node hands back
 //! (datagrams, KME requests, events for the log and the audit thread), publishes the node's status
 //! for the control thread, applies the control thread's commands, and pings systemd's watchdog.
 
-use std::io::{ErrorKind, Read};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -18,20 +18,19 @@ use tracing::{info, warn};
 
 use super::audit::AuditThread;
 use super::control::{Command, Published};
+use super::datapath::DataPath;
 use super::kme::KmeBridge;
+use crate::control::status::OffloadStatus;
 use crate::hybrid::QkdFailure;
 use crate::io::notify::Notifier;
 use crate::io::tun::Tun;
-use crate::io::udp::{BATCH, Batch, Udp};
-use crate::node::{Node, NodeEvent, Received};
-use crate::proto::constants::TRANSPORT_HEADER_LEN;
+use crate::io::udp::Udp;
+use crate::node::{Node, NodeEvent};
 
 /// Longest sleep between timer checks when nothing is due.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// How often the status is published for the control thread (and after every event).
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-/// Batches of datagrams read per wake-up, so the tunnel side is not starved.
-const RECV_BATCHES: usize = 16;
 /// Datagrams from `poll_transmit` sent per flush (the rest go at the next turn).
 const TRANSMITS_PER_FLUSH: usize = 256;
 
@@ -40,10 +39,8 @@ const TRANSMITS_PER_FLUSH: usize = 256;
 pub struct PacketLoop {
     /// The node.
     pub node: Node,
-    /// The tunnel device.
-    pub tun: Tun,
-    /// The UDP socket.
-    pub udp: Udp,
+    /// The tunnel device, the UDP socket and the buffers between them.
+    pub data: DataPath,
     /// SIGINT and SIGTERM.
     pub signals: SignalFd,
     /// The KME thread, with a KME.
@@ -56,41 +53,8 @@ pub struct PacketLoop {
     pub audit: Option<AuditThread>,
     /// systemd.
     pub notifier: Notifier,
-    /// Buffers (allocated once).
-    pub buffers: Buffers,
     next_publish: Instant,
     notify_failing: bool,
-}
-
-/// The packet thread's buffers, allocated once.
-#[derive(Debug)]
-pub struct Buffers {
-    rx: Batch,
-    tx: Batch,
-    out: Vec<u8>,
-}
-
-/// The size of a receive slot (and of the buffer `poll_transmit` writes into) for tunnel MTU
-/// `mtu`: the largest datagram that may arrive, so `recvmmsg` never truncates one. That is the
-/// larger of a full-size transport message (`mtu` + header + tag, with some room) and a hybrid
-/// fragment (1232 bytes, docs/protocol.md §4), whatever the MTU; handshake messages are smaller
-/// than both.
-pub fn datagram_slot(mtu: usize) -> usize {
-    let transport = mtu + 2 * TRANSPORT_HEADER_LEN + 64;
-    transport.max(crate::hybrid::constants::MAX_DATAGRAM)
-}
-
-impl Buffers {
-    /// Buffers for tunnel MTU `mtu`.
-    pub fn new(mtu: usize) -> Self {
-        let slot = datagram_slot(mtu);
-        Self {
-            rx: Batch::new(slot),
-            // Packets from TUN are at most `mtu`; sealed, they fit the transport size.
-            tx: Batch::new(mtu + 2 * TRANSPORT_HEADER_LEN + 64),
-            out: vec![0; slot],
-        }
-    }
 }
 
 impl PacketLoop {
@@ -110,15 +74,13 @@ impl PacketLoop {
     ) -> Self {
         Self {
             node,
-            tun,
-            udp,
+            data: DataPath::new(mtu, tun, udp),
             signals,
             kme,
             commands,
             published,
             audit,
             notifier,
-            buffers: Buffers::new(mtu),
             next_publish: Instant::now(),
             notify_failing: false,
         }
@@ -144,8 +106,8 @@ impl PacketLoop {
                 .as_ref()
                 .map_or(self.signals.as_fd(), KmeBridge::wake_fd);
             let mut fds = [
-                self.tun.as_fd(),
-                self.udp.as_fd(),
+                self.data.tun.as_fd(),
+                self.data.udp.as_fd(),
                 self.signals.as_fd(),
                 kme_fd,
                 self.commands.1.as_fd(),
@@ -170,10 +132,10 @@ impl PacketLoop {
                 .unwrap_or_default();
             self.node.set_wall_clock(now, unix);
             if udp {
-                self.network(now)?;
+                self.data.network(&mut self.node, now)?;
             }
             if tun {
-                self.tunnel(now)?;
+                self.data.tunnel(&mut self.node, now)?;
             }
             if kme {
                 self.kme_replies(now);
@@ -186,59 +148,6 @@ impl PacketLoop {
             }
             self.flush(now);
         }
-    }
-
-    /// Datagrams from UDP, a bounded number of batches per wake-up.
-    fn network(&mut self, now: Instant) -> anyhow::Result<()> {
-        let b = &mut self.buffers;
-        for _ in 0..RECV_BATCHES {
-            let n = match self.udp.recv_batch(&mut b.rx) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e).context("recvmmsg"),
-            };
-            for i in 0..n {
-                let len = b.rx.datagram(i).0.len();
-                let (buf, from) = b.rx.slot_mut(i);
-                let Some(from) = from else { continue };
-                let buf = &mut buf[..len];
-                if let Received::Packet { packet, .. } = self.node.handle_datagram(now, from, buf)
-                    && let Err(e) = self.tun.send(&buf[packet])
-                {
-                    warn!(error = %e, "TUN write failed");
-                }
-            }
-            if n < BATCH {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
-    /// Packets from TUN, sealed into one batch and sent with one `sendmmsg`.
-    fn tunnel(&mut self, now: Instant) -> anyhow::Result<()> {
-        let b = &mut self.buffers;
-        b.tx.clear();
-        for _ in 0..BATCH {
-            let Some(slot) = b.tx.next_slot() else {
-                break;
-            };
-            let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
-            let n = match self.tun.recv(&mut slot[TRANSPORT_HEADER_LEN..][..room]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e).context("TUN read"),
-            };
-            if let Ok(t) = self.node.handle_tun_packet(now, slot, n) {
-                b.tx.commit(t.len, t.to);
-            }
-        }
-        if !b.tx.is_empty()
-            && let Err(e) = self.udp.send_batch(&b.tx)
-        {
-            warn!(error = %e, "sendmmsg failed");
-        }
-        Ok(())
     }
 
     fn kme_replies(&mut self, now: Instant) {
@@ -268,9 +177,25 @@ impl PacketLoop {
         }
     }
 
-    /// Publishes the node's status for the control thread.
+    /// Publishes the node's status, with the offloads in use, for the control thread.
     fn publish(&mut self, now: Instant) {
-        self.published.publish(self.node.snapshot(now));
+        let mut status = self.node.snapshot(now);
+        let in_use = (self.data.tun.offloads().names().into_iter())
+            .chain(self.data.udp.offloads().names())
+            .map(str::to_owned)
+            .collect();
+        let counts = self.data.counts();
+        status.offloads = Some(OffloadStatus {
+            in_use,
+            tun_refused: (counts.tun_refused.iter())
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            udp_send_dropped: self.data.udp.send_dropped(),
+            tun_segmented: counts.tun_segmented,
+            tun_coalesced: counts.tun_coalesced,
+            udp_coalesced: counts.udp_coalesced,
+        });
+        self.published.publish(status);
         self.next_publish = now + PUBLISH_EVERY;
     }
 
@@ -286,13 +211,7 @@ impl PacketLoop {
                 }
             }
         }
-        let out = &mut self.buffers.out;
-        for _ in 0..TRANSMITS_PER_FLUSH {
-            let Some(t) = self.node.poll_transmit(now, out) else {
-                break;
-            };
-            let _ = self.udp.send_to(&out[..t.len], t.to);
-        }
+        (self.data).transmit(&mut self.node, now, TRANSMITS_PER_FLUSH);
         let mut changed = false;
         while let Some(e) = self.node.poll_event() {
             changed = true;
@@ -311,31 +230,6 @@ impl PacketLoop {
             }
             Ok(true) => self.notify_failing = false,
             _ => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hybrid::constants::MAX_DATAGRAM;
-    use crate::proto::constants::{INITIATION_LEN, TRANSPORT_MIN_LEN};
-
-    #[test]
-    fn receive_slots_hold_every_datagram_whatever_the_mtu() {
-        for mtu in [576, 1000, 1200, 1280, 1420, 9000] {
-            let mut b = Buffers::new(mtu);
-            let rx = b.rx.slot_mut(BATCH - 1).0.len();
-            // A hybrid fragment, a handshake message and a full-size transport message
-            // (header, the packet padded to at most the MTU, tag) all arrive untruncated.
-            assert!(rx >= MAX_DATAGRAM, "mtu {mtu}: {rx}-byte slot");
-            assert!(rx >= INITIATION_LEN, "mtu {mtu}: {rx}-byte slot");
-            assert!(rx >= mtu + TRANSPORT_MIN_LEN, "mtu {mtu}: {rx}-byte slot");
-            let out = b.out.len();
-            assert!(
-                out >= MAX_DATAGRAM && out >= mtu + TRANSPORT_MIN_LEN,
-                "mtu {mtu}"
-            );
         }
     }
 }

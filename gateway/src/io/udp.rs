@@ -1,86 +1,59 @@
-//! The UDP edge: one non-blocking socket, datagrams moved in batches with `recvmmsg`/`sendmmsg`
-//! (one system call per batch instead of per packet; UDP GSO/GRO can later replace the batch with
-//! segments without changing callers). Buffers are preallocated once: nothing allocates per packet.
+//! The UDP edge: one non-blocking socket, datagrams moved in batches ([`Batch`]) so that one
+//! system call carries many. With offloads (Linux ≥ 4.18 for GSO, ≥ 5.0 for GRO; `udp(7)`):
+//! - **send**: a run of equal-length datagrams to one address (the sealed segments of a TCP
+//!   super-packet, or a burst of small packets) goes as one `sendmsg` with a `UDP_SEGMENT` control
+//!   message; the kernel cuts it into datagrams, on the NIC where it can. Without GSO, `sendmmsg`.
+//! - **receive**: with `UDP_GRO` on, the kernel may hand several datagrams from one sender back to
+//!   back in one buffer, with their size in a `UDP_GRO` control message; [`Batch::segmented`]
+//!   says where they are. `recvmmsg` either way.
+//!
+//! A kernel or device that refuses GSO (`EIO` where the NIC cannot checksum, `EINVAL`) turns it off
+//! for the socket's life and the batch goes again with `sendmmsg`; the log says so once.
+//! Buffers are preallocated once: nothing allocates per packet. With GRO the receive headers
+//! are made afresh per `recvmmsg` (see [`Udp::recv_batch`]).
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, sendmsg, setsockopt, sockopt,
+};
+use tracing::warn;
 
-/// Datagrams per system call.
+pub use super::batch::Batch;
+
+/// Datagrams per `recvmmsg`/`sendmmsg`.
 pub const BATCH: usize = 32;
 /// Socket send and receive buffer size asked for (wireguard-go asks for 7 MiB): bursts of a fast
 /// sender must not overflow the default ~208 KiB while the loop is busy with the other direction.
 pub const SOCKET_BUFFER: usize = 4 << 20;
+/// Segments per `UDP_SEGMENT` send (`UDP_MAX_SEGMENTS` in the kernel, 64 before Linux 6.9).
+pub const GSO_MAX_SEGMENTS: usize = 64;
+/// Bytes per `UDP_SEGMENT` send: one UDP datagram's payload at most (65535 − IPv6 and UDP headers,
+/// rounded down).
+pub const GSO_MAX_BYTES: usize = 65_000;
+/// A receive slot with `UDP_GRO`: the largest coalesced datagram.
+pub const GRO_SLOT: usize = 65_535;
 
-/// A batch of datagram slots of `slot` bytes each, with their lengths and addresses.
-#[derive(Debug)]
-pub struct Batch {
-    buf: Vec<u8>,
-    slot: usize,
-    lens: [usize; BATCH],
-    addrs: [Option<SocketAddr>; BATCH],
-    len: usize,
+/// The UDP offloads in use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpOffloads {
+    /// Segmentation on send (`UDP_SEGMENT`).
+    pub gso: bool,
+    /// Coalescing on receive (`UDP_GRO`).
+    pub gro: bool,
 }
 
-impl Batch {
-    /// `BATCH` slots of `slot` bytes.
-    pub fn new(slot: usize) -> Self {
-        Self {
-            buf: vec![0; slot * BATCH],
-            slot,
-            lens: [0; BATCH],
-            addrs: [None; BATCH],
-            len: 0,
-        }
-    }
-
-    /// Slots in use.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no slot is in use.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether every slot is in use.
-    pub fn is_full(&self) -> bool {
-        self.len == BATCH
-    }
-
-    /// Empties the batch.
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// Slot `i`'s buffer (full size) and address.
-    pub fn slot_mut(&mut self, i: usize) -> (&mut [u8], Option<SocketAddr>) {
-        let s = self.slot;
-        (&mut self.buf[i * s..(i + 1) * s], self.addrs[i])
-    }
-
-    /// Slot `i`'s datagram.
-    pub fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
-        let s = self.slot;
-        (&self.buf[i * s..i * s + self.lens[i]], self.addrs[i])
-    }
-
-    /// The next free slot's buffer, to fill and then [`Batch::commit`].
-    pub fn next_slot(&mut self) -> Option<&mut [u8]> {
-        let (i, s) = (self.len, self.slot);
-        (i < BATCH).then(|| &mut self.buf[i * s..(i + 1) * s])
-    }
-
-    /// Marks the next slot as holding `len` bytes for `to`.
-    pub fn commit(&mut self, len: usize, to: SocketAddr) {
-        if self.len < BATCH {
-            self.lens[self.len] = len.min(self.slot);
-            self.addrs[self.len] = Some(to);
-            self.len += 1;
-        }
+impl UdpOffloads {
+    /// The offloads in use, as the names `qgw status` and the log print.
+    pub fn names(self) -> Vec<&'static str> {
+        [(self.gso, "udp_gso"), (self.gro, "udp_gro")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
     }
 }
 
@@ -103,25 +76,40 @@ pub struct Udp {
     sock: UdpSocket,
     rx: MultiHeaders<SockaddrStorage>,
     tx: MultiHeaders<SockaddrStorage>,
+    offloads: UdpOffloads,
+    /// Datagrams the kernel refused for want of send buffer (`EAGAIN`, `ENOBUFS`).
+    send_dropped: u64,
 }
 
 impl Udp {
-    /// Binds `addr` (e.g. `[::]:51820`, dual-stack), non-blocking.
-    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+    /// Binds `addr` (e.g. `[::]:51820`, dual-stack), non-blocking; with `offload`, turns on what
+    /// the kernel has of GSO and GRO.
+    pub fn bind(addr: SocketAddr, offload: bool) -> io::Result<Self> {
         let sock = UdpSocket::bind(addr)?;
         sock.set_nonblocking(true)?;
         // The *Force variants pass the sysctl limits (root); otherwise the limit caps the size.
-        use nix::sys::socket::{setsockopt, sockopt};
         if setsockopt(&sock, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
             let _ = setsockopt(&sock, sockopt::RcvBuf, &SOCKET_BUFFER);
         }
         if setsockopt(&sock, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
             let _ = setsockopt(&sock, sockopt::SndBuf, &SOCKET_BUFFER);
         }
+        let offloads = if offload {
+            UdpOffloads {
+                // A kernel that knows UDP_SEGMENT answers for it (0: no default segment size).
+                gso: nix::sys::socket::getsockopt(&sock, sockopt::UdpGsoSegment).is_ok(),
+                gro: setsockopt(&sock, sockopt::UdpGroSegment, &true).is_ok(),
+            }
+        } else {
+            UdpOffloads::default()
+        };
+        let cmsg = offloads.gro.then(|| nix::cmsg_space!(i32));
         Ok(Self {
             sock,
-            rx: MultiHeaders::preallocate(BATCH, None),
+            rx: MultiHeaders::preallocate(BATCH, cmsg),
             tx: MultiHeaders::preallocate(BATCH, None),
+            offloads,
+            send_dropped: 0,
         })
     }
 
@@ -130,57 +118,156 @@ impl Udp {
         self.sock.local_addr()
     }
 
-    /// Receives up to `BATCH` datagrams into `batch` (cleared first); `WouldBlock` if none.
+    /// The offloads in use.
+    pub fn offloads(&self) -> UdpOffloads {
+        self.offloads
+    }
+
+    /// Datagrams dropped because the send buffer was full, since the socket was bound.
+    pub fn send_dropped(&self) -> u64 {
+        self.send_dropped
+    }
+
+    /// The receive slot size for datagrams of at most `largest` bytes: with GRO, room for the
+    /// largest coalesced buffer.
+    pub fn receive_slot(&self, largest: usize) -> usize {
+        if self.offloads.gro {
+            GRO_SLOT.max(largest)
+        } else {
+            largest
+        }
+    }
+
+    /// Receives up to `BATCH` datagrams (or coalesced runs of them) into `batch` (cleared first);
+    /// `WouldBlock` if none.
     pub fn recv_batch(&mut self, batch: &mut Batch) -> io::Result<usize> {
         batch.clear();
         let slot = batch.slot;
-        let mut iovs: Vec<[io::IoSliceMut<'_>; 1]> = batch
-            .buf
-            .chunks_mut(slot)
-            .map(|c| [io::IoSliceMut::new(c)])
-            .collect();
+        let n_slots = batch.capacity().min(BATCH);
+        let mut chunks = batch.buf.chunks_mut(slot);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        if self.offloads.gro {
+            // The kernel sets a message's control length to what it wrote, 0 when it had no
+            // control message, and nix's headers keep that value: a slot that once received an
+            // uncoalesced datagram would never again be told a segment size. Fresh headers per
+            // call (one allocation per system call, not per datagram) restore the full length.
+            self.rx = MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(i32)));
+        }
         let fd = self.sock.as_raw_fd();
         let res = recvmmsg(
             fd,
             &mut self.rx,
-            iovs.iter_mut(),
+            iovs[..n_slots].iter_mut(),
             MsgFlags::MSG_DONTWAIT,
             None,
         )
         .map_err(io::Error::from)?;
         let mut n = 0;
         for msg in res {
+            let mut segment = 0;
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::UdpGroSegments(size) = c {
+                        segment = usize::try_from(size).unwrap_or(0);
+                    }
+                }
+            }
             batch.lens[n] = msg.bytes;
             batch.addrs[n] = msg.address.as_ref().and_then(to_std);
+            batch.segments[n] = segment;
             n += 1;
         }
         batch.len = n;
         Ok(n)
     }
 
-    /// Sends every datagram in `batch`; returns how many the kernel took.
+    /// Sends every datagram in `batch`: runs of them as `UDP_SEGMENT` sends with GSO, otherwise
+    /// `sendmmsg`. Returns how many datagrams the kernel took.
     pub fn send_batch(&mut self, batch: &Batch) -> io::Result<usize> {
-        let n = batch.len;
-        if n == 0 {
-            return Ok(0);
+        if !self.offloads.gso {
+            return self.send_each(batch, 0);
         }
-        let iovs: Vec<[io::IoSlice<'_>; 1]> = (0..n)
-            .map(|i| [io::IoSlice::new(batch.datagram(i).0)])
-            .collect();
-        let addrs: Vec<Option<SockaddrStorage>> = (0..n)
-            .map(|i| batch.addrs[i].map(SockaddrStorage::from))
-            .collect();
+        let mut sent = 0;
+        let mut start = 0;
+        while start < batch.len {
+            let end = batch.gso_run(start, GSO_MAX_SEGMENTS, GSO_MAX_BYTES);
+            match self.send_segmented(batch, start, end) {
+                Ok(()) => sent += end - start,
+                Err(Errno::EAGAIN | Errno::ENOBUFS) => self.send_dropped += (end - start) as u64,
+                Err(e @ (Errno::EIO | Errno::EINVAL)) => {
+                    warn!(error = %e, "UDP GSO refused; sending one datagram per message from now on");
+                    self.offloads.gso = false;
+                    return Ok(sent + self.send_each(batch, start)?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            start = end;
+        }
+        Ok(sent)
+    }
+
+    /// Datagrams `start..end` of `batch` as one `sendmsg`, segmented by the kernel.
+    fn send_segmented(&self, batch: &Batch, start: usize, end: usize) -> Result<(), Errno> {
+        let mut iov = [IoSlice::new(&[]); GSO_MAX_SEGMENTS];
+        for (slot, i) in iov.iter_mut().zip(start..end) {
+            *slot = IoSlice::new(batch.datagram(i).0);
+        }
+        let Some(to) = batch.addrs[start] else {
+            return Ok(());
+        };
+        let to = SockaddrStorage::from(to);
+        let size = u16::try_from(batch.lens[start]).map_err(|_| Errno::EINVAL)?;
+        let cmsg = [ControlMessage::UdpGsoSegments(&size)];
+        // One datagram needs no segmentation (and a segment size above its length is refused by
+        // older kernels).
+        let cmsgs: &[ControlMessage<'_>] = if end - start > 1 { &cmsg } else { &[] };
         let fd = self.sock.as_raw_fd();
-        let res = sendmmsg(
+        sendmsg(
             fd,
-            &mut self.tx,
-            iovs.iter(),
-            addrs,
-            [],
+            &iov[..end - start],
+            cmsgs,
             MsgFlags::MSG_DONTWAIT,
-        )
-        .map_err(io::Error::from)?;
-        Ok(res.count())
+            Some(&to),
+        )?;
+        Ok(())
+    }
+
+    /// Datagrams `start..` of `batch` with `sendmmsg`, up to `BATCH` per call.
+    fn send_each(&mut self, batch: &Batch, mut start: usize) -> io::Result<usize> {
+        let mut sent = 0;
+        while start < batch.len {
+            let end = batch.len.min(start + BATCH);
+            let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|k| match start + k < end {
+                true => [IoSlice::new(batch.datagram(start + k).0)],
+                false => [IoSlice::new(&[])],
+            });
+            let addrs: [Option<SockaddrStorage>; BATCH] = std::array::from_fn(|k| {
+                (start + k < end)
+                    .then(|| batch.addrs[start + k].map(SockaddrStorage::from))
+                    .flatten()
+            });
+            let fd = self.sock.as_raw_fd();
+            let res = sendmmsg(
+                fd,
+                &mut self.tx,
+                iovs[..end - start].iter(),
+                &addrs[..end - start],
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            );
+            let taken = match res {
+                Ok(r) => r.count(),
+                Err(Errno::EAGAIN | Errno::ENOBUFS) => 0,
+                Err(e) => return Err(e.into()),
+            };
+            sent += taken;
+            // What the kernel did not take is lost, as on a congested link (never retried later,
+            // behind newer packets).
+            self.send_dropped += (end - start - taken) as u64;
+            start = end;
+        }
+        Ok(sent)
     }
 
     /// Sends one datagram (handshakes, rare paths).
@@ -196,35 +283,5 @@ impl AsFd for Udp {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_batch_round_trip() {
-        let mut a = Udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut b = Udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let to = b.local_addr().unwrap();
-        let mut tx = Batch::new(256);
-        for i in 0..5u8 {
-            let s = tx.next_slot().unwrap();
-            s[..3].copy_from_slice(&[i, i, i]);
-            tx.commit(3, to);
-        }
-        assert_eq!(a.send_batch(&tx).unwrap(), 5);
-        let mut rx = Batch::new(256);
-        let mut got = Vec::new();
-        for _ in 0..1000 {
-            match b.recv_batch(&mut rx) {
-                Ok(n) => (0..n).for_each(|i| got.push(rx.datagram(i).0.to_vec())),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
-                Err(e) => panic!("{e}"),
-            }
-            if got.len() == 5 {
-                break;
-            }
-        }
-        assert_eq!(got, (0..5u8).map(|i| vec![i, i, i]).collect::<Vec<_>>());
-        assert_eq!(rx.datagram(0).1, Some(a.local_addr().unwrap()));
-    }
-}
+#[path = "udp_tests.rs"]
+mod tests;

@@ -1,0 +1,302 @@
+//! The data path of the packet thread: tunnel packets in, sealed datagrams out, and back. With
+//! offloads (docs/gateway-decisions.md, "Fast path"), one TUN read is a super-packet of up to
+//! 64 KiB that [`Segments`] cuts into tunnel-MTU packets, each sealed in place into a slot of the
+//! transmit batch, and the batch leaves in `UDP_SEGMENT` sends; one UDP receive is a run of
+//! datagrams from one peer, each opened in place, and the TCP packets among them go back to the
+//! kernel coalesced by the [`Coalescer`]. Without offloads the same code moves one packet per TUN
+//! read or write and a batch per `recvmmsg`/`sendmmsg`.
+//!
+//! Nothing here allocates: every buffer is in [`Buffers`], made once.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::time::Instant;
+
+use anyhow::Context;
+use tracing::warn;
+
+use crate::io::offload::{Coalescer, Push, Segments, VNET_HDR_LEN, VnetHdr};
+use crate::io::tun::Tun;
+use crate::io::udp::{BATCH, Batch, Udp};
+use crate::node::{Node, Received};
+use crate::proto::constants::TRANSPORT_HEADER_LEN;
+
+/// Batches of datagrams read per wake-up, so the tunnel side is not starved.
+const RECV_BATCHES: usize = 16;
+/// Datagrams opened per wake-up at most (a coalesced receive holds up to ~45).
+const RECV_DATAGRAMS: usize = 2048;
+/// TUN reads per wake-up (each up to 64 KiB with offloads).
+const TUN_READS: usize = 32;
+/// Slots in the transmit batch: a whole 64 KiB super-packet of 1420-byte segments and more.
+const TX_SLOTS: usize = 128;
+/// Coalesced TCP packets held before they are written to TUN.
+const GRO_ENTRIES: usize = 32;
+/// The largest TUN read: a virtio-net header and a 64 KiB packet.
+const TUN_READ_MAX: usize = VNET_HDR_LEN + 65_535;
+
+/// The size of a receive slot (and of the buffer `poll_transmit` writes into) for tunnel MTU
+/// `mtu`: the largest datagram that may arrive, so `recvmmsg` never truncates one. That is the
+/// larger of a full-size transport message (`mtu` + header + tag, with some room) and a hybrid
+/// fragment (1232 bytes, docs/protocol.md §4), whatever the MTU; handshake messages are smaller
+/// than both.
+pub fn datagram_slot(mtu: usize) -> usize {
+    let transport = mtu + 2 * TRANSPORT_HEADER_LEN + 64;
+    transport.max(crate::hybrid::constants::MAX_DATAGRAM)
+}
+
+/// The tunnel device, the UDP socket and the buffers between them, allocated once.
+#[derive(Debug)]
+pub struct DataPath {
+    /// The tunnel device.
+    pub tun: Tun,
+    /// The UDP socket.
+    pub udp: Udp,
+    b: Buffers,
+}
+
+#[derive(Debug)]
+struct Buffers {
+    rx: Batch,
+    tx: Batch,
+    /// Where `Node::poll_transmit` writes (handshakes, hybrid fragments, staged packets).
+    out: Vec<u8>,
+    /// One TUN read (only with a virtio-net header; without, packets are read into `tx`).
+    tun_in: Vec<u8>,
+    /// TCP segments on their way to TUN (only with a virtio-net header).
+    gro: Option<Coalescer>,
+    /// What the offloads did.
+    counts: OffloadCounts,
+}
+
+/// What the offloads did, for `qgw status`.
+#[derive(Debug, Default)]
+pub struct OffloadCounts {
+    /// TUN super-packets refused, by reason.
+    pub tun_refused: BTreeMap<&'static str, u64>,
+    /// TUN super-packets cut into segments.
+    pub tun_segmented: u64,
+    /// Coalesced super-packets written to TUN.
+    pub tun_coalesced: u64,
+    /// UDP receives holding several datagrams.
+    pub udp_coalesced: u64,
+}
+
+impl DataPath {
+    /// The data path between `tun` and `udp` for tunnel MTU `mtu`, with buffers for the devices'
+    /// offloads.
+    pub fn new(mtu: usize, tun: Tun, udp: Udp) -> Self {
+        let slot = datagram_slot(mtu);
+        let vnet = tun.offloads().vnet_hdr;
+        let b = Buffers {
+            rx: Batch::new(udp.receive_slot(slot), BATCH),
+            // Packets from TUN are at most `mtu`; sealed, they fit the transport size.
+            tx: Batch::new(mtu + 2 * TRANSPORT_HEADER_LEN + 64, TX_SLOTS),
+            out: vec![0; slot],
+            tun_in: if vnet {
+                vec![0; TUN_READ_MAX]
+            } else {
+                Vec::new()
+            },
+            gro: vnet.then(|| Coalescer::new(GRO_ENTRIES)),
+            counts: OffloadCounts::default(),
+        };
+        Self { tun, udp, b }
+    }
+
+    /// What the offloads did.
+    pub fn counts(&self) -> &OffloadCounts {
+        &self.b.counts
+    }
+
+    /// Sends what `node` has to send outside the data path (handshakes, hybrid fragments, staged
+    /// packets), at most `max` datagrams.
+    pub fn transmit(&mut self, node: &mut Node, now: Instant, max: usize) {
+        let out = &mut self.b.out;
+        for _ in 0..max {
+            let Some(t) = node.poll_transmit(now, out) else {
+                break;
+            };
+            let _ = self.udp.send_to(&out[..t.len], t.to);
+        }
+    }
+
+    /// Datagrams from UDP, a bounded number per wake-up, opened and written to TUN.
+    pub fn network(&mut self, node: &mut Node, now: Instant) -> anyhow::Result<()> {
+        let Self { tun, udp, b } = self;
+        let mut opened = 0;
+        for _ in 0..RECV_BATCHES {
+            let n = match udp.recv_batch(&mut b.rx) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e).context("recvmmsg"),
+            };
+            for i in 0..n {
+                let (len, segment) = b.rx.segmented(i);
+                if segment < len {
+                    b.counts.udp_coalesced += 1;
+                }
+                let (buf, from) = b.rx.slot_mut(i);
+                let Some(from) = from else { continue };
+                let mut start = 0;
+                while start < len {
+                    let end = len.min(start + segment);
+                    let datagram = &mut buf[start..end];
+                    if let Received::Packet { packet, .. } =
+                        node.handle_datagram(now, from, datagram)
+                    {
+                        deliver(tun, &mut b.gro, &mut b.counts, &datagram[packet]);
+                    }
+                    start = end;
+                    opened += 1;
+                }
+            }
+            if let Some(gro) = &mut b.gro {
+                drain(tun, gro, &mut b.counts);
+            }
+            if n < BATCH || opened >= RECV_DATAGRAMS {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Packets from TUN, sealed into the transmit batch and sent.
+    pub fn tunnel(&mut self, node: &mut Node, now: Instant) -> anyhow::Result<()> {
+        let Self { tun, udp, b } = self;
+        b.tx.clear();
+        if b.gro.is_some() {
+            tunnel_offloaded(node, tun, udp, b, now)?;
+        } else {
+            tunnel_plain(node, tun, b, now)?;
+        }
+        send(udp, &mut b.tx);
+        Ok(())
+    }
+}
+
+/// Writes one opened packet to TUN, through the coalescer when there is one.
+fn deliver(tun: &Tun, gro: &mut Option<Coalescer>, counts: &mut OffloadCounts, packet: &[u8]) {
+    let Some(gro) = gro else {
+        if let Err(e) = tun.send(packet) {
+            warn!(error = %e, "TUN write failed");
+        }
+        return;
+    };
+    if gro.push(packet) == Push::Full {
+        drain(tun, gro, counts);
+        let _ = gro.push(packet);
+    }
+}
+
+fn drain(tun: &Tun, gro: &mut Coalescer, counts: &mut OffloadCounts) {
+    gro.drain(|buf| {
+        // A coalesced super-packet's header names a GSO type (`virtio_net_hdr.gso_type`).
+        if buf.get(1).is_some_and(|&gso_type| gso_type != 0) {
+            counts.tun_coalesced += 1;
+        }
+        match tun.send(buf) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                warn!(error = %e, "TUN write failed");
+                Err(e)
+            }
+        }
+    });
+}
+
+/// One packet per TUN read, sealed into the transmit batch, up to a batch.
+fn tunnel_plain(node: &mut Node, tun: &Tun, b: &mut Buffers, now: Instant) -> anyhow::Result<()> {
+    for _ in 0..BATCH {
+        let Some(slot) = b.tx.next_slot() else { break };
+        let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
+        let n = match tun.recv(&mut slot[TRANSPORT_HEADER_LEN..][..room]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e).context("TUN read"),
+        };
+        if let Ok(t) = node.handle_tun_packet(now, slot, n) {
+            b.tx.commit(t.len, t.to);
+        }
+    }
+    Ok(())
+}
+
+/// Super-packets from a TUN device with a virtio-net header, cut into segments that are sealed
+/// straight into the transmit batch (sent whenever it fills).
+fn tunnel_offloaded(
+    node: &mut Node,
+    tun: &Tun,
+    udp: &mut Udp,
+    b: &mut Buffers,
+    now: Instant,
+) -> anyhow::Result<()> {
+    let Buffers {
+        tx, tun_in, counts, ..
+    } = b;
+    for _ in 0..TUN_READS {
+        let n = match tun.recv(tun_in) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e).context("TUN read"),
+        };
+        let read = &tun_in[..n];
+        let segments =
+            VnetHdr::parse(read).and_then(|hdr| Segments::new(&hdr, &read[VNET_HDR_LEN..]));
+        let mut segments = match segments {
+            Ok(s) => s,
+            Err(e) => {
+                *counts.tun_refused.entry(e.reason()).or_default() += 1;
+                continue;
+            }
+        };
+        if segments.count() > 1 {
+            counts.tun_segmented += 1;
+        }
+        loop {
+            let Some(slot) = tx.next_slot() else {
+                send(udp, tx);
+                continue;
+            };
+            let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
+            let Some(len) = segments.next_into(&mut slot[TRANSPORT_HEADER_LEN..][..room]) else {
+                break;
+            };
+            if let Ok(t) = node.handle_tun_packet(now, slot, len) {
+                tx.commit(t.len, t.to);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends the transmit batch and empties it.
+fn send(udp: &mut Udp, tx: &mut Batch) {
+    if !tx.is_empty()
+        && let Err(e) = udp.send_batch(tx)
+    {
+        warn!(error = %e, "UDP send failed");
+    }
+    tx.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hybrid::constants::MAX_DATAGRAM;
+    use crate::proto::constants::{INITIATION_LEN, TRANSPORT_MIN_LEN};
+
+    #[test]
+    fn receive_slots_hold_every_datagram_whatever_the_mtu() {
+        for mtu in [576, 1000, 1200, 1280, 1420, 9000] {
+            let slot = datagram_slot(mtu);
+            // A hybrid fragment, a handshake message and a full-size transport message
+            // (header, the packet padded to at most the MTU, tag) all arrive untruncated.
+            assert!(slot >= MAX_DATAGRAM, "mtu {mtu}: {slot}-byte slot");
+            assert!(slot >= INITIATION_LEN, "mtu {mtu}: {slot}-byte slot");
+            assert!(
+                slot >= mtu + TRANSPORT_MIN_LEN,
+                "mtu {mtu}: {slot}-byte slot"
+            );
+        }
+    }
+}
