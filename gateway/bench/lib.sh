@@ -23,7 +23,9 @@
 #                                SAE_A, KME_B on HOST:8442 for SAE_B (KME_HOST=HOST)
 #   kme_start LOG LIFE           qkd-kme-sim serve in NS_A for at most LIFE s, ready; KME_PID
 #   qgw_config SITE EP AUDIT [REKEY]  $WD/site-SITE.yaml (hybrid, QKD required, a master), checked
-#   qgw_up SITE LOG LIFE         `qgw up` of SITE in its namespace for at most LIFE s ($last)
+#   qgw_plain_config SITE EP     $WD/site-SITE.yaml: the same tunnel, plain WireGuard, checked
+#                                (both add `offload: $QGW_OFFLOAD` when that is set)
+#   qgw_up SITE LOG LIFE         `qgw up` of SITE ($QGW, default $BIN/qgw) for at most LIFE s ($last)
 #   wg_go_up SITE IFACE EP LOG_LEVEL LIFE LOG  wireguard-go -f IFACE in SITE's namespace ($last),
 #                                configured with wg set (peer at EP, no keepalive) and ip
 #   tunnel_up SECS               ping TN_B from NS_A until it answers
@@ -206,14 +208,8 @@ qgw_config() { # SITE ENDPOINT-HOST AUDIT-LOG [REKEY] -> $WD/site-SITE.yaml, che
   [[ $s == b ]] && p=a tn=$TN_B ptn=$TN_A kme=$KME_HOST:8442 role=slave
   [[ -n "${4:-}" ]] && rekey=$'\n'"    rekey_after_seconds: $4" # none: qgw's default
   cat > "$WD/site-$s.yaml" << EOF
-interface:
-  name: $QGW_IF-$s
-  address: $tn/24
-  listen_port: $PORT
-  private_key_file: $WD/$s.key
+$(interface_section "$s" "$tn")
   mldsa_private_key_file: $WD/$s.mldsa
-  mtu: $MTU
-  uapi: false
 qkd:
   kme_url: https://$kme
   sae_id: SAE_${s^^}
@@ -232,11 +228,38 @@ audit:
   path: $3
   checkpoint_seconds: 5
 EOF
-  "$BIN/qgw" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"
+  "${QGW:-$BIN/qgw}" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"
+}
+
+interface_section() { # SITE TUNNEL-ADDRESS: the interface: lines both configs share
+  cat << EOF
+interface:
+  name: $QGW_IF-$1
+  address: $2/24
+  listen_port: $PORT
+  private_key_file: $WD/$1.key
+  mtu: $MTU
+  uapi: false
+EOF
+  if [[ -n "${QGW_OFFLOAD:-}" ]]; then echo "  offload: $QGW_OFFLOAD"; fi
+}
+
+qgw_plain_config() { # SITE ENDPOINT-HOST -> $WD/site-SITE.yaml: plain WireGuard, checked
+  local s=$1 p=b tn=$TN_A ptn=$TN_B
+  [[ $s == b ]] && p=a tn=$TN_B ptn=$TN_A
+  cat > "$WD/site-$s.yaml" << EOF
+$(interface_section "$s" "$tn")
+peers:
+  - name: site-$p
+    public_key: "$(cat "$WD/$p.pub")"
+    endpoint: $2:$PORT
+    allowed_ips: [$ptn/32]
+EOF
+  "${QGW:-$BIN/qgw}" check-config "$WD/site-$s.yaml" > /dev/null || die "check-config site $s"
 }
 
 qgw_up() { # SITE LOG LIFE: `qgw up` of SITE for at most LIFE s; the timeout wrapper's PID in $last
-  start "$(ns_of "$1")" "$2" timeout -k 5 "$3" "$BIN/qgw" up --config "$WD/site-$1.yaml"
+  start "$(ns_of "$1")" "$2" timeout -k 5 "$3" "${QGW:-$BIN/qgw}" up --config "$WD/site-$1.yaml"
 }
 
 wg_go_up() { # SITE IFACE ENDPOINT-HOST LOG_LEVEL LIFE LOG: wireguard-go (the timeout wrapper's PID

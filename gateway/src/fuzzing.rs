@@ -9,7 +9,7 @@
 //! | `gateway_uapi` | [`uapi_request`] | the UAPI `get=1`/`set=1` parser and applier |
 //! | `gateway_config` | [`config_text`] | the YAML config parser (no validation: that reads key files) |
 //! | `gateway_audit_verify` | [`audit_verify`] | the audit-log verifier, raw or mutating a real signed log, and the writer's restart check of a file's tail |
-//! | `gateway_tun_offload` | [`tun_offload`] | a TUN read (vnet header + packet) split into segments, which then go through the coalescer and out as TUN writes |
+//! | `gateway_tun_offload` | [`tun_offload`] | a TUN read (vnet header + packet) split into segments, which then go through the coalescer (TCP only, and TCP + UDP) and out as TUN writes |
 //! | `gateway_control` | [`control_request`] | a control connection's request reader ([`Conn`](crate::control::conn::Conn)), in reads of any size, and the handler of its socket (status check, UAPI parser, metrics router) |
 //!
 //! Every body must return without panicking on any input; memory stays bounded because the
@@ -249,42 +249,55 @@ pub fn audit_verify(data: &[u8]) {
 
 /// Feeds `data` as a TUN read: the first [`VNET_HDR_LEN`](crate::io::offload::VNET_HDR_LEN)
 /// bytes a vnet header, the rest the packet. Its segments fit a 65 KiB buffer and number at most
-/// one per `gso_size` bytes (plus one); they and the raw packet go through a small coalescer, whose
-/// every write fits a vnet header + 65535 bytes and splits again without a refusal.
+/// one per `gso_size` bytes (plus one); they and the raw packet go through two small coalescers,
+/// TCP only and TCP + UDP, whose every write fits a vnet header + 65535 bytes and splits again
+/// without a refusal; the TCP-only one never writes a UDP super-packet (`GSO_UDP_L4`), and the
+/// other's are at most 64 datagrams.
 pub fn tun_offload(data: &[u8]) {
-    use crate::io::offload::{Coalescer, Push, Segments, VNET_HDR_LEN, VnetHdr};
+    use crate::io::offload::{Coalescer, Segments, VNET_HDR_LEN, VnetHdr};
     let (head, packet) = data.split_at(data.len().min(VNET_HDR_LEN));
-    let mut coalescer = Coalescer::new(3);
-    let mut check_write = |bytes: &[u8]| {
-        assert!(bytes.len() <= VNET_HDR_LEN + 65535);
-        let hdr = VnetHdr::parse(bytes).expect("we write valid headers");
-        let packet = bytes.get(VNET_HDR_LEN..).unwrap_or_default();
-        let again = Segments::new(&hdr, packet);
-        assert!(again.is_ok(), "{hdr:?}: {again:?}");
-        Ok(())
-    };
-    let mut push = |c: &mut Coalescer, p: &[u8]| {
-        if c.push(p) == Push::Full {
-            let _ = c.drain(&mut check_write);
-            assert_ne!(c.push(p), Push::Full);
-        }
-    };
+    let mut packets = Vec::new();
     if let Ok(hdr) = VnetHdr::parse(head)
         && let Ok(mut segments) = black_box(Segments::new(&hdr, packet))
     {
         let bound = packet.len() / usize::from(hdr.gso_size).max(1) + 1;
         assert!(segments.count() <= bound);
         let mut buf = vec![0u8; 65 * 1024];
-        let mut n = 0;
         while let Some(len) = segments.next_into(&mut buf) {
             assert!(len <= buf.len());
-            n += 1;
-            assert!(n <= segments.count());
-            push(&mut coalescer, &buf[..len]);
+            packets.push(buf[..len].to_vec());
+            assert!(packets.len() <= segments.count());
         }
-        assert_eq!(n, segments.count());
+        assert_eq!(packets.len(), segments.count());
     }
-    push(&mut coalescer, packet);
+    packets.push(packet.to_vec());
+    for udp in [false, true] {
+        coalesce_checked(Coalescer::with_udp(3, udp), &packets);
+    }
+}
+
+/// Pushes `packets` through `coalescer` (draining when full) and checks every write it makes.
+fn coalesce_checked(mut coalescer: crate::io::offload::Coalescer, packets: &[Vec<u8>]) {
+    use crate::io::offload::{GsoType, Push, Segments, VNET_HDR_LEN, VnetHdr};
+    let udp = coalescer.merges_udp();
+    let mut check_write = |bytes: &[u8]| {
+        assert!(bytes.len() <= VNET_HDR_LEN + 65535);
+        let hdr = VnetHdr::parse(bytes).expect("we write valid headers");
+        let packet = bytes.get(VNET_HDR_LEN..).unwrap_or_default();
+        let again = Segments::new(&hdr, packet);
+        assert!(again.is_ok(), "{hdr:?}: {again:?}");
+        if hdr.gso_type == GsoType::UdpL4 {
+            assert!(udp, "GSO_UDP_L4 written with UDP coalescing off");
+            assert!(again.is_ok_and(|s| s.count() <= 64));
+        }
+        Ok(())
+    };
+    for p in packets {
+        if coalescer.push(p) == Push::Full {
+            let _ = coalescer.drain(&mut check_write);
+            assert_ne!(coalescer.push(p), Push::Full);
+        }
+    }
     let _ = coalescer.drain(&mut check_write);
     assert!(coalescer.is_empty());
 }

@@ -1,8 +1,10 @@
 //! The data path with segmentation offloads on (the default) and forced off (`offload: false`),
 //! and both modes facing each other and wireguard-go: pings with full-size packets over IPv4 and
 //! IPv6, TCP transfers both ways checked by SHA-256 (TCP is what the kernel hands over as 64 KiB
-//! super-packets, TSO), and `qgw status` naming the offloads in use and showing that super-packets
-//! were cut and coalesced where they are on. The hybrid key agreement rotating every 5 s under a
+//! super-packets, TSO), bursts of numbered UDP datagrams (200 and 1372 bytes) both ways, each
+//! checked byte for byte (a receiving gateway with offloads merges them into USO super-packets),
+//! and `qgw status` naming the offloads in use and showing that super-packets were cut and
+//! coalesced where they are on. The hybrid key agreement rotating every 5 s under a
 //! TCP transfer runs in both modes too. See `netns/mod.rs` for the harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +16,7 @@ use netns::hybrid::{Sites, start_sites};
 use netns::lab::Lab;
 use netns::pair::{PairOptions, SiteSetup, start_qgw_pair, start_wireguard_go_pair};
 use netns::qgw::status;
-use netns::traffic::{assert_pings_both_ways, assert_tcp_transfer};
+use netns::traffic::{assert_pings_both_ways, assert_tcp_transfer, udp_burst};
 
 const OFF: &str = "offload: false";
 
@@ -76,6 +78,18 @@ fn qgw_pairs_carry_tcp_both_ways_with_offloads_on_off_and_mixed() {
         assert_tcp_transfer(&b, &a, "10.201.0.2:5001", size, &format!("{what}: a -> b"));
         assert_tcp_transfer(&a, &b, "10.201.0.1:5001", size, &format!("{what}: b -> a"));
         assert_tcp_transfer(&b, &a, "[fd00:201::2]:5002", size, &format!("{what}: v6"));
+        // Small UDP datagrams in bursts (what the receiving gateway merges into USO super-packets
+        // when it has offloads), and full-size ones, both ways.
+        for (to_ns, from_ns, to) in [(&b, &a, "10.201.0.2:6001"), (&a, &b, "[fd00:201::1]:6002")] {
+            for len in [200, 1372] {
+                let got = udp_burst(to_ns, from_ns, to.parse().unwrap(), 3000, len);
+                assert_eq!(
+                    got,
+                    (3000, 0, 0),
+                    "{what}: UDP {len} B to {to}: (intact, damaged, twice)"
+                );
+            }
+        }
         assert_offloads(&lab, &a, &p.ia, a_on);
         assert_offloads(&lab, &b, &p.ib, b_on);
     }

@@ -97,7 +97,8 @@ impl DataPath {
             } else {
                 Vec::new()
             },
-            gro: vnet.then(|| Coalescer::new(GRO_ENTRIES)),
+            // UDP datagrams are merged only where the kernel takes USO super-packets (Linux ≥ 6.2).
+            gro: vnet.then(|| Coalescer::with_udp(GRO_ENTRIES, tun.offloads().uso)),
             counts: OffloadCounts::default(),
         };
         Self { tun, udp, b }

@@ -247,3 +247,66 @@ pub fn frag_creates(lab: &Lab, ns: &str) -> String {
     let frag = names.zip(values).find(|(k, _)| *k == "FragCreates");
     frag.unwrap().1.to_owned()
 }
+
+/// Sends `count` numbered UDP datagrams of `len` bytes (≥ 8: the number, then a pattern derived
+/// from it) from `from_ns` to `to` (in `to_ns`) in bursts of 64, and returns how many arrived
+/// intact, how many arrived damaged and how many twice. The receiver has a 4 MiB buffer and stops
+/// after 2 s of silence.
+pub fn udp_burst(
+    to_ns: &str,
+    from_ns: &str,
+    to: SocketAddr,
+    count: u32,
+    len: usize,
+) -> (usize, usize, usize) {
+    let pattern = |seq: u32, buf: &mut [u8]| {
+        buf[..4].copy_from_slice(&seq.to_be_bytes());
+        for (i, b) in buf.iter_mut().enumerate().skip(4) {
+            *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+        }
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let receiver = spawn_in(to_ns, move || {
+        let sock = UdpSocket::bind(to).expect("bind receiver");
+        nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(4 << 20))
+            .expect("receive buffer");
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        ready_tx.send(()).expect("signal ready");
+        let (mut seen, mut damaged, mut twice) = (vec![false; count as usize], 0, 0);
+        let (mut buf, mut want) = (vec![0u8; 65536], vec![0u8; len]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            let Ok(n) = sock.recv(&mut buf) else { break };
+            if n < 4 {
+                damaged += 1;
+                continue;
+            }
+            let seq = u32::from_be_bytes(buf[..4].try_into().unwrap());
+            pattern(seq, &mut want);
+            match seen.get_mut(seq as usize) {
+                Some(s) if n == len && buf[..n] == want[..] => {
+                    twice += usize::from(*s);
+                    *s = true;
+                }
+                _ => damaged += 1,
+            }
+        }
+        (seen.iter().filter(|s| **s).count(), damaged, twice)
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("receiver ready");
+    in_netns(from_ns, move || {
+        let sock = UdpSocket::bind((if to.is_ipv4() { "0.0.0.0" } else { "::" }, 0)).unwrap();
+        let mut buf = vec![0u8; len];
+        for seq in 0..count {
+            pattern(seq, &mut buf);
+            sock.send_to(&buf, to).expect("send");
+            if seq % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    receiver.join().expect("receiver thread")
+}

@@ -2,27 +2,48 @@
 //! Receive Offload"): consecutive TCP segments of one flow that came out of the tunnel are merged
 //! into one super-packet, written to TUN with a vnet header (include/uapi/linux/virtio_net.h) that
 //! lets the kernel take it whole, as Linux's `tcp_gro_receive` and wireguard-go's
-//! `tun/offload_linux.go` do.
+//! `tun/offload_linux.go` do. With [`Coalescer::with_udp`], UDP datagrams too (RFC 768), as
+//! Linux's `udp_gro_receive_segment` and wireguard-go's `udpGRO` do: the kernel takes the
+//! super-packet as USO (segmentation-offloads.rst "UDP Segmentation Offload", `TUN_F_USO4/6`,
+//! Linux ≥ 6.2) and cuts it back into the datagrams before a socket without `UDP_GRO` sees them.
 //!
-//! A packet extends the most recent entry of its flow (IP version, addresses, ports), so the order
-//! within a flow is kept, when: IPv4 without options, not a fragment, same TOS, DF and TTL (RFC 791
-//! §3.1); IPv6 with TCP as the first next header, same traffic class, flow label and hop limit
-//! (RFC 8200 §3); same TCP header length and option bytes, same acknowledgment number, flags ACK
-//! or ACK|PSH (RFC 9293 §3.1); its sequence number follows the entry's data; its payload is
-//! non-empty and no longer than the entry's first (the `gso_size`); the entry did not end with PSH
-//! or a shorter segment; the merged IP packet stays ≤ 65535 bytes (IPv6 included, so every entry
-//! fits its buffer). Its IPv4 header checksum and TCP checksum must verify first (RFC 1071): a
-//! corrupted packet is kept alone, unchanged, for the kernel to drop.
+//! A packet extends the most recent entry of its flow (IP version, protocol, addresses, ports), so
+//! the order within a flow is kept, when: IPv4 without options, not a fragment, same TOS, DF and
+//! TTL (RFC 791 §3.1); IPv6 with TCP or UDP as the first next header, same traffic class, flow
+//! label and hop limit (RFC 8200 §3); its payload is non-empty and no longer than the entry's
+//! first (the `gso_size`); the entry did not end with a shorter one; the merged IP packet stays
+//! ≤ 65535 bytes (IPv6 included, so every entry fits its buffer). TCP also: same TCP header length
+//! and option bytes, same acknowledgment number, flags ACK or ACK|PSH (RFC 9293 §3.1), its
+//! sequence number follows the entry's data, the entry did not end with PSH. UDP also: its length
+//! field matches the datagram, its checksum is not zero (none computed), the entry holds fewer
+//! than [`UDP_MAX_SEGMENTS`] datagrams. Its IPv4 header checksum and L4 checksum must verify first
+//! (RFC 1071): a corrupted packet is kept alone, unchanged, for the kernel to drop, and later
+//! packets of its flow start a new entry after it (`coalesce_view.rs` reads all this of a packet).
+//!
+//! A merged entry is written with `NEEDS_CSUM`, `csum_start` at the L4 header, the L4 checksum
+//! field holding the pseudo-header sum over the new L4 length (not complemented), the IP length
+//! (and IPv4 header checksum) updated, and `gso_type` TCPV4/TCPV6 (`csum_offset` 16) or UDP_L4
+//! (`csum_offset` 6, the UDP length field set to 8 + every payload). A lone packet is written
+//! unchanged with a zero header.
 //!
 //! Everything is allocated by [`Coalescer::new`]; [`Coalescer::push`] and [`Coalescer::drain`]
 //! only copy.
 
 use std::io;
 
-use super::checksum::{self, fold, pseudo_header};
-use super::segment::{TCP_ACK, TCP_PSH, tcp_header_len};
+use super::checksum::{fold, pseudo_header};
+use super::segment::TCP_PSH;
 use super::vnet::{F_NEEDS_CSUM, GsoType, VNET_HDR_LEN, VnetHdr};
-use super::{IpHeader, MAX_PACKET_LEN, PROTO_TCP, be16, be32};
+use super::{IpHeader, MAX_PACKET_LEN, PROTO_TCP, PROTO_UDP};
+use view::{FlowKey, View};
+
+#[path = "coalesce_view.rs"]
+mod view;
+
+/// The most datagrams one UDP entry merges: Linux's `UDP_GRO_CNT_MAX` (net/ipv4/udp_offload.c),
+/// which is also the most segments it takes in one USO write (`UDP_MAX_SEGMENTS`,
+/// include/linux/udp.h).
+pub const UDP_MAX_SEGMENTS: usize = 64;
 
 /// What [`Coalescer::push`] did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,27 +69,20 @@ pub struct Drained {
     pub first_error: Option<io::Error>,
 }
 
-/// The flow a TCP packet belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowKey {
-    v6: bool,
-    /// Source then destination address, zero-padded for IPv4.
-    addrs: [u8; 32],
-    /// Source then destination port.
-    ports: [u8; 4],
-}
-
 /// The merge state of an entry whose first packet can be extended.
 #[derive(Debug, Clone, Copy)]
 struct Gro {
+    /// UDP datagrams (else TCP segments).
+    udp: bool,
     ip_len: usize,
-    tcp_len: usize,
+    /// The L4 header length (TCP with its options, or the 8 bytes of UDP).
+    l4_len: usize,
     /// The first packet's payload length.
     gso_size: usize,
     segments: usize,
-    /// The sequence number the next packet must have.
+    /// TCP: the sequence number the next packet must have.
     next_seq: u32,
-    /// No PSH and no short segment yet: it may be extended.
+    /// No PSH, no short segment, (UDP) fewer than [`UDP_MAX_SEGMENTS`]: it may be extended.
     open: bool,
 }
 
@@ -81,29 +95,27 @@ struct Entry {
     gro: Option<Gro>,
 }
 
-/// Packets on their way to TUN, TCP segments of a flow merged (see the module doc).
+/// Packets on their way to TUN, TCP segments (and, if enabled, UDP datagrams) of a flow merged
+/// (see the module doc).
 #[derive(Debug)]
 pub struct Coalescer {
     entries: Box<[Entry]>,
     used: usize,
-}
-
-/// What [`tcp_view`] reads of a TCP packet.
-#[derive(Debug, Clone, Copy)]
-struct TcpView {
-    ip: IpHeader,
-    key: FlowKey,
-    tcp_len: usize,
-    seq: u32,
-    flags: u8,
-    payload_len: usize,
-    /// Could start or extend an entry (shape, flags, checksums); the entry is checked apart.
-    mergeable: bool,
+    /// Merge UDP datagrams too (USO toward TUN).
+    udp: bool,
 }
 
 impl Coalescer {
-    /// A coalescer of `max_entries` (at least 1) entries of [`VNET_HDR_LEN`] + 65535 bytes each.
+    /// A coalescer of `max_entries` (at least 1) entries of [`VNET_HDR_LEN`] + 65535 bytes each,
+    /// merging TCP only: what every TUN device with TSO takes.
     pub fn new(max_entries: usize) -> Self {
+        Self::with_udp(max_entries, false)
+    }
+
+    /// Like [`Coalescer::new`], and with `udp` merges UDP datagrams too, written with
+    /// `VIRTIO_NET_HDR_GSO_UDP_L4`. Only for a TUN device that accepted `TUN_F_USO4 | TUN_F_USO6`
+    /// (Linux ≥ 6.2): any other refuses such a write.
+    pub fn with_udp(max_entries: usize, udp: bool) -> Self {
         let entries = (0..max_entries.max(1))
             .map(|_| Entry {
                 buf: vec![0u8; VNET_HDR_LEN + MAX_PACKET_LEN].into_boxed_slice(),
@@ -112,7 +124,16 @@ impl Coalescer {
                 gro: None,
             })
             .collect();
-        Self { entries, used: 0 }
+        Self {
+            entries,
+            used: 0,
+            udp,
+        }
+    }
+
+    /// Whether UDP datagrams are merged ([`Coalescer::with_udp`]).
+    pub fn merges_udp(&self) -> bool {
+        self.udp
     }
 
     /// Entries waiting to be written.
@@ -136,7 +157,7 @@ impl Coalescer {
         if packet.len() > MAX_PACKET_LEN {
             return Push::TooLong;
         }
-        let view = tcp_view(packet);
+        let view = View::parse(packet, self.udp);
         if let Some(v) = view.filter(|v| v.mergeable)
             && let Some(i) = self.latest_of(&v.key)
             && self
@@ -156,8 +177,9 @@ impl Coalescer {
         entry.len = packet.len();
         entry.key = view.map(|v| v.key);
         entry.gro = view.filter(|v| v.mergeable).map(|v| Gro {
+            udp: v.udp(),
             ip_len: v.ip.len,
-            tcp_len: v.tcp_len,
+            l4_len: v.l4_len,
             gso_size: v.payload_len,
             segments: 1,
             next_seq: v.seq.wrapping_add(v.payload_len as u32),
@@ -197,16 +219,16 @@ impl Coalescer {
 
 impl Entry {
     /// Appends `v`'s payload if it may extend this entry (see the module doc).
-    fn extend(&mut self, v: &TcpView, packet: &[u8]) -> bool {
+    fn extend(&mut self, v: &View, packet: &[u8]) -> bool {
         let Some(gro) = self.gro.as_mut().filter(|g| g.open) else {
             return false;
         };
         let Some(stored) = self.buf.get(VNET_HDR_LEN..VNET_HDR_LEN + self.len) else {
             return false;
         };
-        let headers = gro.ip_len + gro.tcp_len;
+        let headers = gro.ip_len + gro.l4_len;
         let fits = v.payload_len <= gro.gso_size && self.len + v.payload_len <= MAX_PACKET_LEN;
-        if !fits || v.ip.len != gro.ip_len || v.tcp_len != gro.tcp_len || v.seq != gro.next_seq {
+        if !fits || v.udp() != gro.udp || v.ip.len != gro.ip_len || v.l4_len != gro.l4_len {
             return false;
         }
         // IPv4: TOS (1), DF (6 & 0x40), TTL (8). IPv6: version, class, flow label (0..4), hop
@@ -217,9 +239,12 @@ impl Entry {
         } else {
             same(1..2) && same(8..9) && (stored[6] ^ packet[6]) & 0x40 == 0
         };
-        // Acknowledgment number (8..12) and options (20..).
+        // TCP: the sequence number follows, the acknowledgment number (8..12) and options (20..)
+        // are the same. UDP: the flow key and the lengths say it all.
         let l4 = gro.ip_len;
-        if !same_ip || !same(l4 + 8..l4 + 12) || !same(l4 + 20..headers) {
+        let same_l4 =
+            gro.udp || (v.seq == gro.next_seq && same(l4 + 8..l4 + 12) && same(l4 + 20..headers));
+        if !same_ip || !same_l4 {
             return false;
         }
         let (Some(payload), Some(dst)) = (
@@ -233,7 +258,7 @@ impl Entry {
         self.len += v.payload_len;
         gro.segments += 1;
         gro.next_seq = gro.next_seq.wrapping_add(v.payload_len as u32);
-        if v.payload_len < gro.gso_size {
+        if v.payload_len < gro.gso_size || (gro.udp && gro.segments >= UDP_MAX_SEGMENTS) {
             gro.open = false;
         }
         if v.flags & TCP_PSH != 0 {
@@ -259,24 +284,34 @@ impl Entry {
             Some(g) => {
                 let ip = IpHeader::parse(packet).ok()?;
                 ip.fix_up(packet, self.len, None);
-                let l4_len = (self.len - g.ip_len) as u32;
-                let partial = fold(pseudo_header(packet.get(ip.addrs())?, PROTO_TCP, l4_len));
-                let check = g.ip_len + 16;
+                let l4_len = self.len - g.ip_len;
+                let (protocol, gso_type, csum_offset) = match (g.udp, ip.v6) {
+                    (true, _) => (PROTO_UDP, GsoType::UdpL4, 6),
+                    (false, false) => (PROTO_TCP, GsoType::TcpV4, 16),
+                    (false, true) => (PROTO_TCP, GsoType::TcpV6, 16),
+                };
+                if g.udp {
+                    // The UDP length of the super-packet: header + every datagram's payload.
+                    let udp_len = u16::try_from(l4_len).ok()?;
+                    let at = g.ip_len + 4;
+                    packet
+                        .get_mut(at..at + 2)?
+                        .copy_from_slice(&udp_len.to_be_bytes());
+                }
+                let addrs = packet.get(ip.addrs())?;
+                let partial = fold(pseudo_header(addrs, protocol, l4_len as u32));
+                let check = g.ip_len + usize::from(csum_offset);
                 packet
                     .get_mut(check..check + 2)?
                     .copy_from_slice(&partial.to_be_bytes());
                 VnetHdr {
                     flags: F_NEEDS_CSUM,
-                    gso_type: if ip.v6 {
-                        GsoType::TcpV6
-                    } else {
-                        GsoType::TcpV4
-                    },
+                    gso_type,
                     ecn: false,
-                    hdr_len: u16::try_from(g.ip_len + g.tcp_len).ok()?,
+                    hdr_len: u16::try_from(g.ip_len + g.l4_len).ok()?,
                     gso_size: u16::try_from(g.gso_size).ok()?,
                     csum_start: u16::try_from(g.ip_len).ok()?,
-                    csum_offset: 16,
+                    csum_offset,
                 }
             }
         };
@@ -285,58 +320,10 @@ impl Entry {
     }
 }
 
-/// Reads a TCP packet: `None` if not TCP or its ports cannot be found (a later IPv4 fragment, an
-/// IPv6 extension header, a cut header).
-fn tcp_view(packet: &[u8]) -> Option<TcpView> {
-    let ip = IpHeader::parse(packet).ok()?;
-    let frag = if ip.v6 { 0 } else { be16(packet, 6)? };
-    if ip.protocol != PROTO_TCP || frag & 0x1fff != 0 {
-        return None;
-    }
-    let tcp_len = tcp_header_len(packet, ip.len).ok()?;
-    let headers = ip.len + tcp_len;
-    let payload_len = packet.len().checked_sub(headers)?;
-    let mut key = FlowKey {
-        v6: ip.v6,
-        addrs: [0; 32],
-        ports: [0; 4],
-    };
-    let addrs = packet.get(ip.addrs())?;
-    key.addrs.get_mut(..addrs.len())?.copy_from_slice(addrs);
-    key.ports.copy_from_slice(packet.get(ip.len..ip.len + 4)?);
-    let flags = *packet.get(ip.len + 13)?;
-    let ip_len_field = usize::from(be16(packet, if ip.v6 { 4 } else { 2 })?);
-    let whole = if ip.v6 {
-        ip_len_field + 40
-    } else {
-        ip_len_field
-    } == packet.len();
-    let shape = whole && payload_len > 0 && (ip.v6 || (ip.len == 20 && frag & 0x2000 == 0));
-    let mergeable = shape && flags & !TCP_PSH == TCP_ACK && checksums_verify(packet, &ip);
-    Some(TcpView {
-        ip,
-        key,
-        tcp_len,
-        seq: be32(packet, ip.len + 4)?,
-        flags,
-        payload_len,
-        mergeable,
-    })
-}
-
-/// The IPv4 header checksum and the TCP checksum of `packet` verify.
-fn checksums_verify(packet: &[u8], ip: &IpHeader) -> bool {
-    let (Some(header), Some(tcp), Some(addrs)) = (
-        packet.get(..ip.len),
-        packet.get(ip.len..),
-        packet.get(ip.addrs()),
-    ) else {
-        return false;
-    };
-    (ip.v6 || checksum::verifies(header, 0))
-        && checksum::verifies(tcp, pseudo_header(addrs, PROTO_TCP, tcp.len() as u32))
-}
-
 #[cfg(test)]
 #[path = "coalesce_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "coalesce_udp_tests.rs"]
+mod udp_tests;

@@ -5,26 +5,11 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::io::offload::segment::{TCP_CWR, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG};
-use crate::io::offload::testing::{Tcp, super_packet, udp, verifies};
+use crate::io::offload::segment::{TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG};
+use crate::io::offload::testing::{
+    Tcp, drain, fix_ipv4_checksum, push_all, super_packet, udp, verifies,
+};
 use crate::io::offload::{Segments, complete_checksum};
-
-/// Drains `c` into owned buffers.
-fn drain(c: &mut Coalescer) -> Vec<(VnetHdr, Vec<u8>)> {
-    let mut out = Vec::new();
-    let d = c.drain(|b| {
-        out.push((VnetHdr::parse(b).unwrap(), b[VNET_HDR_LEN..].to_vec()));
-        Ok(())
-    });
-    assert_eq!((d.written, d.failed), (out.len(), 0));
-    assert!(c.is_empty());
-    out
-}
-
-/// Pushes `packets`, returning what each push did.
-fn push_all(c: &mut Coalescer, packets: &[Vec<u8>]) -> Vec<Push> {
-    packets.iter().map(|p| c.push(p)).collect()
-}
 
 /// Three consecutive 100-byte segments of `base`'s flow, from seq 1000, IPv4 IDs counting up.
 fn run(base: &Tcp) -> Vec<Vec<u8>> {
@@ -177,9 +162,7 @@ fn merging_stops_where_linux_would_flush() {
     // DF differs: clear it and fix the header checksum.
     let mut no_df = next.build();
     no_df[6] = 0;
-    no_df[10..12].fill(0);
-    let c = crate::io::offload::checksum::checksum(&no_df[..20]);
-    no_df[10..12].copy_from_slice(&c.to_be_bytes());
+    fix_ipv4_checksum(&mut no_df);
     let mut co = Coalescer::new(4);
     assert_eq!(
         push_all(&mut co, &[first.build(), no_df]),

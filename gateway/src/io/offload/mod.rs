@@ -5,18 +5,21 @@
 //! from TUN starts with a 10-byte `struct virtio_net_hdr` (include/uapi/linux/virtio_net.h), and
 //! the IP packet after it may be a TCP or UDP "super-packet" of up to 64 KiB that we must cut into
 //! MTU-sized packets ourselves; every write to TUN starts with such a header too, which lets us
-//! hand the kernel one coalesced TCP super-packet instead of many small ones
-//! (Documentation/networking/segmentation-offloads.rst: TSO, USO, GRO, checksum offload).
+//! hand the kernel one coalesced TCP super-packet instead of many small ones, and, when the kernel
+//! granted `TUN_F_USO4 | TUN_F_USO6` (Linux ≥ 6.2), one UDP super-packet (`GSO_UDP_L4`) instead of
+//! many small datagrams (RFC 768), which the kernel cuts back into those datagrams
+//! (Documentation/networking/segmentation-offloads.rst: TSO, "UDP Segmentation Offload", GRO,
+//! checksum offload).
 //!
 //! | module | what |
 //! |---|---|
 //! | [`vnet`] | the header: [`VnetHdr`], its flags and GSO types |
 //! | [`checksum`] | the Internet checksum (RFC 1071), pseudo-headers (RFC 768, RFC 793 §3.1 / RFC 9293, RFC 8200 §8.1), the IPv4 header checksum (RFC 791) |
 //! | [`segment`] | TUN → tunnel: [`Segments`] splits a super-packet (or completes a partial checksum) |
-//! | [`coalesce`] | tunnel → TUN: [`Coalescer`] merges consecutive TCP segments of a flow (GRO) |
+//! | [`coalesce`] | tunnel → TUN: [`Coalescer`] merges consecutive TCP segments of a flow (GRO), and with [`Coalescer::with_udp`] consecutive equal-sized UDP datagrams (USO toward TUN, only when the kernel granted `TUN_F_USO4/6`) |
 //!
 //! The behaviour follows Linux's own GSO (`tcp_gso_segment`, `__udp_gso_segment`) and GRO
-//! (`tcp_gro_receive`) and wireguard-go's `tun/offload_linux.go`. Every refusal is an
+//! (`tcp_gro_receive`, `udp_gro_receive_segment`) and wireguard-go's `tun/offload_linux.go`. Every refusal is an
 //! [`OffloadError`], counted by its [`OffloadError::reason`] label.
 
 pub mod checksum;

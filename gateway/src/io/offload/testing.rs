@@ -1,10 +1,10 @@
-//! Test helpers of the offload module: packet builders and an independent, slow checksum
-//! reference (byte pairs and explicit pseudo-header bytes, RFC 768 / RFC 9293 §3.1 / RFC 8200 §8.1),
+//! Test helpers of the offload module: packet builders, coalescer drivers and an independent,
+//! slow checksum reference (byte pairs and explicit pseudo-header bytes, RFC 768 / RFC 9293 §3.1 / RFC 8200 §8.1),
 //! so the tests do not check [`super::checksum`] against itself.
 #![allow(clippy::unwrap_used)]
 
 use super::segment::{TCP_ACK, TCP_PSH};
-use super::{PROTO_TCP, PROTO_UDP};
+use super::{Coalescer, PROTO_TCP, PROTO_UDP, Push, Segments, VNET_HDR_LEN, VnetHdr};
 
 /// A TCP packet to build.
 #[derive(Debug, Clone)]
@@ -77,13 +77,86 @@ impl Tcp {
     }
 }
 
+/// A UDP datagram to build.
+#[derive(Debug, Clone)]
+pub struct Udp {
+    pub v6: bool,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload: Vec<u8>,
+    pub ttl: u8,
+    pub tos: u8,
+    pub id: u16,
+}
+
+impl Default for Udp {
+    fn default() -> Self {
+        Self {
+            v6: false,
+            src_port: 12345,
+            dst_port: 443,
+            payload: vec![0x55; 200],
+            ttl: 64,
+            tos: 0,
+            id: 0x4242,
+        }
+    }
+}
+
+impl Udp {
+    /// The datagram with this payload.
+    pub fn with(&self, payload: &[u8]) -> Self {
+        Self {
+            payload: payload.to_vec(),
+            ..self.clone()
+        }
+    }
+
+    /// The datagram, with correct lengths and checksums (a computed zero sent as 0xffff).
+    pub fn build(&self) -> Vec<u8> {
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&self.src_port.to_be_bytes());
+        udp.extend_from_slice(&self.dst_port.to_be_bytes());
+        udp.extend_from_slice(&((8 + self.payload.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&self.payload);
+        ip_packet(self.v6, PROTO_UDP, self.ttl, self.tos, self.id, udp, 6)
+    }
+}
+
 /// A UDP packet with `payload`, correct lengths and checksums.
 pub fn udp(v6: bool, payload: &[u8]) -> Vec<u8> {
-    let mut udp = vec![0x30, 0x39, 0x01, 0xbb];
-    udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(payload);
-    ip_packet(v6, PROTO_UDP, 64, 0, 0x4242, udp, 6)
+    Udp {
+        v6,
+        ..Udp::default()
+    }
+    .with(payload)
+    .build()
+}
+
+/// Recomputes the IPv4 header checksum of `p` after a test changed its header.
+pub fn fix_ipv4_checksum(p: &mut [u8]) {
+    let ihl = usize::from(p[0] & 0xf) * 4;
+    p[10..12].fill(0);
+    let c = !slow_sum(&p[..ihl], 0);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Drains `c` into owned buffers (vnet header parsed, packet), checking every write succeeded.
+pub fn drain(c: &mut Coalescer) -> Vec<(VnetHdr, Vec<u8>)> {
+    let mut out = Vec::new();
+    let d = c.drain(|b| {
+        out.push((VnetHdr::parse(b).unwrap(), b[VNET_HDR_LEN..].to_vec()));
+        Ok(())
+    });
+    assert_eq!((d.written, d.failed), (out.len(), 0));
+    assert!(c.is_empty());
+    out
+}
+
+/// Pushes `packets`, returning what each push did.
+pub fn push_all(c: &mut Coalescer, packets: &[Vec<u8>]) -> Vec<Push> {
+    packets.iter().map(|p| c.push(p)).collect()
 }
 
 /// Wraps the L4 bytes `l4` in an IP header and stores the L4 checksum at `check_at` in `l4`.
@@ -123,8 +196,8 @@ fn ip_packet(
 
 /// A TSO/USO super-packet read from TUN: vnet header fields for `packet` (a whole TCP or UDP
 /// packet), NEEDS_CSUM with the pseudo-header sum in the L4 checksum field, as Linux hands it.
-pub fn super_packet(packet: &[u8], gso_size: u16) -> (super::VnetHdr, Vec<u8>) {
-    use super::vnet::{F_NEEDS_CSUM, GsoType, VnetHdr};
+pub fn super_packet(packet: &[u8], gso_size: u16) -> (VnetHdr, Vec<u8>) {
+    use super::vnet::{F_NEEDS_CSUM, GsoType};
     let v6 = packet[0] >> 4 == 6;
     let ip_len = if v6 {
         40
@@ -199,4 +272,52 @@ pub fn verifies(p: &[u8]) -> bool {
             && slow_sum(&p[..ip_len], 0) == 0xffff
     };
     len_ok && slow_sum(&p[ip_len..], slow_pseudo(p, p.len() - ip_len)) == 0xffff
+}
+
+/// Datagrams of `base`'s flow with payloads of `sizes` (datagram `i` filled with `i`), IPv4 IDs
+/// counting up from `base.id` as the kernel's segmentation writes them.
+pub fn datagrams(base: &Udp, sizes: &[usize]) -> Vec<Vec<u8>> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            Udp {
+                id: base.id.wrapping_add(i as u16),
+                ..base.with(&vec![i as u8; n])
+            }
+            .build()
+        })
+        .collect()
+}
+
+/// The IP header length of `p`.
+fn ip_len(p: &[u8]) -> usize {
+    if p[0] >> 4 == 6 {
+        40
+    } else {
+        usize::from(p[0] & 0xf) * 4
+    }
+}
+
+/// Stores a correct UDP checksum in `p` after a test changed it (a computed zero as 0xffff).
+pub fn fix_udp_checksum(p: &mut [u8]) {
+    let l4 = ip_len(p);
+    p[l4 + 6..l4 + 8].fill(0);
+    let c = match !slow_sum(&p[l4..], slow_pseudo(p, p.len() - l4)) {
+        0 => 0xffff,
+        c => c,
+    };
+    p[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Splits a written entry as the kernel would, checking every datagram with the slow reference.
+pub fn resplit(hdr: &VnetHdr, packet: &[u8]) -> Vec<Vec<u8>> {
+    let mut s = Segments::new(hdr, packet).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
+    while let Some(n) = s.next_into(&mut buf) {
+        assert!(verifies(&buf[..n]));
+        out.push(buf[..n].to_vec());
+    }
+    out
 }
