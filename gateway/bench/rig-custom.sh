@@ -25,8 +25,8 @@ interface:
   listen_port: $RIG_LISTEN_PORT
   private_key_file: $RIG_PRIVATE_KEY_FILE
   mtu: $RIG_TUN_MTU
-  uapi: false
-  offload: ${QGW_OFFLOAD:-true}
+  uapi: false${QGW_OFFLOAD:+
+  offload: $QGW_OFFLOAD}
 peers:
   - name: peer
     public_key: "$RIG_PEER_PUBLIC_KEY"

@@ -94,8 +94,9 @@ pub fn render(st: &Status) -> String {
     let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
     hybrid_peers(&mut t, &hybrid);
     qkd(&mut t, st);
-    audit(&mut t, st);
-    control(&mut t, st);
+    daemon::audit(&mut t, st);
+    daemon::control(&mut t, st);
+    daemon::offloads(&mut t, st);
     t.s
 }
 
@@ -372,32 +373,8 @@ fn qkd(t: &mut Text, st: &Status) {
     }
 }
 
-fn audit(t: &mut Text, st: &Status) {
-    let Some(a) = &st.audit else { return };
-    t.family(
-        "qgw_audit_records_total",
-        "counter",
-        "Audit records written.",
-    );
-    t.sample("qgw_audit_records_total", &[], a.records);
-    t.family(
-        "qgw_audit_write_errors_total",
-        "counter",
-        "Audit records that could not be written.",
-    );
-    t.sample("qgw_audit_write_errors_total", &[], a.write_errors);
-}
-
-fn control(t: &mut Text, st: &Status) {
-    let name = "qgw_control_connections_dropped_total";
-    let help = "Control connections the daemon closed, by socket and reason (evicted, timeout, too_large).";
-    t.family(name, "counter", help);
-    for (socket, reasons) in &st.control_dropped {
-        for (reason, n) in reasons {
-            t.sample(name, &[("socket", socket), ("reason", reason)], n);
-        }
-    }
-}
+#[path = "exposition_daemon.rs"]
+mod daemon;
 
 #[cfg(test)]
 #[path = "exposition_tests.rs"]

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus};
+use crate::control::status::{AuditStatus, OffloadStatus, ProcessStatus, QkdStatus};
 
 fn full_status() -> Status {
     let peer = serde_json::json!({
@@ -38,6 +38,14 @@ fn full_status() -> Status {
             write_errors: 0,
         }),
         control_dropped: [("metrics".to_owned(), [("timeout".to_owned(), 4)].into())].into(),
+        offloads: Some(OffloadStatus {
+            in_use: vec!["tun_vnet_hdr".into(), "tun_tso".into(), "udp_gso".into()],
+            tun_refused: [("too_short".to_owned(), 1)].into(),
+            udp_send_dropped: 11,
+            tun_segmented: 12,
+            tun_coalesced: 13,
+            udp_coalesced: 14,
+        }),
         ..Default::default()
     }
 }
@@ -66,6 +74,13 @@ fn every_documented_family_is_rendered_with_its_samples() {
         "qgw_qkd_kme_reachable{interface=\"qgw0\"} 0".to_owned(),
         "qgw_audit_records_total{interface=\"qgw0\"} 9".to_owned(),
         "qgw_control_connections_dropped_total{interface=\"qgw0\",socket=\"metrics\",reason=\"timeout\"} 4".to_owned(),
+        "qgw_offload_in_use{interface=\"qgw0\",offload=\"tun_tso\"} 1".to_owned(),
+        "qgw_offload_in_use{interface=\"qgw0\",offload=\"tun_uso\"} 0".to_owned(),
+        "qgw_tun_segmented_total{interface=\"qgw0\"} 12".to_owned(),
+        "qgw_tun_coalesced_total{interface=\"qgw0\"} 13".to_owned(),
+        "qgw_udp_coalesced_total{interface=\"qgw0\"} 14".to_owned(),
+        "qgw_udp_send_dropped_total{interface=\"qgw0\"} 11".to_owned(),
+        "qgw_tun_refused_total{interface=\"qgw0\",reason=\"too_short\"} 1".to_owned(),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }

@@ -260,6 +260,11 @@ fn tunnel_offloaded(
             };
             let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
             let Some(len) = segments.next_into(&mut slot[TRANSPORT_HEADER_LEN..][..room]) else {
+                // A segment larger than the tunnel MTU (the MTU raised under a running daemon):
+                // the rest of this super-packet is dropped, counted.
+                if segments.remaining() > 0 {
+                    *counts.tun_refused.entry("segment_too_large").or_default() += 1;
+                }
                 break;
             };
             if let Ok(t) = node.handle_tun_packet(now, slot, len) {
