@@ -185,3 +185,30 @@ proptest! {
         uapi_request(req.as_bytes());
     }
 }
+
+#[test]
+fn the_tun_offload_seeds_are_super_packets_the_segmenter_accepts() {
+    use crate::io::offload::{Segments, VNET_HDR_LEN, VnetHdr};
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/gateway_tun_offload"
+    );
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let hdr = VnetHdr::parse(&data).unwrap();
+        let segments = Segments::new(&hdr, &data[VNET_HDR_LEN..]).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let want_many = name.contains("tso") || name.contains("uso");
+        assert_eq!(
+            segments.count() > 1,
+            want_many,
+            "{name}: {} segments",
+            segments.count()
+        );
+        tun_offload(&data);
+        seen += 1;
+    }
+    assert!(seen >= 6, "{seen} seeds in {dir}");
+}
