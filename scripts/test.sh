@@ -49,6 +49,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit, property, known-answer and integration tests (network-namespace tests need root)"
 cargo test --workspace --locked -- --skip simulation_
 
+step "the qgw pair, wireguard-go interop and hybrid namespace tests again with TUN and UDP offloads forced off (QGW_TEST_OFFLOAD=off)"
+QGW_TEST_OFFLOAD=off cargo test -p gateway --locked --test netns_qgw_pair --test netns_wireguard_go --test netns_hybrid
+
 step "deterministic simulation of whole nodes: 2000 fixed schedules and 20 new ones (seeds printed; QGW_SIM_SEED=<seed> replays one)"
 cargo test -p gateway --test simulation --locked -- --nocapture
 

@@ -19,10 +19,12 @@ use netns::qgw::status;
 use netns::traffic::{assert_pings_both_ways, assert_tcp_transfer, udp_burst};
 
 const OFF: &str = "offload: false";
+/// Explicit, so that a run with `QGW_TEST_OFFLOAD=off` (netns/mod.rs) does not turn it off.
+const ON: &str = "offload: true";
 
 fn setup(on: bool) -> SiteSetup<'static> {
     SiteSetup {
-        interface: if on { "" } else { OFF },
+        interface: if on { ON } else { OFF },
         ..SiteSetup::default()
     }
 }
@@ -139,7 +141,7 @@ fn hybrid_rotation_every_5s_under_a_tcp_transfer_with_offloads_on_and_off() {
             ia,
             ib,
             ha: _,
-        }) = start_sites(&[], "required", if on { "" } else { OFF })
+        }) = start_sites(&[], "required", if on { ON } else { OFF })
         else {
             return;
         };

@@ -14,6 +14,11 @@
 //! Everything a [`lab::Lab`] creates (namespaces, processes it started, files) is removed on drop, also
 //! when the test panics; only PIDs the lab started are ever signalled.
 //!
+//! `QGW_TEST_OFFLOAD=off` writes `offload: false` into every qgw configuration a test does not
+//! set itself, and checks at every start that `qgw status` then lists no offload: the suite runs
+//! the pair, interop and hybrid tests once more that way (the data path without TUN and UDP
+//! offloads, docs/gateway-decisions.md §9).
+//!
 //! Prerequisites: root, iproute2, `ping`; `wg`/`wireguard-go`/`iperf3`/`tcpdump` where a test says
 //! so. Under `CI=true` a missing prerequisite fails the test, and `QGW_SKIP_NETNS=1` is refused;
 //! outside CI the test prints why and skips.

@@ -84,6 +84,9 @@ impl QgwSite<'_> {
         for l in self.extra.lines() {
             s += &format!("  {l}\n");
         }
+        if offloads_forced_off() && !self.extra.contains("offload:") {
+            s += "  offload: false\n";
+        }
         s += &format!(
             "peers:\n  - name: peer\n    public_key: \"{}\"\n    allowed_ips: [{}]\n",
             self.peer_pub,
@@ -97,6 +100,11 @@ impl QgwSite<'_> {
         }
         s + self.top
     }
+}
+
+/// Whether the run asks for every qgw without offloads (`QGW_TEST_OFFLOAD=off`, see `mod.rs`).
+pub fn offloads_forced_off() -> bool {
+    std::env::var("QGW_TEST_OFFLOAD").is_ok_and(|v| v == "off")
 }
 
 /// Starts `qgw up` with `config` in `ns` and waits for its interface and status socket.
@@ -125,6 +133,15 @@ pub fn start_qgw_env(
         Duration::from_secs(10),
         || lab.exec(&ns2, &[QGW, "status", iface]).status.success(),
     );
+    let explicit_on = std::fs::read_to_string(config).is_ok_and(|c| c.contains("offload: true"));
+    if offloads_forced_off() && !explicit_on {
+        let in_use = status(lab, ns, iface)["offloads"]["in_use"].clone();
+        assert_eq!(
+            in_use,
+            serde_json::json!([]),
+            "QGW_TEST_OFFLOAD=off, yet {iface} uses offloads"
+        );
+    }
     h
 }
 
