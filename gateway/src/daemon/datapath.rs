@@ -40,8 +40,20 @@ const TUN_READ_MAX: usize = VNET_HDR_LEN + 65_535;
 /// fragment (1232 bytes, docs/protocol.md §4), whatever the MTU; handshake messages are smaller
 /// than both.
 pub fn datagram_slot(mtu: usize) -> usize {
-    let transport = mtu + 2 * TRANSPORT_HEADER_LEN + 64;
-    transport.max(crate::hybrid::constants::MAX_DATAGRAM)
+    sealing_slot(mtu).max(crate::hybrid::constants::MAX_DATAGRAM)
+}
+
+/// A transmit slot for tunnel MTU `mtu`: a packet of at most `mtu` sealed in place (header,
+/// padding and tag), with some room.
+fn sealing_slot(mtu: usize) -> usize {
+    mtu + 2 * TRANSPORT_HEADER_LEN + 64
+}
+
+/// The part of transmit slot `slot` a packet from TUN is written into: after the 16-byte header
+/// room, leaving room for padding and the tag (`Node::handle_tun_packet`).
+fn packet_room(slot: &mut [u8]) -> &mut [u8] {
+    let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
+    &mut slot[TRANSPORT_HEADER_LEN..][..room]
 }
 
 /// The tunnel device, the UDP socket and the buffers between them, allocated once.
@@ -89,8 +101,7 @@ impl DataPath {
         let vnet = tun.offloads().vnet_hdr;
         let b = Buffers {
             rx: Batch::new(udp.receive_slot(slot), BATCH),
-            // Packets from TUN are at most `mtu`; sealed, they fit the transport size.
-            tx: Batch::new(mtu + 2 * TRANSPORT_HEADER_LEN + 64, TX_SLOTS),
+            tx: Batch::new(sealing_slot(mtu), TX_SLOTS),
             out: vec![0; slot],
             tun_in: if vnet {
                 vec![0; TUN_READ_MAX]
@@ -190,27 +201,21 @@ fn deliver(tun: &Tun, gro: &mut Option<Coalescer>, counts: &mut OffloadCounts, p
 }
 
 fn drain(tun: &Tun, gro: &mut Coalescer, counts: &mut OffloadCounts) {
-    gro.drain(|buf| {
-        // A coalesced super-packet's header names a GSO type (`virtio_net_hdr.gso_type`).
-        if buf.get(1).is_some_and(|&gso_type| gso_type != 0) {
-            counts.tun_coalesced += 1;
-        }
-        match tun.send(buf) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                warn!(error = %e, "TUN write failed");
-                Err(e)
-            }
+    let drained = gro.drain(|buf| match tun.send(buf) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            warn!(error = %e, "TUN write failed");
+            Err(e)
         }
     });
+    counts.tun_coalesced += drained.merged as u64;
 }
 
 /// One packet per TUN read, sealed into the transmit batch, up to a batch.
 fn tunnel_plain(node: &mut Node, tun: &Tun, b: &mut Buffers, now: Instant) -> anyhow::Result<()> {
     for _ in 0..BATCH {
         let Some(slot) = b.tx.next_slot() else { break };
-        let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
-        let n = match tun.recv(&mut slot[TRANSPORT_HEADER_LEN..][..room]) {
+        let n = match tun.recv(packet_room(slot)) {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) => return Err(e).context("TUN read"),
@@ -258,8 +263,7 @@ fn tunnel_offloaded(
                 send(udp, tx);
                 continue;
             };
-            let room = slot.len().saturating_sub(2 * TRANSPORT_HEADER_LEN + 16);
-            let Some(len) = segments.next_into(&mut slot[TRANSPORT_HEADER_LEN..][..room]) else {
+            let Some(len) = segments.next_into(packet_room(slot)) else {
                 // A segment larger than the tunnel MTU (the MTU raised under a running daemon):
                 // the rest of this super-packet is dropped, counted.
                 if segments.remaining() > 0 {

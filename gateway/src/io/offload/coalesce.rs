@@ -63,6 +63,8 @@ pub enum Push {
 pub struct Drained {
     /// Entries `write` accepted.
     pub written: usize,
+    /// Of those, the super-packets of several merged packets.
+    pub merged: usize,
     /// Entries `write` failed on (each is dropped; later entries are still written).
     pub failed: usize,
     /// The first of those failures.
@@ -202,11 +204,15 @@ impl Coalescer {
         let used = self.used;
         self.used = 0;
         for entry in self.entries.iter_mut().take(used) {
+            let merged = entry.gro.is_some_and(|g| g.segments > 1);
             let Some(bytes) = entry.finish() else {
                 continue;
             };
             match write(bytes) {
-                Ok(()) => drained.written += 1,
+                Ok(()) => {
+                    drained.written += 1;
+                    drained.merged += usize::from(merged);
+                }
                 Err(e) => {
                     drained.failed += 1;
                     drained.first_error.get_or_insert(e);

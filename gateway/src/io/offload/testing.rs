@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::segment::{TCP_ACK, TCP_PSH};
-use super::{Coalescer, PROTO_TCP, PROTO_UDP, Push, Segments, VNET_HDR_LEN, VnetHdr};
+use super::{Coalescer, GsoType, PROTO_TCP, PROTO_UDP, Push, Segments, VNET_HDR_LEN, VnetHdr};
 
 /// A TCP packet to build.
 #[derive(Debug, Clone)]
@@ -150,6 +150,11 @@ pub fn drain(c: &mut Coalescer) -> Vec<(VnetHdr, Vec<u8>)> {
         Ok(())
     });
     assert_eq!((d.written, d.failed), (out.len(), 0));
+    let merged = out
+        .iter()
+        .filter(|(h, _)| h.gso_type != GsoType::None)
+        .count();
+    assert_eq!(d.merged, merged, "merged super-packets counted");
     assert!(c.is_empty());
     out
 }
