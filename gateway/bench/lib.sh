@@ -24,7 +24,8 @@
 #   kme_start LOG LIFE           qkd-kme-sim serve in NS_A for at most LIFE s, ready; KME_PID
 #   qgw_config SITE EP AUDIT [REKEY]  $WD/site-SITE.yaml (hybrid, QKD required, a master), checked
 #   qgw_plain_config SITE EP     $WD/site-SITE.yaml: the same tunnel, plain WireGuard, checked
-#                                (both add `offload: $QGW_OFFLOAD` when that is set)
+#                                (both add `offload: $QGW_OFFLOAD` and `threads: $QGW_THREADS`
+#                                when those are set)
 #   qgw_up SITE LOG LIFE         `qgw up` of SITE ($QGW, default $BIN/qgw) for at most LIFE s ($last)
 #   wg_go_up SITE IFACE EP LOG_LEVEL LIFE LOG  wireguard-go -f IFACE in SITE's namespace ($last),
 #                                configured with wg set (peer at EP, no keepalive) and ip
@@ -242,6 +243,7 @@ interface:
   uapi: false
 EOF
   if [[ -n "${QGW_OFFLOAD:-}" ]]; then echo "  offload: $QGW_OFFLOAD"; fi
+  if [[ -n "${QGW_THREADS:-}" ]]; then echo "  threads: $QGW_THREADS"; fi
 }
 
 qgw_plain_config() { # SITE ENDPOINT-HOST -> $WD/site-SITE.yaml: plain WireGuard, checked

@@ -8,7 +8,7 @@
 #     ../shared/bench/tunnel-rig.sh matrix -n 3 wireguard-go boringtun gotatun custom
 #
 # QGW_BIN overrides the binary (default: target/release/qgw of this checkout); QGW_OFFLOAD=false
-# turns the TUN and UDP offloads off (interface.offload).
+# turns the TUN and UDP offloads off (interface.offload); QGW_THREADS=N sets interface.threads.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 qgw="${QGW_BIN:-$here/../../target/release/qgw}"
@@ -26,7 +26,8 @@ interface:
   private_key_file: $RIG_PRIVATE_KEY_FILE
   mtu: $RIG_TUN_MTU
   uapi: false${QGW_OFFLOAD:+
-  offload: $QGW_OFFLOAD}
+  offload: $QGW_OFFLOAD}${QGW_THREADS:+
+  threads: $QGW_THREADS}
 peers:
   - name: peer
     public_key: "$RIG_PEER_PUBLIC_KEY"

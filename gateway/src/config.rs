@@ -45,6 +45,8 @@ pub struct Validated {
     pub uapi: bool,
     /// Use TUN and UDP segmentation offloads where the kernel has them.
     pub offload: bool,
+    /// Threads that seal and open packets, the packet thread included.
+    pub threads: usize,
     /// Metrics endpoint address (`metrics.listen`).
     pub metrics: Option<SocketAddr>,
     /// The audit trail (`audit:`); its checkpoints are signed with the node's ML-DSA key.
@@ -52,6 +54,20 @@ pub struct Validated {
     /// The file this came from and the SHA-256 of its bytes (set by [`load`], for the audit log's
     /// `config_loaded` record).
     pub source: Option<(PathBuf, [u8; 32])>,
+}
+
+/// The most `interface.threads` takes.
+const MAX_THREADS: usize = 64;
+/// Threads by default: one per two cores, up to this many.
+const DEFAULT_THREADS_MAX: usize = 4;
+
+/// `interface.threads` when absent: one per two cores the process may run on (its CPU affinity
+/// counts), at least 1 and at most [`DEFAULT_THREADS_MAX`]. The kernel's half of the data path
+/// (TUN and UDP copies, softirqs) needs cores too: on 2 cores a second crypto thread made the
+/// rig slower (docs/gateway-decisions.md §9).
+pub fn default_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (cores / 2).clamp(1, DEFAULT_THREADS_MAX)
 }
 
 /// Reads a 32-byte Base64 key (as `wg genkey` writes it).
@@ -163,6 +179,14 @@ impl Config {
             Some(t) if t.value == 0 => {
                 let line = t.referenced.line();
                 return cx.err(line, "interface.handshake_load_threshold", "must be > 0");
+            }
+            Some(t) => t.value,
+        };
+        let threads = match &i.threads {
+            None => default_threads(),
+            Some(t) if !(1..=MAX_THREADS).contains(&t.value) => {
+                let line = t.referenced.line();
+                return cx.err(line, "interface.threads", "must be 1-64");
             }
             Some(t) => t.value,
         };
@@ -282,6 +306,7 @@ impl Config {
             kme,
             uapi: i.uapi,
             offload: i.offload,
+            threads,
             metrics: self.metrics.as_ref().map(|m| m.listen),
             audit,
             source: None,

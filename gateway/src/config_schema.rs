@@ -48,6 +48,9 @@ pub struct InterfaceConfig {
     /// (default true; false moves one packet per system call, as before them).
     #[serde(default = "yes")]
     pub offload: bool,
+    /// Threads that seal and open packets, the packet thread included (default: one per two
+    /// cores, at least 1, at most 4; 1: the packet thread alone).
+    pub threads: Option<Spanned<usize>>,
     /// Handshake messages per second above which cookies are required (default 512).
     pub handshake_load_threshold: Option<Spanned<u32>>,
     /// Off-spec, tests only: rekey after this many seconds instead of 120.

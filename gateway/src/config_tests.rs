@@ -201,6 +201,14 @@ fn small_mtu_only_without_ipv6_and_danger_settings_are_bounded() {
     assert_eq!(v.node.load_threshold, 20);
     assert!(!check(extra("uapi: false")).unwrap().uapi);
     assert!(!check(extra("offload: false")).unwrap().offload);
+    assert_eq!(v.threads, crate::config::default_threads());
+    assert!((1..=4).contains(&v.threads), "one per two cores, at most 4");
+    assert_eq!(check(extra("threads: 1")).unwrap().threads, 1);
+    assert_eq!(check(extra("threads: 8")).unwrap().threads, 8);
+    for bad in ["threads: 0", "threads: 65"] {
+        let e = check(extra(bad)).unwrap_err().0;
+        assert!(e.starts_with("site.yaml:7: interface.threads"), "{e}");
+    }
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -18,9 +18,12 @@ use netns::pair::{PairOptions, SiteSetup, start_qgw_pair, start_wireguard_go_pai
 use netns::qgw::status;
 use netns::traffic::{assert_pings_both_ways, assert_tcp_transfer, udp_burst};
 
-const OFF: &str = "offload: false";
-/// Explicit, so that a run with `QGW_TEST_OFFLOAD=off` (netns/mod.rs) does not turn it off.
-const ON: &str = "offload: true";
+/// Without offloads, with two crypto threads; the suite's other runs (netns/mod.rs) cover the
+/// other two combinations.
+const OFF: &str = "offload: false\nthreads: 2";
+/// Explicit, so that a run with `QGW_TEST_OFFLOAD=off` (netns/mod.rs) does not turn it off; with
+/// one crypto thread.
+const ON: &str = "offload: true\nthreads: 1";
 
 fn setup(on: bool) -> SiteSetup<'static> {
     SiteSetup {
@@ -34,6 +37,21 @@ fn setup(on: bool) -> SiteSetup<'static> {
 fn assert_offloads(lab: &Lab, ns: &str, iface: &str, on: bool) {
     let st = status(lab, ns, iface);
     let o = &st["offloads"];
+    // The TCP transfers' batches are large enough to share between two threads.
+    let (threads, shared) = (&o["crypto_threads"], o["crypto_shared_batches"].as_u64());
+    if on {
+        assert_eq!(
+            (threads, shared),
+            (&serde_json::json!(1), Some(0)),
+            "{ns}: {o}"
+        );
+    } else {
+        assert_eq!(threads, 2, "{ns}: {o}");
+        assert!(
+            shared > Some(0),
+            "{ns}: no batch shared by two threads: {o}"
+        );
+    }
     let in_use: Vec<&str> = (o["in_use"].as_array().unwrap().iter())
         .map(|v| v.as_str().unwrap())
         .collect();

@@ -43,6 +43,13 @@ pub(super) fn offloads(t: &mut Text, st: &Status) {
         let on = o.in_use.iter().any(|n| n == offload);
         t.sample(name, &[("offload", offload)], u8::from(on));
     }
+    let name = "qgw_crypto_threads";
+    t.family(
+        name,
+        "gauge",
+        "Threads that seal and open packets, the packet thread included.",
+    );
+    t.sample(name, &[], o.crypto_threads);
     let counters = [
         (
             "qgw_tun_segmented_total",
@@ -58,6 +65,11 @@ pub(super) fn offloads(t: &mut Text, st: &Status) {
             "qgw_udp_coalesced_total",
             "UDP receives that held several datagrams (UDP_GRO).",
             o.udp_coalesced,
+        ),
+        (
+            "qgw_crypto_shared_batches_total",
+            "Batches whose cipher work was shared among the crypto threads.",
+            o.crypto_shared_batches,
         ),
         (
             "qgw_udp_send_dropped_total",

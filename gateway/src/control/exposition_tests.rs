@@ -45,6 +45,8 @@ fn full_status() -> Status {
             tun_segmented: 12,
             tun_coalesced: 13,
             udp_coalesced: 14,
+            crypto_threads: 2,
+            crypto_shared_batches: 15,
         }),
         ..Default::default()
     }
@@ -77,6 +79,8 @@ fn every_documented_family_is_rendered_with_its_samples() {
         "qgw_offload_in_use{interface=\"qgw0\",offload=\"tun_tso\"} 1".to_owned(),
         "qgw_offload_in_use{interface=\"qgw0\",offload=\"tun_uso\"} 0".to_owned(),
         "qgw_tun_segmented_total{interface=\"qgw0\"} 12".to_owned(),
+        "qgw_crypto_threads{interface=\"qgw0\"} 2".to_owned(),
+        "qgw_crypto_shared_batches_total{interface=\"qgw0\"} 15".to_owned(),
         "qgw_tun_coalesced_total{interface=\"qgw0\"} 13".to_owned(),
         "qgw_udp_coalesced_total{interface=\"qgw0\"} 14".to_owned(),
         "qgw_udp_send_dropped_total{interface=\"qgw0\"} 11".to_owned(),

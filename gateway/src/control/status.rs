@@ -43,7 +43,7 @@ pub struct Status {
     pub offloads: Option<OffloadStatus>,
 }
 
-/// The TUN and UDP offloads of the data path.
+/// The data path: its TUN and UDP offloads and the threads that seal and open packets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffloadStatus {
     /// In use: `tun_vnet_hdr`, `tun_tso`, `tun_uso`, `udp_gso`, `udp_gro` (empty: none).
@@ -61,6 +61,12 @@ pub struct OffloadStatus {
     /// UDP receives that held several coalesced datagrams (`UDP_GRO`).
     #[serde(default)]
     pub udp_coalesced: u64,
+    /// Threads that seal and open packets, the packet thread included (`interface.threads`).
+    #[serde(default)]
+    pub crypto_threads: usize,
+    /// Batches whose cipher work was shared among those threads.
+    #[serde(default)]
+    pub crypto_shared_batches: u64,
 }
 
 /// The daemon process.
@@ -237,6 +243,10 @@ impl Status {
                 o.in_use.join(" ")
             };
             s += &format!("  offloads: {in_use}\n");
+            s += &format!(
+                "  crypto threads: {} (batches shared: {})\n",
+                o.crypto_threads, o.crypto_shared_batches
+            );
         }
         let control: u64 = self.control_dropped.values().flat_map(|r| r.values()).sum();
         if control > 0 {

@@ -6,7 +6,12 @@
 //! kernel coalesced by the [`Coalescer`]. Without offloads the same code moves one packet per TUN
 //! read or write and a batch per `recvmmsg`/`sendmmsg`.
 //!
-//! Nothing here allocates: every buffer is in [`Buffers`], made once.
+//! The cipher work of a batch is left to [`Workers`], which may share it with other cores: a
+//! transmit batch is framed in order by the node, sealed as a whole just before it is sent, and
+//! a receive batch is opened as a whole before the node settles it in arrival order
+//! (`receive.rs`).
+//!
+//! Nothing here allocates per packet: every buffer is in [`Buffers`], made once.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -15,16 +20,21 @@ use std::time::Instant;
 use anyhow::Context;
 use tracing::warn;
 
-use crate::io::offload::{Coalescer, Push, Segments, VNET_HDR_LEN, VnetHdr};
+use super::workers::{ToOpen, Workers};
+use crate::io::offload::{Coalescer, Segments, VNET_HDR_LEN, VnetHdr};
 use crate::io::tun::Tun;
 use crate::io::udp::{BATCH, Batch, Udp};
-use crate::node::{Node, Received};
+use crate::node::Node;
 use crate::proto::constants::TRANSPORT_HEADER_LEN;
+use crate::proto::session::Sealing;
 
 /// Batches of datagrams read per wake-up, so the tunnel side is not starved.
-const RECV_BATCHES: usize = 16;
+pub(super) const RECV_BATCHES: usize = 16;
 /// Datagrams opened per wake-up at most (a coalesced receive holds up to ~45).
-const RECV_DATAGRAMS: usize = 2048;
+pub(super) const RECV_DATAGRAMS: usize = 2048;
+/// Received messages opened together at most (the rest of a receive batch waits for the next
+/// round).
+const OPENINGS: usize = 1024;
 /// TUN reads per wake-up (each up to 64 KiB with offloads).
 const TUN_READS: usize = 32;
 /// Slots in the transmit batch: a whole 64 KiB super-packet of 1420-byte segments and more.
@@ -63,21 +73,27 @@ pub struct DataPath {
     pub tun: Tun,
     /// The UDP socket.
     pub udp: Udp,
-    b: Buffers,
+    pub(super) b: Buffers,
 }
 
 #[derive(Debug)]
-struct Buffers {
-    rx: Batch,
+pub(super) struct Buffers {
+    pub(super) rx: Batch,
+    /// Received messages waiting to be opened, in arrival order.
+    pub(super) openings: Vec<ToOpen>,
     tx: Batch,
+    /// The messages framed into `tx`, slot by slot, waiting to be sealed.
+    sealings: Vec<Sealing>,
+    /// Who seals and opens.
+    pub(super) workers: Workers,
     /// Where `Node::poll_transmit` writes (handshakes, hybrid fragments, staged packets).
     out: Vec<u8>,
     /// One TUN read (only with a virtio-net header; without, packets are read into `tx`).
     tun_in: Vec<u8>,
     /// TCP segments on their way to TUN (only with a virtio-net header).
-    gro: Option<Coalescer>,
+    pub(super) gro: Option<Coalescer>,
     /// What the offloads did.
-    counts: OffloadCounts,
+    pub(super) counts: OffloadCounts,
 }
 
 /// What the offloads did, for `qgw status`.
@@ -95,13 +111,16 @@ pub struct OffloadCounts {
 
 impl DataPath {
     /// The data path between `tun` and `udp` for tunnel MTU `mtu`, with buffers for the devices'
-    /// offloads.
-    pub fn new(mtu: usize, tun: Tun, udp: Udp) -> Self {
+    /// offloads, and `workers` for the cipher work.
+    pub fn new(mtu: usize, tun: Tun, udp: Udp, workers: Workers) -> Self {
         let slot = datagram_slot(mtu);
         let vnet = tun.offloads().vnet_hdr;
         let b = Buffers {
             rx: Batch::new(udp.receive_slot(slot), BATCH),
+            openings: Vec::with_capacity(OPENINGS),
             tx: Batch::new(sealing_slot(mtu), TX_SLOTS),
+            sealings: Vec::with_capacity(TX_SLOTS),
+            workers,
             out: vec![0; slot],
             tun_in: if vnet {
                 vec![0; TUN_READ_MAX]
@@ -120,6 +139,11 @@ impl DataPath {
         &self.b.counts
     }
 
+    /// Who seals and opens.
+    pub fn workers(&self) -> &Workers {
+        &self.b.workers
+    }
+
     /// Sends what `node` has to send outside the data path (handshakes, hybrid fragments, staged
     /// packets), at most `max` datagrams.
     pub fn transmit(&mut self, node: &mut Node, now: Instant, max: usize) {
@@ -132,83 +156,19 @@ impl DataPath {
         }
     }
 
-    /// Datagrams from UDP, a bounded number per wake-up, opened and written to TUN.
-    pub fn network(&mut self, node: &mut Node, now: Instant) -> anyhow::Result<()> {
-        let Self { tun, udp, b } = self;
-        let mut opened = 0;
-        for _ in 0..RECV_BATCHES {
-            let n = match udp.recv_batch(&mut b.rx) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e).context("recvmmsg"),
-            };
-            for i in 0..n {
-                let (len, segment) = b.rx.segmented(i);
-                if segment < len {
-                    b.counts.udp_coalesced += 1;
-                }
-                let (buf, from) = b.rx.slot_mut(i);
-                let Some(from) = from else { continue };
-                let mut start = 0;
-                while start < len {
-                    let end = len.min(start + segment);
-                    let datagram = &mut buf[start..end];
-                    if let Received::Packet { packet, .. } =
-                        node.handle_datagram(now, from, datagram)
-                    {
-                        deliver(tun, &mut b.gro, &mut b.counts, &datagram[packet]);
-                    }
-                    start = end;
-                    opened += 1;
-                }
-            }
-            if let Some(gro) = &mut b.gro {
-                drain(tun, gro, &mut b.counts);
-            }
-            if n < BATCH || opened >= RECV_DATAGRAMS {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// Packets from TUN, sealed into the transmit batch and sent.
     pub fn tunnel(&mut self, node: &mut Node, now: Instant) -> anyhow::Result<()> {
         let Self { tun, udp, b } = self;
         b.tx.clear();
+        b.sealings.clear();
         if b.gro.is_some() {
             tunnel_offloaded(node, tun, udp, b, now)?;
         } else {
             tunnel_plain(node, tun, b, now)?;
         }
-        send(udp, &mut b.tx);
+        send(udp, &mut b.tx, &mut b.sealings, &mut b.workers);
         Ok(())
     }
-}
-
-/// Writes one opened packet to TUN, through the coalescer when there is one.
-fn deliver(tun: &Tun, gro: &mut Option<Coalescer>, counts: &mut OffloadCounts, packet: &[u8]) {
-    let Some(gro) = gro else {
-        if let Err(e) = tun.send(packet) {
-            warn!(error = %e, "TUN write failed");
-        }
-        return;
-    };
-    if gro.push(packet) == Push::Full {
-        drain(tun, gro, counts);
-        let _ = gro.push(packet);
-    }
-}
-
-fn drain(tun: &Tun, gro: &mut Coalescer, counts: &mut OffloadCounts) {
-    let drained = gro.drain(|buf| match tun.send(buf) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            warn!(error = %e, "TUN write failed");
-            Err(e)
-        }
-    });
-    counts.tun_coalesced += drained.merged as u64;
 }
 
 /// One packet per TUN read, sealed into the transmit batch, up to a batch.
@@ -220,8 +180,9 @@ fn tunnel_plain(node: &mut Node, tun: &Tun, b: &mut Buffers, now: Instant) -> an
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) => return Err(e).context("TUN read"),
         };
-        if let Ok(t) = node.handle_tun_packet(now, slot, n) {
+        if let Ok((t, sealing)) = node.frame_tun_packet(now, slot, n) {
             b.tx.commit(t.len, t.to);
+            b.sealings.push(sealing);
         }
     }
     Ok(())
@@ -237,7 +198,12 @@ fn tunnel_offloaded(
     now: Instant,
 ) -> anyhow::Result<()> {
     let Buffers {
-        tx, tun_in, counts, ..
+        tx,
+        tun_in,
+        counts,
+        sealings,
+        workers,
+        ..
     } = b;
     for _ in 0..TUN_READS {
         let n = match tun.recv(tun_in) {
@@ -260,7 +226,7 @@ fn tunnel_offloaded(
         }
         loop {
             let Some(slot) = tx.next_slot() else {
-                send(udp, tx);
+                send(udp, tx, sealings, workers);
                 continue;
             };
             let Some(len) = segments.next_into(packet_room(slot)) else {
@@ -271,16 +237,20 @@ fn tunnel_offloaded(
                 }
                 break;
             };
-            if let Ok(t) = node.handle_tun_packet(now, slot, len) {
+            if let Ok((t, sealing)) = node.frame_tun_packet(now, slot, len) {
                 tx.commit(t.len, t.to);
+                sealings.push(sealing);
             }
         }
     }
     Ok(())
 }
 
-/// Sends the transmit batch and empties it.
-fn send(udp: &mut Udp, tx: &mut Batch) {
+/// Seals the transmit batch (`sealings[i]` framed into slot `i`), sends it and empties it.
+fn send(udp: &mut Udp, tx: &mut Batch, sealings: &mut Vec<Sealing>, workers: &mut Workers) {
+    let (slots, slot) = tx.bytes_mut();
+    workers.seal(slots, slot, sealings);
+    sealings.clear();
     if !tx.is_empty()
         && let Err(e) = udp.send_batch(tx)
     {

@@ -21,6 +21,8 @@ mod kme;
 mod log;
 mod netdev;
 mod packets;
+mod receive;
+pub mod workers;
 
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -74,6 +76,10 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         true => info!(tun = ?tun_offloads, udp = ?udp_offloads, "offloads in use"),
         false => info!("offloads off (interface.offload: false)"),
     }
+    // On this (the packet) thread, which joins the pool; after the signal mask, which the
+    // workers inherit.
+    let workers = workers::Workers::new(cfg.threads).context("starting the crypto threads")?;
+    info!(threads = workers.threads(), "packets sealed and opened on");
     let listen_port = udp.local_addr()?.port();
     warn_danger(&cfg);
 
@@ -138,7 +144,7 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         published,
         audit,
         notifier,
-        mtu,
+        (mtu, workers),
     );
     let result = packets.run();
     let reason = match &result {

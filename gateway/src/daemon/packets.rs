@@ -20,6 +20,7 @@ use super::audit::AuditThread;
 use super::control::{Command, Published};
 use super::datapath::DataPath;
 use super::kme::KmeBridge;
+use super::workers::Workers;
 use crate::control::status::OffloadStatus;
 use crate::hybrid::QkdFailure;
 use crate::io::notify::Notifier;
@@ -70,11 +71,11 @@ impl PacketLoop {
         published: Arc<Published>,
         audit: Option<AuditThread>,
         notifier: Notifier,
-        mtu: usize,
+        (mtu, workers): (usize, Workers),
     ) -> Self {
         Self {
             node,
-            data: DataPath::new(mtu, tun, udp),
+            data: DataPath::new(mtu, tun, udp, workers),
             signals,
             kme,
             commands,
@@ -194,6 +195,8 @@ impl PacketLoop {
             tun_segmented: counts.tun_segmented,
             tun_coalesced: counts.tun_coalesced,
             udp_coalesced: counts.udp_coalesced,
+            crypto_threads: self.data.workers().threads(),
+            crypto_shared_batches: self.data.workers().shared(),
         });
         self.published.publish(status);
         self.next_publish = now + PUBLISH_EVERY;

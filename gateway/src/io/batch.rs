@@ -60,6 +60,11 @@ impl Batch {
         (&mut self.buf[i * s..(i + 1) * s], self.addrs[i])
     }
 
+    /// Every slot's bytes, back to back (slot `i` at `i * slot_len()`), and the slot size.
+    pub fn bytes_mut(&mut self) -> (&mut [u8], usize) {
+        (&mut self.buf, self.slot)
+    }
+
     /// Slot `i`'s datagram.
     pub fn datagram(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
         let s = self.slot;

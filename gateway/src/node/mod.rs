@@ -56,7 +56,7 @@ pub use self::kme::{KmeOp, KmeReply, KmeRequest};
 use self::ops::OpsClock;
 pub use self::peers::{MAX_STAGED, PeerId};
 use self::peers::{PeerSlot, Peers, SlotContext};
-pub use self::receive::{Dropped, Received};
+pub use self::receive::{Dropped, PendingTransport, Received};
 use crate::error::{DropReason, Error};
 pub use crate::hybrid::Prefetched;
 use crate::proto::allowed_ips::AllowedIps;

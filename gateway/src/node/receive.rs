@@ -1,6 +1,11 @@
 //! One datagram from the network (whitepaper §5.4 message dispatch, §5.3 cookies under load;
 //! docs/protocol.md §4 for hybrid datagrams): dispatch by type, find the peer, hand it the message.
 //! Transport data is opened in place; every refusal is counted by reason.
+//!
+//! The data path may open a batch's transport messages on several cores: [`Node::begin_transport`]
+//! finds the session and checks the counter, [`PendingTransport::open`] decrypts (any thread),
+//! and [`Node::finish_transport`], called in arrival order, records the counter and moves the
+//! peer's state exactly as one message at a time would ([`Node::handle_datagram`] is all three).
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -15,6 +20,7 @@ use crate::proto::constants::{COOKIE_REPLY_LEN, TRANSPORT_HEADER_LEN};
 use crate::proto::cookie::verify_mac1;
 use crate::proto::handshake::open_initiation;
 use crate::proto::messages::{CookieReply, Initiation, MacProtected, Message};
+use crate::proto::session::Opening;
 
 /// What became of a datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +48,26 @@ pub enum Dropped {
     Hybrid(PeerId, HybridDrop),
 }
 
+/// A transport message whose session may take it and whose counter is fresh, waiting for its
+/// decryption ([`Node::begin_transport`]).
+#[derive(Debug)]
+pub struct PendingTransport {
+    peer: PeerId,
+    receiver: u32,
+    from: SocketAddr,
+    opening: Opening,
+}
+
+impl PendingTransport {
+    /// Decrypts `datagram`, the whole message as received, in place; any thread may call it.
+    pub fn open(&self, datagram: &mut [u8]) -> Result<usize, DropReason> {
+        let sealed = datagram
+            .get_mut(TRANSPORT_HEADER_LEN..)
+            .ok_or(DropReason::Malformed)?;
+        self.opening.open(sealed)
+    }
+}
+
 impl Node {
     /// Handles one datagram from `from`. A transport message is opened in place: the returned
     /// [`Received::Packet`] is a range of `buf`.
@@ -49,11 +75,98 @@ impl Node {
         if wire::is_hybrid(buf) {
             return self.hybrid_datagram(now, from, buf);
         }
+        match self.begin_transport(now, from, buf) {
+            Some(Ok(pending)) => {
+                let opened = pending.open(buf);
+                return self.finish_transport(now, pending, opened, buf);
+            }
+            Some(Err(dropped)) => return Received::Dropped(dropped),
+            None => {}
+        }
         match self.dispatch(now, from, buf) {
-            Ok(Some((peer, packet))) => Received::Packet { peer, packet },
+            Ok(()) => Received::Accepted,
+            Err(reason) => Received::Dropped(Dropped::Interface(self.count(reason))),
+        }
+    }
+
+    /// The first third of [`Node::handle_datagram`] for a transport message (`None`: `datagram` is
+    /// anything else, for `handle_datagram`). Refusals are counted; nothing else changes.
+    pub fn begin_transport(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Option<Result<PendingTransport, Dropped>> {
+        let Ok(Message::Transport(h, _)) = Message::parse(datagram) else {
+            return None;
+        };
+        let (receiver, counter) = (h.receiver.get(), h.counter.get());
+        let begun = self.owner(receiver).and_then(|peer| {
+            let slot = self.peers.get(peer).ok_or(DropReason::UnknownIndex)?;
+            let opening = slot.wg.begin_decapsulate(now, receiver, counter)?;
+            Ok(PendingTransport {
+                peer,
+                receiver,
+                from,
+                opening,
+            })
+        });
+        Some(begun.map_err(|reason| Dropped::Interface(self.count(reason))))
+    }
+
+    /// The last third: `opened` is what [`PendingTransport::open`] made of `datagram`. Call in
+    /// arrival order; the returned [`Received::Packet`] is a range of `datagram`.
+    pub fn finish_transport(
+        &mut self,
+        now: Instant,
+        pending: PendingTransport,
+        opened: Result<usize, DropReason>,
+        datagram: &[u8],
+    ) -> Received {
+        match self.finish(now, &pending, opened, datagram) {
+            Ok(Some(packet)) => Received::Packet {
+                peer: pending.peer,
+                packet,
+            },
             Ok(None) => Received::Accepted,
             Err(reason) => Received::Dropped(Dropped::Interface(self.count(reason))),
         }
+    }
+
+    fn finish(
+        &mut self,
+        now: Instant,
+        pending: &PendingTransport,
+        opened: Result<usize, DropReason>,
+        datagram: &[u8],
+    ) -> Result<Option<Range<usize>>, DropReason> {
+        let id = pending.peer;
+        let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownIndex)?;
+        let mut idx = self.indices.for_peer(id);
+        let (receiver, from) = (pending.receiver, pending.from);
+        let n = (slot.wg).finish_decapsulate(
+            now,
+            receiver,
+            &pending.opening,
+            opened,
+            from,
+            &mut idx,
+        )?;
+        if slot.wg.has_events() {
+            self.settle(now, id);
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let start = TRANSPORT_HEADER_LEN;
+        let plain = datagram
+            .get(start..start + n)
+            .ok_or(DropReason::Malformed)?;
+        let info = crate::proto::ip::parse(plain).ok_or(DropReason::Malformed)?;
+        if self.routes.lookup(info.src) != Some(id) {
+            return Err(DropReason::SourceNotAllowed);
+        }
+        Ok(Some(start..start + info.len))
     }
 
     fn hybrid_datagram(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) -> Received {
@@ -86,49 +199,27 @@ impl Node {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &mut [u8],
-    ) -> Result<Option<(PeerId, Range<usize>)>, DropReason> {
-        let (receiver, counter) = match Message::parse(buf)? {
-            Message::Initiation(m) => return self.on_initiation(now, from, m).map(|()| None),
+    /// Handshake messages and cookie replies (transport data is taken by
+    /// [`Node::begin_transport`]).
+    fn dispatch(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) -> Result<(), DropReason> {
+        match Message::parse(buf)? {
+            Message::Initiation(m) => self.on_initiation(now, from, m),
             Message::Response(m) => {
                 self.screen(now, from, m)?;
                 let id = self.owner(m.receiver.get())?;
                 self.with_peer(id, |slot, cx| slot.wg.handle_response(now, m, from, cx))
                     .ok_or(DropReason::UnknownIndex)??;
                 self.settle(now, id);
-                return Ok(None);
+                Ok(())
             }
             Message::CookieReply(m) => {
                 let id = self.owner(m.receiver.get())?;
                 let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownIndex)?;
                 slot.wg.handle_cookie_reply(now, m)?;
-                return Ok(None);
+                Ok(())
             }
-            Message::Transport(h, _) => (h.receiver.get(), h.counter.get()),
-        };
-        let id = self.owner(receiver)?;
-        let slot = self.peers.get_mut(id).ok_or(DropReason::UnknownIndex)?;
-        let mut idx = self.indices.for_peer(id);
-        let sealed = &mut buf[TRANSPORT_HEADER_LEN..];
-        let n = slot
-            .wg
-            .decapsulate(now, receiver, counter, sealed, from, &mut idx)?;
-        if slot.wg.has_events() {
-            self.settle(now, id);
+            Message::Transport(..) => Err(DropReason::Malformed),
         }
-        if n == 0 {
-            return Ok(None);
-        }
-        let start = TRANSPORT_HEADER_LEN;
-        let info = crate::proto::ip::parse(&buf[start..start + n]).ok_or(DropReason::Malformed)?;
-        if self.routes.lookup(info.src) != Some(id) {
-            return Err(DropReason::SourceNotAllowed);
-        }
-        Ok(Some((id, start..start + info.len)))
     }
 
     fn owner(&self, index: u32) -> Result<PeerId, DropReason> {

@@ -3,6 +3,9 @@
 //! handshake (a hybrid peer asks its key agreement for an epoch instead). A staged packet is not a
 //! drop; one that never leaves (the queue overflows, or the handshake gives up) is counted as
 //! `no_session` when it is discarded.
+//!
+//! The data path may leave the encryption for later ([`Node::frame_tun_packet`]), to run a whole
+//! batch's on several cores; the counter, timers and statistics are settled here, in order.
 
 use std::time::Instant;
 
@@ -10,6 +13,7 @@ use super::Node;
 use crate::error::DropReason;
 use crate::proto::constants::TRANSPORT_HEADER_LEN;
 use crate::proto::peer::Transmit;
+use crate::proto::session::Sealing;
 
 impl Node {
     /// Seals the IP packet at `buf[16..16 + len]` for the peer its destination routes to, in place:
@@ -23,19 +27,33 @@ impl Node {
         buf: &mut [u8],
         len: usize,
     ) -> Result<Transmit, DropReason> {
-        match self.route_and_seal(now, buf, len) {
+        let (t, sealing) = self.frame_tun_packet(now, buf, len)?;
+        sealing.seal(buf);
+        Ok(t)
+    }
+
+    /// [`Node::handle_tun_packet`] but for the encryption, which [`Sealing::seal`] must do on
+    /// `buf` before the datagram leaves, on any thread. Datagrams to one peer leave in the order
+    /// they were framed.
+    pub fn frame_tun_packet(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<(Transmit, Sealing), DropReason> {
+        match self.route_and_frame(now, buf, len) {
             Err(DropReason::NoSession) => Err(DropReason::NoSession),
             Err(reason) => Err(self.count(reason)),
             Ok(t) => Ok(t),
         }
     }
 
-    fn route_and_seal(
+    fn route_and_frame(
         &mut self,
         now: Instant,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<Transmit, DropReason> {
+    ) -> Result<(Transmit, Sealing), DropReason> {
         let start = TRANSPORT_HEADER_LEN;
         let packet = buf
             .get(start..start + len)
@@ -43,9 +61,9 @@ impl Node {
         let info = crate::proto::ip::parse(packet).ok_or(DropReason::Malformed)?;
         let id = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
         let slot = self.peers.get_mut(id).ok_or(DropReason::NoRoute)?;
-        let sealed = slot.wg.encapsulate(now, buf, len);
+        let sealed = slot.wg.frame(now, buf, len);
         let displaced =
-            sealed == Err(DropReason::NoSession) && slot.stage(&buf[start..start + len]);
+            matches!(sealed, Err(DropReason::NoSession)) && slot.stage(&buf[start..start + len]);
         if displaced {
             self.drops[DropReason::NoSession.index()] += 1;
         }

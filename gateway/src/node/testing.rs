@@ -170,3 +170,38 @@ pub fn ipv4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
     p[28..].copy_from_slice(payload);
     p
 }
+
+/// Plain peers `a` and `b` (seeds 7 and 8) with a session confirmed both ways at `now`: a's first
+/// packet was staged, then the initiation, the response and that packet went across.
+pub fn connected(now: Instant, a: Site, b: Site) -> (Node, Node) {
+    let (mut x, mut y) = (
+        node(now, plain(a, &[b], true), 7),
+        node(now, plain(b, &[a], true), 8),
+    );
+    let mut buf = vec![0u8; 2048];
+    let first = ipv4(a.ip(1), b.ip(1), b"hello");
+    buf[16..16 + first.len()].copy_from_slice(&first);
+    let staged = x.handle_tun_packet(now, &mut buf, first.len());
+    assert!(staged.is_err(), "the first packet waits for a handshake");
+    for _ in 0..3 {
+        if !(relay(now, &mut x, &mut y, a.addr()) | relay(now, &mut y, &mut x, b.addr())) {
+            break;
+        }
+    }
+    for n in [&x, &y] {
+        let peer = n.wg_peer(super::PeerId::new(0));
+        assert!(peer.is_some_and(|p| p.has_usable_session(now)), "connected");
+    }
+    (x, y)
+}
+
+/// Hands everything `from_node` has to send to `to_node`; whether there was anything.
+fn relay(now: Instant, from_node: &mut Node, to_node: &mut Node, from: SocketAddr) -> bool {
+    let mut buf = vec![0u8; 2048];
+    let mut moved = false;
+    while let Some(t) = from_node.poll_transmit(now, &mut buf) {
+        to_node.handle_datagram(now, from, &mut buf[..t.len]);
+        moved = true;
+    }
+    moved
+}

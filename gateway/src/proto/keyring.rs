@@ -73,6 +73,14 @@ impl KeyRing {
     }
 
     /// The session whose local index is `index`.
+    pub fn find(&self, index: u32) -> Option<&Session> {
+        [&self.current, &self.previous, &self.next]
+            .into_iter()
+            .flatten()
+            .find(|s| s.local_index() == index)
+    }
+
+    /// The session whose local index is `index`, and its slot.
     pub fn find_mut(&mut self, index: u32) -> Option<(Slot, &mut Session)> {
         let matches = |s: &Option<Session>| s.as_ref().is_some_and(|s| s.local_index() == index);
         if matches(&self.current) {

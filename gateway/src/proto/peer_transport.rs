@@ -1,6 +1,12 @@
 //! A peer's data path (whitepaper §5.4.6 transport messages, §6.1–§6.2 rekey rules): sealing a
 //! packet from the tunnel and opening one from the network, both in place in the caller's
 //! buffer, without allocating.
+//!
+//! Each direction also comes in halves around the cipher work (see [`super::session`]):
+//! [`Peer::frame`] then [`Sealing::seal`]; [`Peer::begin_decapsulate`], [`Opening::open`], then
+//! [`Peer::finish_decapsulate`]. The stateful halves run in order on the packet thread; the cipher
+//! halves may run on other cores. [`Peer::encapsulate`] and [`Peer::decapsulate`] are all three in
+//! one call.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -8,6 +14,7 @@ use std::time::Instant;
 use super::index::IndexTable;
 use super::keyring::Slot;
 use super::peer::{Peer, Transmit};
+use super::session::{Opening, Sealing};
 use super::timers::{rekey_on_receive, rekey_on_send};
 use crate::error::DropReason;
 
@@ -21,12 +28,26 @@ impl Peer {
         buf: &mut [u8],
         plain_len: usize,
     ) -> Result<Transmit, DropReason> {
+        let (t, sealing) = self.frame(now, buf, plain_len)?;
+        sealing.seal(buf);
+        Ok(t)
+    }
+
+    /// [`Peer::encapsulate`] but for the encryption: the counter is taken, the header and
+    /// padding written, timers and statistics updated; [`Sealing::seal`] must follow, on `buf`.
+    pub fn frame(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        plain_len: usize,
+    ) -> Result<(Transmit, Sealing), DropReason> {
         let to = self.endpoint.get().ok_or(DropReason::NoSession)?;
         let Some(session) = self.keys.current().filter(|s| s.can_send(now)) else {
             self.want_handshake(now);
             return Err(DropReason::NoSession);
         };
-        let len = session.send.seal(buf, plain_len, self.mtu)?;
+        let sealing = session.send.frame(buf, plain_len, self.mtu)?;
+        let len = sealing.message_len();
         let (age, sent) = (session.age(now), session.send.sent());
         if rekey_on_send(age, session.initiator(), sent, self.timers.rekey_after()) {
             self.want_handshake(now);
@@ -38,7 +59,7 @@ impl Peer {
         if plain_len > 0 {
             self.timers.on_data_sent(now);
         }
-        Ok(Transmit { len, to })
+        Ok((Transmit { len, to }, sealing))
     }
 
     /// Whether a current session exists (usable or not).
@@ -64,12 +85,41 @@ impl Peer {
         from: SocketAddr,
         indices: &mut dyn IndexTable,
     ) -> Result<usize, DropReason> {
-        let wire_len = sealed.len() as u64 + 16;
+        let opening = self.begin_decapsulate(now, receiver, counter)?;
+        let opened = opening.open(sealed);
+        self.finish_decapsulate(now, receiver, &opening, opened, from, indices)
+    }
+
+    /// The first third of [`Peer::decapsulate`]: the session `receiver` names may still take a
+    /// message and `counter` is fresh. Nothing changes until [`Peer::finish_decapsulate`].
+    pub fn begin_decapsulate(
+        &self,
+        now: Instant,
+        receiver: u32,
+        counter: u64,
+    ) -> Result<Opening, DropReason> {
+        let session = self.keys.find(receiver).ok_or(DropReason::UnknownIndex)?;
+        session.begin_receive(now, counter)
+    }
+
+    /// The last third: `opened` is what [`Opening::open`] made of the message. An authenticated,
+    /// fresh message is recorded in the replay window, confirms a next session, moves the
+    /// endpoint and the timers. Call in arrival order.
+    pub fn finish_decapsulate(
+        &mut self,
+        now: Instant,
+        receiver: u32,
+        opening: &Opening,
+        opened: Result<usize, DropReason>,
+        from: SocketAddr,
+        indices: &mut dyn IndexTable,
+    ) -> Result<usize, DropReason> {
+        let wire_len = opened.as_ref().map_or(0, |n| *n as u64) + 32;
         let (slot, session) = self
             .keys
             .find_mut(receiver)
             .ok_or(DropReason::UnknownIndex)?;
-        let n = session.receive(now, counter, sealed)?;
+        let n = session.finish_receive(opening, opened)?;
         if slot == Slot::Next {
             self.keys.confirm_next(indices);
             self.confirmed(now);

@@ -1,10 +1,16 @@
 //! Transport sessions (whitepaper §5.4.5 key derivation, §5.4.6 transport messages): the keys of one
 //! completed handshake, the sending counter and the receiving replay window.
 //!
-//! The halves are split for the data path: [`SendingKey::seal`] and [`ReceivingKey::open`] take
-//! `&self` (an atomic counter, a read-only cipher) so batches can be encrypted on several cores;
-//! the replay window is updated afterwards, in order, by whoever owns the [`Session`].
+//! Each direction is split for the data path, so a batch's cipher work can run on several cores
+//! while everything with state stays in order on the packet thread:
+//! - sending: [`SendingKey::frame`] takes the next counter and writes the header and padding, in
+//!   send order; [`Sealing::seal`] encrypts, on any thread;
+//! - receiving: [`Session::begin_receive`] checks the session's age and the replay window;
+//!   [`Opening::open`] decrypts, on any thread; [`Session::finish_receive`] records the counter,
+//!   in arrival order, so the window stays exact (a duplicate within one batch authenticates twice
+//!   but is accepted once, as one at a time).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,7 +40,7 @@ pub fn sealed_len(plain_len: usize, mtu: usize) -> usize {
 /// The sending half: `T_send`, the peer's index and the nonce counter.
 #[derive(Debug)]
 pub struct SendingKey {
-    cipher: DataCipher,
+    cipher: Arc<DataCipher>,
     counter: AtomicU64,
     remote_index: u32,
 }
@@ -43,6 +49,19 @@ impl SendingKey {
     /// Seals a packet in place. `buf[TRANSPORT_HEADER_LEN..][..plain_len]` holds the plaintext; the
     /// header, padding and tag are written around it. Returns the message length.
     pub fn seal(&self, buf: &mut [u8], plain_len: usize, mtu: usize) -> Result<usize, DropReason> {
+        let sealing = self.frame(buf, plain_len, mtu)?;
+        sealing.seal(buf);
+        Ok(sealing.message_len())
+    }
+
+    /// The first half of [`SendingKey::seal`]: takes the next counter and writes the header and
+    /// the zero padding around the plaintext, leaving the encryption to [`Sealing::seal`].
+    pub fn frame(
+        &self,
+        buf: &mut [u8],
+        plain_len: usize,
+        mtu: usize,
+    ) -> Result<Sealing, DropReason> {
         let total = sealed_len(plain_len, mtu);
         if buf.len() < total {
             return Err(DropReason::BufferTooSmall);
@@ -53,19 +72,18 @@ impl SendingKey {
             self.counter.store(REJECT_AFTER_MESSAGES, Ordering::Relaxed);
             return Err(DropReason::SessionExpired);
         }
-        let (head, rest) = buf.split_at_mut(TRANSPORT_HEADER_LEN);
         let header = TransportHeader {
             header: Header::new(MSG_TRANSPORT),
             receiver: self.remote_index.into(),
             counter: counter.into(),
         };
-        head.copy_from_slice(header.as_bytes());
-        let body_len = total - TRANSPORT_HEADER_LEN - TAG_LEN;
-        let (body, tail) = rest.split_at_mut(body_len);
-        body[plain_len..].fill(0);
-        let tag = self.cipher.seal(counter, body);
-        tail[..TAG_LEN].copy_from_slice(&tag);
-        Ok(total)
+        buf[..TRANSPORT_HEADER_LEN].copy_from_slice(header.as_bytes());
+        buf[TRANSPORT_HEADER_LEN + plain_len..total - TAG_LEN].fill(0);
+        Ok(Sealing {
+            cipher: Arc::clone(&self.cipher),
+            counter,
+            len: total,
+        })
     }
 
     /// Messages sent so far (the next counter).
@@ -74,24 +92,63 @@ impl SendingKey {
     }
 }
 
+/// A framed transport message waiting for its encryption ([`SendingKey::frame`]).
+#[derive(Debug)]
+pub struct Sealing {
+    cipher: Arc<DataCipher>,
+    counter: u64,
+    len: usize,
+}
+
+impl Sealing {
+    /// Encrypts the framed message at the start of `buf` (the buffer [`SendingKey::frame`]
+    /// wrote) and writes its tag. Any thread may call it.
+    pub fn seal(&self, buf: &mut [u8]) {
+        let (body, tail) = buf[TRANSPORT_HEADER_LEN..self.len]
+            .split_at_mut(self.len - TRANSPORT_HEADER_LEN - TAG_LEN);
+        let tag = self.cipher.seal(self.counter, body);
+        tail.copy_from_slice(&tag);
+    }
+
+    /// The message's length.
+    pub fn message_len(&self) -> usize {
+        self.len
+    }
+}
+
 /// The receiving half: `T_recv` and our index.
 #[derive(Debug)]
 pub struct ReceivingKey {
-    cipher: DataCipher,
+    cipher: Arc<DataCipher>,
     local_index: u32,
 }
 
-impl ReceivingKey {
-    /// Opens `sealed` (ciphertext || tag) in place; returns the plaintext length (padding included).
-    pub fn open(&self, counter: u64, sealed: &mut [u8]) -> Result<usize, DropReason> {
+/// A received message whose session may take it and whose counter is fresh
+/// ([`Session::begin_receive`]), waiting for its decryption.
+#[derive(Debug)]
+pub struct Opening {
+    cipher: Arc<DataCipher>,
+    counter: u64,
+    epoch: u64,
+}
+
+impl Opening {
+    /// Opens `sealed` (ciphertext || tag) in place; returns the plaintext length (padding
+    /// included). Any thread may call it.
+    pub fn open(&self, sealed: &mut [u8]) -> Result<usize, DropReason> {
         let body_len = sealed
             .len()
             .checked_sub(TAG_LEN)
             .ok_or(DropReason::Malformed)?;
         let (body, tag) = sealed.split_at_mut(body_len);
         let tag: &[u8; TAG_LEN] = (&*tag).try_into().map_err(|_| DropReason::Malformed)?;
-        self.cipher.open(counter, body, tag)?;
+        self.cipher.open(self.counter, body, tag)?;
         Ok(body_len)
+    }
+
+    /// The message's counter.
+    pub fn counter(&self) -> u64 {
+        self.counter
     }
 }
 
@@ -116,12 +173,12 @@ impl Session {
     pub fn new(keys: TransportKeys, now: Instant, epoch: u64) -> Self {
         Self {
             send: SendingKey {
-                cipher: DataCipher::new(&keys.send),
+                cipher: Arc::new(DataCipher::new(&keys.send)),
                 counter: AtomicU64::new(0),
                 remote_index: keys.remote_index,
             },
             recv: ReceivingKey {
-                cipher: DataCipher::new(&keys.recv),
+                cipher: Arc::new(DataCipher::new(&keys.recv)),
                 local_index: keys.local_index,
             },
             replay: ReplayWindow::new(),
@@ -182,14 +239,40 @@ impl Session {
         counter: u64,
         sealed: &mut [u8],
     ) -> Result<usize, DropReason> {
+        let opening = self.begin_receive(now, counter)?;
+        let opened = opening.open(sealed);
+        self.finish_receive(&opening, opened)
+    }
+
+    /// The first third of [`Session::receive`]: whether the session may still take a message at
+    /// `now` and `counter` is fresh; the decryption is left to [`Opening::open`].
+    pub fn begin_receive(&self, now: Instant, counter: u64) -> Result<Opening, DropReason> {
         if !self.can_receive(now) {
             return Err(DropReason::SessionExpired);
         }
         if !self.replay.check(counter) {
             return Err(DropReason::Replay);
         }
-        let n = self.recv.open(counter, sealed)?;
-        if !self.replay.accept(counter) {
+        Ok(Opening {
+            cipher: Arc::clone(&self.recv.cipher),
+            counter,
+            epoch: self.epoch,
+        })
+    }
+
+    /// The last third: records the counter of a message that authenticated (`opened`, from
+    /// [`Opening::open`]), unless it was accepted since [`Session::begin_receive`]. Call in arrival
+    /// order, with openings of this session only.
+    pub fn finish_receive(
+        &mut self,
+        opening: &Opening,
+        opened: Result<usize, DropReason>,
+    ) -> Result<usize, DropReason> {
+        if opening.epoch != self.epoch {
+            return Err(DropReason::UnknownIndex);
+        }
+        let n = opened?;
+        if !self.replay.accept(opening.counter) {
             return Err(DropReason::Replay);
         }
         Ok(n)
@@ -197,115 +280,5 @@ impl Session {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::proto::secret::Secret;
-
-    fn pair(now: Instant) -> (Session, Session) {
-        let k = |s: u8, r: u8, i: bool| TransportKeys {
-            send: Secret::new([s; 32]),
-            recv: Secret::new([r; 32]),
-            local_index: if i { 1 } else { 2 },
-            remote_index: if i { 2 } else { 1 },
-            initiator: i,
-            psk_id: Some(PskId::FIRST),
-        };
-        (
-            Session::new(k(1, 2, true), now, 0),
-            Session::new(k(2, 1, false), now, 0),
-        )
-    }
-
-    #[test]
-    fn padding_rules() {
-        assert_eq!(sealed_len(0, 1420), 32);
-        assert_eq!(sealed_len(1, 1420), 48);
-        assert_eq!(sealed_len(16, 1420), 48);
-        assert_eq!(sealed_len(1419, 1420), 16 + 1420 + 16);
-        assert_eq!(sealed_len(1420, 1420), 16 + 1420 + 16);
-        // Larger than the MTU (should not happen): no padding at all.
-        assert_eq!(sealed_len(1421, 1420), 16 + 1421 + 16);
-    }
-
-    #[test]
-    fn seal_open_round_trip_with_replay() {
-        let now = Instant::now();
-        let (a, mut b) = pair(now);
-        let mut buf = [0u8; 128];
-        buf[16..21].copy_from_slice(b"hello");
-        let n = a.send.seal(&mut buf, 5, 1420).unwrap();
-        assert_eq!(n, 48);
-        let mut copy = buf;
-        let plain = b.receive(now, 0, &mut copy[16..n]).unwrap();
-        assert_eq!(&copy[16..16 + 5], b"hello");
-        assert_eq!(plain, 16);
-        assert!(copy[21..32].iter().all(|&x| x == 0));
-        let mut again = buf;
-        assert_eq!(
-            b.receive(now, 0, &mut again[16..n]),
-            Err(DropReason::Replay)
-        );
-        // A forged counter does not authenticate and is not recorded.
-        let mut forged = buf;
-        assert_eq!(
-            b.receive(now, 1, &mut forged[16..n]),
-            Err(DropReason::DecryptFailed)
-        );
-        assert_eq!(a.send.sent(), 1);
-    }
-
-    #[test]
-    fn expiry_by_time_and_by_count() {
-        let now = Instant::now();
-        let (a, mut b) = pair(now);
-        let later = now + super::super::constants::REJECT_AFTER_TIME;
-        assert!(!a.can_send(later));
-        let mut buf = [0u8; 64];
-        let n = a.send.seal(&mut buf, 0, 1420).unwrap();
-        assert_eq!(
-            b.receive(later, 0, &mut buf[16..n]),
-            Err(DropReason::SessionExpired)
-        );
-        a.send
-            .counter
-            .store(REJECT_AFTER_MESSAGES, Ordering::Relaxed);
-        assert_eq!(
-            a.send.seal(&mut buf, 0, 1420),
-            Err(DropReason::SessionExpired)
-        );
-        assert_eq!(
-            a.send.seal(&mut buf, 0, 1420),
-            Err(DropReason::SessionExpired)
-        );
-        assert!(!a.can_send(now));
-    }
-
-    #[test]
-    fn a_shortened_reject_time_expires_earlier_but_never_later_than_the_spec() {
-        let now = Instant::now();
-        let (mut a, mut b) = pair(now);
-        a.set_reject_after(std::time::Duration::from_secs(20));
-        b.set_reject_after(std::time::Duration::from_secs(20));
-        let t19 = now + std::time::Duration::from_secs(19);
-        let t20 = now + std::time::Duration::from_secs(20);
-        assert!(a.can_send(t19) && !a.can_send(t20));
-        assert!(b.can_receive(t19) && !b.can_receive(t20));
-        a.set_reject_after(std::time::Duration::from_secs(1000));
-        assert!(
-            !a.can_send(now + super::super::constants::REJECT_AFTER_TIME),
-            "capped at 180 s"
-        );
-    }
-
-    #[test]
-    fn small_buffers_are_refused() {
-        let (a, _) = pair(Instant::now());
-        let mut buf = [0u8; 40];
-        assert_eq!(
-            a.send.seal(&mut buf, 10, 1420),
-            Err(DropReason::BufferTooSmall)
-        );
-        assert_eq!(a.send.sent(), 0);
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

@@ -17,7 +17,10 @@
 //! `QGW_TEST_OFFLOAD=off` writes `offload: false` into every qgw configuration a test does not
 //! set itself, and checks at every start that `qgw status` then lists no offload: the suite runs
 //! the pair, interop and hybrid tests once more that way (the data path without TUN and UDP
-//! offloads, docs/gateway-decisions.md §9).
+//! offloads, docs/gateway-decisions.md §9). `QGW_TEST_THREADS=N` likewise writes `threads: N` and
+//! checks that status reports N crypto threads: the suite's first run has 2 (the parallel
+//! cipher, whatever the machine's default), its second run 1 with the offloads off (the data
+//! path as it was before both).
 //!
 //! Prerequisites: root, iproute2, `ping`; `wg`/`wireguard-go`/`iperf3`/`tcpdump` where a test says
 //! so. Under `CI=true` a missing prerequisite fails the test, and `QGW_SKIP_NETNS=1` is refused;

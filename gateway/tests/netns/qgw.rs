@@ -87,6 +87,11 @@ impl QgwSite<'_> {
         if offloads_forced_off() && !self.extra.contains("offload:") {
             s += "  offload: false\n";
         }
+        if let Some(n) = threads_forced()
+            && !self.extra.contains("threads:")
+        {
+            s += &format!("  threads: {n}\n");
+        }
         s += &format!(
             "peers:\n  - name: peer\n    public_key: \"{}\"\n    allowed_ips: [{}]\n",
             self.peer_pub,
@@ -105,6 +110,11 @@ impl QgwSite<'_> {
 /// Whether the run asks for every qgw without offloads (`QGW_TEST_OFFLOAD=off`, see `mod.rs`).
 pub fn offloads_forced_off() -> bool {
     std::env::var("QGW_TEST_OFFLOAD").is_ok_and(|v| v == "off")
+}
+
+/// The crypto threads the run asks of every qgw (`QGW_TEST_THREADS=N`, see `mod.rs`).
+pub fn threads_forced() -> Option<u64> {
+    std::env::var("QGW_TEST_THREADS").ok()?.parse().ok()
 }
 
 /// Starts `qgw up` with `config` in `ns` and waits for its interface and status socket.
@@ -133,13 +143,22 @@ pub fn start_qgw_env(
         Duration::from_secs(10),
         || lab.exec(&ns2, &[QGW, "status", iface]).status.success(),
     );
-    let explicit_on = std::fs::read_to_string(config).is_ok_and(|c| c.contains("offload: true"));
-    if offloads_forced_off() && !explicit_on {
+    let text = std::fs::read_to_string(config).unwrap_or_default();
+    if offloads_forced_off() && !text.contains("offload: true") {
         let in_use = status(lab, ns, iface)["offloads"]["in_use"].clone();
         assert_eq!(
             in_use,
             serde_json::json!([]),
             "QGW_TEST_OFFLOAD=off, yet {iface} uses offloads"
+        );
+    }
+    if let Some(n) = threads_forced()
+        && text.contains(&format!("threads: {n}\n"))
+    {
+        let threads = status(lab, ns, iface)["offloads"]["crypto_threads"].clone();
+        assert_eq!(
+            threads, n,
+            "QGW_TEST_THREADS={n}, yet {iface} has {threads}"
         );
     }
     h
