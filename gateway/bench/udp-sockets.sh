@@ -46,6 +46,9 @@ run() { # IMPL ROUND
   kpps=$(grep -o 'kpps=[0-9.]*' "$log" | head -1 | cut -d= -f2)
   dur=$(grep -o ' dur=[0-9]*' "$log" | head -1 | cut -d= -f2)
   # The highest count seen per port (sockets come and go between tests).
+  for port in 5201 51821; do # both sockets must have been seen, or the figures mean nothing
+    grep -q "^$port " "$samples" || { echo "no socket on port $port in site-b for $impl" >&2; return 1; }
+  done
   iperf=$(awk '$1 == 5201 && $2 > m { m = $2 } END { print m + 0 }' "$samples")
   daemon=$(awk '$1 == 51821 && $2 > m { m = $2 } END { print m + 0 }' "$samples")
   awk -v i="$impl" -v r="$2" -v k="$kpps" -v d="$dur" -v ip="$iperf" -v dm="$daemon" 'BEGIN {
