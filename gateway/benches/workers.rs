@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gateway::daemon::workers::{ToOpen, Workers};
-use gateway::error::DropReason;
 use gateway::node::testing::{Site, connected, ipv4};
 
 const SLOT: usize = 1536;
@@ -49,11 +48,7 @@ fn batches(c: &mut Criterion) {
             let at = i * SLOT..i * SLOT + 16 + 1420 + 16;
             let begun = receiver.begin_transport(now, a.addr(), &sealed[at.clone()]);
             let pending = begun.expect("a transport message").expect("fresh");
-            ToOpen {
-                pending,
-                at,
-                opened: Err(DropReason::Malformed),
-            }
+            ToOpen::new(pending, at)
         })
         .collect();
     for (n, w) in &mut workers {

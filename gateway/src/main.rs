@@ -51,10 +51,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", gateway::keyfile::generate_mldsa_private()?.as_str());
         }
         Command::Pubkey { mldsa: true } => {
-            let mut text = zeroize::Zeroizing::new(String::new());
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading stdin")?;
+            let text = stdin_secret()?;
             let key = gateway::keyfile::parse_mldsa_private(&text, "stdin")?;
             println!("{}", gateway::keyfile::mldsa_public_text(&key));
         }
@@ -67,10 +64,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", b64(key.expose()));
         }
         Command::Pubkey { mldsa: false } => {
-            let mut text = zeroize::Zeroizing::new(String::new());
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading stdin")?;
+            let text = stdin_secret()?;
             let Some(key) = config::parse_key(&text) else {
                 bail!("stdin: not a Base64 32-byte key")
             };
@@ -82,6 +76,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => return Ok(ExitCode::from(audit_verify(key.as_deref(), &files))),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A private key from stdin, in a buffer wiped on drop.
+fn stdin_secret() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading stdin")?;
+    Ok(text)
 }
 
 /// `qgw audit verify [--key FILE] FILE...` (docs/audit.md §6). Returns the exit code: 0 verified,

@@ -15,7 +15,6 @@ use tracing::warn;
 
 use super::datapath::{Buffers, DataPath, OffloadCounts, RECV_BATCHES, RECV_DATAGRAMS};
 use super::workers::ToOpen;
-use crate::error::DropReason;
 use crate::io::offload::{Coalescer, Push};
 use crate::io::tun::Tun;
 use crate::io::udp::BATCH;
@@ -78,11 +77,7 @@ fn take(
             if b.openings.len() == b.openings.capacity() {
                 finish(node, tun, b, now);
             }
-            b.openings.push(ToOpen {
-                pending,
-                at,
-                opened: Err(DropReason::Malformed),
-            });
+            b.openings.push(ToOpen::new(pending, at));
         }
         Some(Err(_)) => {} // refused and counted
         None => {

@@ -50,6 +50,17 @@ pub struct ToOpen {
     pub opened: Result<usize, DropReason>,
 }
 
+impl ToOpen {
+    /// `pending`, whose datagram is at `at` in the receive buffer, not yet opened.
+    pub fn new(pending: PendingTransport, at: std::ops::Range<usize>) -> Self {
+        Self {
+            pending,
+            at,
+            opened: Err(DropReason::Malformed),
+        }
+    }
+}
+
 impl Workers {
     /// `threads` threads in all, the calling thread (the packet thread) among them; 1 is the
     /// packet thread alone. Must be called on the packet thread.

@@ -93,14 +93,7 @@ fn two_threads_open_with_the_same_outcomes_and_counts_as_one_at_a_time() {
         let at = i * SLOT..i * SLOT + d.len();
         buf[at.clone()].copy_from_slice(d);
         match batched.begin_transport(now, from, &buf[at.clone()]) {
-            Some(Ok(pending)) => openings.push((
-                i,
-                ToOpen {
-                    pending,
-                    at,
-                    opened: Err(DropReason::Malformed),
-                },
-            )),
+            Some(Ok(pending)) => openings.push((i, ToOpen::new(pending, at))),
             Some(Err(dropped)) => outcomes[i] = Some(Received::Dropped(dropped)),
             None => unreachable!("transport messages only"),
         }
