@@ -14,12 +14,13 @@ step "packages"
 # Debian packages the suite needs: python3 (combiner reference), iproute2/ping/iperf3 and
 # wireguard-go + wireguard-tools (the namespace interop tests), curl (an independent ETSI 014 client),
 # tcpdump (the test that no plaintext crosses the underlay), promtool from prometheus (metrics and
-# rules lint), dcmtk + mosquitto (the demo's DICOM store and MQTT telemetry), shellcheck.
+# rules lint), dcmtk + mosquitto (the demo's DICOM store and MQTT telemetry), shellcheck,
+# keepalived (VRRP between a site's active and standby gateway in the HA namespace test).
 need=()
 for pair in python3:python3 ip:iproute2 ping:iputils-ping iperf3:iperf3 wg:wireguard-tools \
             wireguard-go:wireguard-go curl:curl tcpdump:tcpdump promtool:prometheus \
             storescu:dcmtk mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
-            shellcheck:shellcheck systemd-analyze:systemd; do
+            shellcheck:shellcheck systemd-analyze:systemd keepalived:keepalived; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
