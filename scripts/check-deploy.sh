@@ -283,14 +283,14 @@ fi
 # An offline root with the distribution's units, ours, and stand-ins for the executables the
 # units name (verify checks that they exist and are executable; it does not run them).
 SDROOT=$WORK/sdroot
-mkdir -p "$SDROOT/etc/systemd/system" "$SDROOT/usr/lib/systemd" "$SDROOT/usr/local/bin" "$SDROOT/bin"
+mkdir -p "$SDROOT/etc/systemd/system" "$SDROOT/usr/lib/systemd" "$SDROOT/usr/bin" "$SDROOT/bin"
 if [ -d /usr/lib/systemd/system ]; then
     cp -a /usr/lib/systemd/system "$SDROOT/usr/lib/systemd/"
 else
     cp -a /lib/systemd/system "$SDROOT/usr/lib/systemd/"
 fi
 cp systemd/qgw@.service systemd/qkd-kme-sim.service "$SDROOT/etc/systemd/system/"
-for exe in usr/local/bin/qgw usr/local/bin/qkd-kme-sim bin/sh; do
+for exe in usr/bin/qgw usr/bin/qkd-kme-sim bin/sh; do
     printf '#!/bin/sh\nexit 0\n' >"$SDROOT/$exe"
     chmod 755 "$SDROOT/$exe"
 done
