@@ -37,6 +37,10 @@ MQTT_SECONDS=13
 IPERF_SECONDS=5
 METRICS_PORT=9586 # each site's metrics, on 127.0.0.1 inside its namespace
 AUDIT_MODE=${QGW_DEMO_AUDIT:-auto}
+# Off-spec, tests only: interface.danger_reject_after_seconds (10..180) in both sites' configs, so that
+# `qkd.policy: required` fails closed that many seconds after the last epoch instead of 180
+# (scripts/alerting-check.sh sets it; unset: the spec's 180 s).
+REJECT_AFTER=${QGW_DEMO_REJECT_AFTER:-}
 STEPS=8
 keep=0
 step_no=0

@@ -3,7 +3,7 @@
 # keys, its qgw YAML config (hybrid: on, qkd.policy: required, a new epoch every $ROTATION s,
 # metrics, and the audit block when this qgw accepts it), checked with `qgw check-config`.
 #
-# Uses from demo.sh: STATE, BIN, ROTATION, METRICS_PORT, AUDIT_MODE; die and info from lib.sh.
+# Uses from demo.sh: STATE, BIN, ROTATION, METRICS_PORT, AUDIT_MODE, REJECT_AFTER; die and info from lib.sh.
 # Sets: audit (1 when the sites write audit logs), audit_a, audit_b (their paths, or empty).
 # shellcheck disable=SC2154 # the variables above are demo.sh's
 
@@ -30,6 +30,7 @@ interface:
   private_key_file: $STATE/$s.key
   mldsa_private_key_file: $STATE/$s.mldsa
   mtu: 1420
+${REJECT_AFTER:+  danger_reject_after_seconds: $REJECT_AFTER}
 qkd:
   kme_url: https://$8
   sae_id: SAE_$S
