@@ -70,3 +70,6 @@ step "deployment files: Prometheus config, alert rules and their tests, Grafana 
 
 step "the two-hospital demo, non-interactive, with its outcomes, /metrics (promtool) and audit-log checks"
 ./scripts/demo-check.sh
+
+step "live alerting: the demo again with a real Prometheus per site and Alertmanager (prometheus-alertmanager, installed if missing) routing to a webhook receiver; KME killed, then a gateway: QKD link down, peer fail-closed and gateway down fire and resolve, times printed (rules' for: scaled down 30x, checked to be the only difference)"
+./scripts/alerting-check.sh
