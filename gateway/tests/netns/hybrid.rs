@@ -26,11 +26,16 @@ pub fn start_kmes(ns: &str, pki: &Path) -> Sim {
 
 /// Site configuration lines for the hybrid peer and the site's KME: (peer lines, top level).
 pub fn hybrid_lines(lab: &Lab, site: char, policy: &str) -> (String, String) {
+    hybrid_lines_with(lab, site, policy, &KMES)
+}
+
+/// As [`hybrid_lines`], with the sites' KMEs at the addresses of `kmes`.
+pub fn hybrid_lines_with(lab: &Lab, site: char, policy: &str, kmes: &Kmes) -> (String, String) {
     let d = lab.dir.display();
     // Site a is the master (calls enc_keys at KME_A), site b the slave (dec_keys at KME_B).
     let (peer_site, kme, role) = match site {
-        'a' => ('b', KMES.a, "master"),
-        _ => ('a', KMES.b, "slave"),
+        'a' => ('b', kmes.a, "master"),
+        _ => ('a', kmes.b, "slave"),
     };
     let upper = site.to_ascii_uppercase();
     let peer_upper = peer_site.to_ascii_uppercase();
@@ -98,7 +103,7 @@ pub struct SiteOptions<'a> {
 
 /// Writes both sites' ML-DSA key pairs (`a.mldsa`, `a.mldsa.pub`, …); with `wrong_master_key`
 /// `a.mldsa.pub` is then replaced by another key's.
-fn write_mldsa_keys(lab: &Lab, wrong_master_key: bool) {
+pub fn write_mldsa_keys(lab: &Lab, wrong_master_key: bool) {
     let new_key = || {
         let private = gateway::keyfile::generate_mldsa_private().unwrap();
         let key = gateway::keyfile::parse_mldsa_private(&private, "test").unwrap();

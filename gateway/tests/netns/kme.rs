@@ -52,6 +52,11 @@ impl Kmes {
 /// (`ca.pem`, `kme_a.pem`, `sae_a.key`, …). Besides loopback, the KME certificates name
 /// 10.200.0.1, where the namespace tests' site b reaches KME_B.
 pub fn write_pki(dir: &Path) {
+    write_pki_for(dir, "10.200.0.1");
+}
+
+/// As [`write_pki`], with the KME certificates naming `kme_ip` besides loopback.
+pub fn write_pki_for(dir: &Path, kme_ip: &str) {
     qkd_link::sim::pki::generate_entities(
         dir,
         &[
@@ -60,7 +65,7 @@ pub fn write_pki(dir: &Path) {
             ("sae_a", "SAE_A", false),
             ("sae_b", "SAE_B", false),
         ],
-        &["10.200.0.1".to_string()],
+        &[kme_ip.to_string()],
         false,
     )
     .expect("PKI written");

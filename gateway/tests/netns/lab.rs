@@ -1,8 +1,9 @@
 //! The lab: two network namespaces `a` and `b` joined by a veth pair (`va` 10.200.0.1/24 ↔ `vb`
-//! 10.200.0.2/24), a scratch directory, the processes started inside the namespaces, and pings
-//! between them. Dropping the lab stops those processes (SIGTERM, then SIGKILL after 5 s), deletes
-//! both namespaces and the files it was told about, also when the test panics; the scratch
-//! directory is kept (and named) after a failure so its logs can be read.
+//! 10.200.0.2/24) or left for the test to wire, more namespaces if it asks, a scratch directory,
+//! the processes started inside the namespaces, and pings between them. Dropping the lab stops
+//! those processes (SIGTERM, then SIGKILL after 5 s), deletes its namespaces and the files it was
+//! told about, also when the test panics; the scratch directory is kept (and named) after a
+//! failure so its logs can be read.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -23,6 +24,8 @@ pub struct Lab {
     pub id: String,
     children: Vec<Option<Child>>,
     files: Vec<PathBuf>,
+    /// Namespaces beyond `a` and `b` ([`Lab::add_namespace`]), deleted on drop too.
+    more: Vec<String>,
 }
 
 impl Lab {
@@ -33,9 +36,34 @@ impl Lab {
         prerequisites(tools).then(|| Self::new(underlay_mtu))
     }
 
-    /// Namespaces `qgw<pid>-<n>{a,b}`, the n-th lab of this process; interface names get the
-    /// suffix `<n>p<pid mod 100000>`, the scratch directory is named after the test.
+    /// As [`Lab::for_test`], but `a` and `b` are left unconnected (only loopback up): the test
+    /// wires its own topology, e.g. a switch in a namespace of [`Lab::add_namespace`].
+    pub fn for_test_unwired(tools: &[&str]) -> Option<Self> {
+        prerequisites(tools).then(Self::namespaces)
+    }
+
+    /// Namespaces `qgw<pid>-<n>{a,b}`, the n-th lab of this process, joined by the veth
+    /// `va` ↔ `vb`.
     fn new(underlay_mtu: Option<u32>) -> Self {
+        let lab = Self::namespaces();
+        run(&[
+            "ip", "link", "add", "va", "netns", &lab.a, "type", "veth", "peer", "name", "vb",
+            "netns", &lab.b,
+        ]);
+        let mtu = underlay_mtu.unwrap_or(1500).to_string();
+        for (ns, dev, addr) in [
+            (&lab.a, "va", "10.200.0.1/24"),
+            (&lab.b, "vb", "10.200.0.2/24"),
+        ] {
+            run(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+            run(&["ip", "-n", ns, "link", "set", dev, "mtu", &mtu, "up"]);
+        }
+        lab
+    }
+
+    /// Namespaces `qgw<pid>-<n>{a,b}` with loopback up; interface names get the suffix
+    /// `<n>p<pid mod 100000>`, the scratch directory is named after the test.
+    fn namespaces() -> Self {
         static LABS: AtomicUsize = AtomicUsize::new(0);
         let n = LABS.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -48,23 +76,23 @@ impl Lab {
             id: format!("{n}p{}", pid % 100_000),
             children: Vec::new(),
             files: Vec::new(),
+            more: Vec::new(),
         };
-        run(&["ip", "netns", "add", &lab.a]);
-        run(&["ip", "netns", "add", &lab.b]);
-        run(&[
-            "ip", "link", "add", "va", "netns", &lab.a, "type", "veth", "peer", "name", "vb",
-            "netns", &lab.b,
-        ]);
-        let mtu = underlay_mtu.unwrap_or(1500).to_string();
-        for (ns, dev, addr) in [
-            (&lab.a, "va", "10.200.0.1/24"),
-            (&lab.b, "vb", "10.200.0.2/24"),
-        ] {
-            run(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
-            run(&["ip", "-n", ns, "link", "set", dev, "mtu", &mtu, "up"]);
+        for ns in [&lab.a, &lab.b] {
+            run(&["ip", "netns", "add", ns]);
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
         lab
+    }
+
+    /// Creates namespace `<a's name without the final a><suffix>` with loopback up, deleted
+    /// with the lab.
+    pub fn add_namespace(&mut self, suffix: &str) -> String {
+        let ns = format!("{}{suffix}", &self.a[..self.a.len() - 1]);
+        run(&["ip", "netns", "add", &ns]);
+        self.more.push(ns.clone());
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        ns
     }
 
     /// Starts `args` inside `ns` with output to `log` in the scratch dir; returns its handle.
@@ -88,6 +116,11 @@ impl Lab {
             .unwrap();
         self.children.push(Some(child));
         self.children.len() - 1
+    }
+
+    /// The PID of process `h` (started by [`Lab::spawn`]) while the lab has not stopped it.
+    pub fn pid(&self, h: usize) -> Option<u32> {
+        self.children[h].as_ref().map(Child::id)
     }
 
     /// Sends `signal` to process `h` (started by [`Lab::spawn`]) and waits up to 5 s for it.
@@ -233,6 +266,9 @@ impl Drop for Lab {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.a]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.b]).output();
+        for ns in &self.more {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {

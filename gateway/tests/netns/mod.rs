@@ -8,6 +8,8 @@
 //! | [`pair`] | a running qgw ↔ qgw or qgw ↔ wireguard-go pair, with options |
 //! | [`kme`] | the KME simulator for tests: its PKI, its configuration and a running instance |
 //! | [`hybrid`] | two hybrid qgw sites, each with its own KME from the simulator |
+//! | [`ha`] | a site with an active and a standby gateway under keepalived (VRRP), a host behind them, facing a hybrid site b |
+//! | [`stream`] | a timed stream of numbered UDP datagrams that measures how long traffic stops |
 //! | [`traffic`] | traffic made and observed by the test process itself (TCP transfer, handshake flood, captures) |
 //! | [`control`] | control-plane clients run by the test process: well-behaved ones timed against a deadline, trickle clients, connection hoarders |
 //!
@@ -28,11 +30,13 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod control;
+pub mod ha;
 pub mod hybrid;
 pub mod kme;
 pub mod lab;
 pub mod pair;
 pub mod qgw;
+pub mod stream;
 pub mod traffic;
 
 use std::path::Path;
@@ -98,7 +102,7 @@ pub fn prerequisites(tools: &[&str]) -> bool {
     for tool in ["ip", "ping"].iter().chain(tools) {
         if problem.is_none() && !on_path(tool) {
             problem = Some(format!(
-                "{tool} not found: apt-get install iproute2 iputils-ping wireguard-go wireguard-tools iperf3 tcpdump prometheus curl"
+                "{tool} not found: apt-get install iproute2 iputils-ping wireguard-go wireguard-tools iperf3 tcpdump prometheus curl keepalived"
             ));
         }
     }

@@ -135,6 +135,7 @@ fn write_qgw_config(
         peer_extra: &peer_extra,
         top: s.top,
         endpoint: !s.no_endpoint,
+        peer_networks: &[],
     };
     lab.write(&format!("{site}.yaml"), &config.yaml())
 }

@@ -58,6 +58,8 @@ pub struct QgwSite<'a> {
     pub top: &'a str,
     /// The peer has an `endpoint:` (without one this site only answers).
     pub endpoint: bool,
+    /// Allowed IPs of the peer besides its tunnel address (e.g. a LAN behind it).
+    pub peer_networks: &'a [&'a str],
 }
 
 impl QgwSite<'_> {
@@ -74,6 +76,7 @@ impl QgwSite<'_> {
             addresses.push(format!("\"fd00:201::{me}/64\""));
             allowed.push(format!("\"fd00:201::{peer}/128\""));
         }
+        allowed.extend(self.peer_networks.iter().map(|n| (*n).to_owned()));
         let mut s = format!(
             "interface:\n  name: {}\n  address: [{}]\n  listen_port: 51820\n  private_key_file: {}\n  mtu: {}\n",
             self.iface,
