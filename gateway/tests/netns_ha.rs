@@ -56,6 +56,43 @@ fn assert_fresh_epoch(ha: &HaSites, g: Gw) {
     );
 }
 
+/// Each gateway's audit log is its own hash chain on its own disk: `qgw audit verify` with the
+/// site's ML-DSA key accepts each gateway's files on their own, and the second gateway's log
+/// began a new chain when it first became active.
+#[track_caller]
+fn assert_audit_chains(ha: &HaSites) {
+    let key = ha.lab.dir.join("a.mldsa.pub");
+    for g in ["a1", "a2"] {
+        let prefix = format!("{g}.audit.jsonl");
+        let mut files: Vec<String> = std::fs::read_dir(&ha.lab.dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| ha.lab.dir.join(n).display().to_string())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{g} wrote no audit log");
+        let mut args = vec!["audit", "verify", "--key", key.to_str().unwrap()];
+        args.extend(files.iter().map(String::as_str));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qgw"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{g}'s audit log does not verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let a2 = std::fs::read_to_string(ha.lab.dir.join("a2.audit.jsonl")).unwrap();
+    let first = a2.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("\"new_chain\""),
+        "a2's audit log began with {first}"
+    );
+}
+
 /// Waits for a datagram sent after `event` (since the stream's start) to arrive; returns how
 /// long after `event` it did.
 fn resumed(stream: &Stream, event: Duration, what: &str) -> Duration {
@@ -92,7 +129,11 @@ fn the_standby_takes_over_when_the_active_box_dies_and_when_its_qgw_dies() {
     // a1 comes back as the standby (nopreempt: it does not take the site back) and stays idle.
     ha.boot(Gw::A1);
     ha.wait_state(Gw::A1, "BACKUP", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(2));
+    // 2 to 3 s, so that the kill falls anywhere in the track script's 1 s period.
+    let mut jitter = [0u8; 2];
+    getrandom::fill(&mut jitter).unwrap();
+    let jitter = Duration::from_millis(u64::from(u16::from_le_bytes(jitter) % 1000));
+    std::thread::sleep(Duration::from_secs(2) + jitter);
     assert_idle(&ha, Gw::A1);
 
     // Only the active's qgw dies: the track script fails over.
@@ -101,6 +142,7 @@ fn the_standby_takes_over_when_the_active_box_dies_and_when_its_qgw_dies() {
     ha.wait_state(Gw::A2, "FAULT", Duration::from_secs(1));
     assert_fresh_epoch(&ha, Gw::A1);
     std::thread::sleep(Duration::from_secs(1));
+    assert_audit_chains(&ha);
 
     let done = stream.finish();
     let second = Duration::from_secs(1);
