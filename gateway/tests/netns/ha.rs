@@ -1,11 +1,11 @@
 //! A site with two gateways, active and standby, under keepalived (docs/operations.md, "High
-//! availability"), facing a hybrid site b with QKD `required`. The layout:
+//! availability"), facing a hybrid site b, either of them the hybrid master. The layout:
 //!
 //! ```text
 //!  h (site a's host, lan0 10.210.0.10, route via 10.210.0.1)
 //!  │ LAN bridge `brlan` in s
 //!  ├── a1: lan0 10.210.0.11, wan0 10.200.0.11 ──┐ underlay bridge `brwan` in s (10.200.0.100: both KMEs)
-//!  └── a2: lan0 10.210.0.12, wan0 10.200.0.12 ──┴── b: wan0 10.200.0.2 (qgw, site b, the slave)
+//!  └── a2: lan0 10.210.0.12, wan0 10.200.0.12 ──┴── b: wan0 10.200.0.2 (qgw, site b)
 //!  VIPs of the active gateway: 10.200.0.1 (b's endpoint) and 10.210.0.1 (h's route)
 //! ```
 //!
@@ -89,10 +89,10 @@ pub struct HaSites {
     pub lab: Lab,
 }
 
-/// The layout with `policy` at both sites, a1 active and a2 standby, and a ping from h to b
-/// answered through the tunnel (30 s at most); `None` when the test is to be skipped (never
-/// under `CI=true`).
-pub fn start(policy: &str) -> Option<HaSites> {
+/// The layout with `policy` at both sites and site `master` (`'a'` or `'b'`) as the hybrid
+/// master, a1 active and a2 standby, and a ping from h to b answered through the tunnel (30 s at
+/// most); `None` when the test is to be skipped (never under `CI=true`).
+pub fn start(policy: &str, master: char) -> Option<HaSites> {
     let mut lab = Lab::for_test_unwired(&["keepalived", "flock", "setsid"])?;
     let (a1, nb) = (lab.a.clone(), lab.b.clone());
     let a2 = lab.add_namespace("a2");
@@ -102,7 +102,7 @@ pub fn start(policy: &str) -> Option<HaSites> {
     write_pki_for(&lab.dir.join("pki"), "10.200.0.100");
     let sim = start_sim(Some(&switch), &HA_KMES, &lab.dir.join("pki"));
     let (ia, ib) = (format!("qa{}", lab.id), format!("qb{}", lab.id));
-    write_configs(&lab, policy, &ia, &ib);
+    write_configs(&lab, policy, master, &ia, &ib);
     let b_conf = lab.dir.join("b.yaml");
     start_qgw(&mut lab, &nb, &ib, &b_conf, "qb.log");
     let script = lab.dir.join("qgw-ha");
@@ -186,7 +186,7 @@ fn wire(switch: &str, gateways: &[&str; 2], nb: &str, host: &str) {
 
 /// Key files and the configurations `a1.yaml`, `a2.yaml` (site a, differing only in the audit
 /// log) and `b.yaml` (site b, whose peer's allowed IPs include site a's LAN).
-fn write_configs(lab: &Lab, policy: &str, ia: &str, ib: &str) {
+fn write_configs(lab: &Lab, policy: &str, master: char, ia: &str, ib: &str) {
     let ((ka, pub_a), (kb, pub_b)) = (key_file(lab, "ka"), key_file(lab, "kb"));
     write_mldsa_keys(lab, false);
     let d = lab.dir.display();
@@ -195,7 +195,7 @@ fn write_configs(lab: &Lab, policy: &str, ia: &str, ib: &str) {
         ("a2", 'a', ia, &ka, &pub_b, &[][..]),
         ("b", 'b', ib, &kb, &pub_a, &["10.210.0.0/24"][..]),
     ] {
-        let (peer, top) = hybrid_lines_with(lab, site, policy, &HA_KMES);
+        let (peer, top) = hybrid_lines_with(lab, site, policy, &HA_KMES, master);
         let top = top + &format!("audit:\n  path: {d}/{name}.audit.jsonl\n");
         let extra = format!("mldsa_private_key_file: {d}/{site}.mldsa\n");
         let config = QgwSite {

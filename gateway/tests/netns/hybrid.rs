@@ -26,17 +26,24 @@ pub fn start_kmes(ns: &str, pki: &Path) -> Sim {
 
 /// Site configuration lines for the hybrid peer and the site's KME: (peer lines, top level).
 pub fn hybrid_lines(lab: &Lab, site: char, policy: &str) -> (String, String) {
-    hybrid_lines_with(lab, site, policy, &KMES)
+    hybrid_lines_with(lab, site, policy, &KMES, 'a')
 }
 
-/// As [`hybrid_lines`], with the sites' KMEs at the addresses of `kmes`.
-pub fn hybrid_lines_with(lab: &Lab, site: char, policy: &str, kmes: &Kmes) -> (String, String) {
+/// As [`hybrid_lines`], with the sites' KMEs at the addresses of `kmes` and site `master` as the
+/// master (it calls enc_keys at its KME, the other site dec_keys at its own).
+pub fn hybrid_lines_with(
+    lab: &Lab,
+    site: char,
+    policy: &str,
+    kmes: &Kmes,
+    master: char,
+) -> (String, String) {
     let d = lab.dir.display();
-    // Site a is the master (calls enc_keys at KME_A), site b the slave (dec_keys at KME_B).
-    let (peer_site, kme, role) = match site {
-        'a' => ('b', kmes.a, "master"),
-        _ => ('a', kmes.b, "slave"),
+    let (peer_site, kme) = match site {
+        'a' => ('b', kmes.a),
+        _ => ('a', kmes.b),
     };
+    let role = if site == master { "master" } else { "slave" };
     let upper = site.to_ascii_uppercase();
     let peer_upper = peer_site.to_ascii_uppercase();
     let peer = format!(
