@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use gateway::control::Listener;
 use gateway::control::conn::Conn;
-use gateway::control::server::{Answer, Listening, Server, Socket};
+use gateway::control::server::{Answer, Drops, Server, Socket};
 use gateway::control::status::Status;
 use gateway::control::uapi::{self, Device, Plan, Target};
 use gateway::proto::secret::Secret;
@@ -165,7 +165,8 @@ fn the_event_loop_leaves_no_key_of_a_request_or_answer_in_freed_memory() {
     let mut answer = Zeroizing::new(vec![0u8; request.len() + 1]);
     let found = freed_with_key(|| {
         let listener = Listener::bind(&path, 0o700).unwrap();
-        let mut server = Server::new(vec![(Socket::Uapi, Listening::Unix(listener))]);
+        let drops = std::sync::Arc::new(Drops::new(&[Socket::Uapi]));
+        let mut server = Server::new(vec![(Socket::Uapi, listener)], drops);
         let (mut stop, stopped) = UnixStream::pair().unwrap();
         let thread = std::thread::spawn(move || server.run(stopped.as_fd(), &mut Echo));
         let mut client = UnixStream::connect(&path).unwrap();

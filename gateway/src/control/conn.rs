@@ -29,11 +29,8 @@ const FIRST_CAPACITY: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     /// The control sockets (wireguard.com/xplatform, `qgw status`): at an empty line (`\n\n`),
-    /// or a request that is only `\n`.
+    /// or a request that is only `\n`. (The metrics endpoint's HTTP is hyper's: `super::metrics`.)
     BlankLine,
-    /// HTTP/1.x (RFC 9112 §2.1): at the empty line after the headers (`\r\n\r\n`); a body is
-    /// ignored.
-    Http,
 }
 
 impl Framing {
@@ -43,7 +40,6 @@ impl Framing {
         let end: &[u8] = match self {
             Self::BlankLine if buf == b"\n" => return Some(1),
             Self::BlankLine => b"\n\n",
-            Self::Http => b"\r\n\r\n",
         };
         let start = from.min(buf.len()).saturating_sub(end.len() - 1);
         let at = buf[start..].windows(end.len()).position(|w| w == end)?;

@@ -1,103 +1,48 @@
-//! A [`Status`] as Prometheus text exposition format 0.0.4
-//! (prometheus.io/docs/instrumenting/exposition_formats): every family with `# HELP` and
-//! `# TYPE`, base units (`_seconds`, `_bytes`), `_total` counters, and labels of low cardinality
-//! only (`interface`, `peer`, `reason`, `source`, `state`, `kind`). Key IDs and keys are never
-//! labels or values. The list of families is in
-//! `configs/prometheus/metric-names.txt`.
-
-use std::collections::BTreeMap;
-use std::fmt::{Display, Write as _};
+//! A [`Status`] as a Prometheus exposition, encoded by the Prometheus project's Rust client
+//! (`prometheus-client`) in either format a scraper may ask for: text format 0.0.4
+//! (prometheus.io/docs/instrumenting/exposition_formats) or OpenMetrics 1.0 (its counters are
+//! declared without `_total`, its samples keep it, and it ends in `# EOF`, so a truncated scrape
+//! is detected). The series are the same in both: every family with `# HELP` and `# TYPE`, base
+//! units (`_seconds`, `_bytes`), `_total` counters, and labels of low cardinality only
+//! (`interface`, `peer`, `reason`, `source`, `state`, `kind`). Key IDs and keys are never labels or
+//! values. The list of families is in `configs/prometheus/metric-names.txt`.
+//!
+//! The status is a snapshot the packet thread published, so the families are collected from it
+//! at each scrape (by a `Collector`, `exposition_encode.rs`): the packet thread updates no metric object.
 
 use super::status::{PeerStatus, Status};
 use crate::ops::PolicyState;
 
-/// Escapes a label value (backslash, double quote, newline).
-pub fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+#[path = "exposition_encode.rs"]
+mod encode;
+pub use encode::{Format, render};
+use encode::{Sample, Text};
 
-/// Writes families into one text body.
-struct Text {
-    s: String,
-    interface: String,
-}
-
-impl Text {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    /// One sample; `labels` come after `interface` (and are escaped here).
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
-        let _ = write!(self.s, "{name}{{interface=\"{}\"", self.interface);
-        for (k, v) in labels {
-            let _ = write!(self.s, ",{k}=\"{}\"", esc(v));
-        }
-        let _ = writeln!(self.s, "}} {value}");
-    }
-
-    /// A family with one sample per peer.
-    fn per_peer<V: Display>(
-        &mut self,
-        peers: &[&PeerStatus],
-        (name, kind, help): (&str, &str, &str),
-        get: impl Fn(&PeerStatus) -> V,
-    ) {
-        self.family(name, kind, help);
-        for p in peers {
-            self.sample(name, &[("peer", &p.name)], get(p));
-        }
-    }
-
-    /// A family with one sample per peer and map entry, the key labelled `label`.
-    fn per_peer_map(
-        &mut self,
-        peers: &[&PeerStatus],
-        (name, kind, help): (&str, &str, &str),
-        label: &str,
-        get: impl Fn(&PeerStatus) -> &BTreeMap<String, u64>,
-    ) {
-        self.family(name, kind, help);
-        for p in peers {
-            for (k, n) in get(p) {
-                self.sample(name, &[("peer", &p.name), (label, k)], n);
-            }
-        }
-    }
-}
-
-/// The Prometheus text of `st`.
-pub fn render(st: &Status) -> String {
-    let mut t = Text {
-        s: String::with_capacity(8 * 1024),
-        interface: esc(&st.interface),
-    };
-    process(&mut t, st);
+/// Every family of `st`.
+fn collect(t: &mut Text, st: &Status) {
+    process(t, st);
     t.family(
         "qgw_cookie_replies_sent_total",
         "counter",
         "Cookie replies sent under handshake load.",
     );
-    t.sample("qgw_cookie_replies_sent_total", &[], st.cookie_replies_sent);
+    t.sample(&[], st.cookie_replies_sent);
     t.family(
         "qgw_dropped_total",
         "counter",
         "Datagrams and packets dropped by the WireGuard layer, by reason.",
     );
     for (reason, n) in &st.drops {
-        t.sample("qgw_dropped_total", &[("reason", reason)], n);
+        t.sample(&[("reason", reason)], n);
     }
     let all: Vec<&PeerStatus> = st.peers.iter().collect();
-    wireguard_peers(&mut t, &all);
+    wireguard_peers(t, &all);
     let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
-    hybrid_peers(&mut t, &hybrid);
-    qkd(&mut t, st);
-    daemon::audit(&mut t, st);
-    daemon::control(&mut t, st);
-    daemon::offloads(&mut t, st);
-    t.s
+    hybrid_peers(t, &hybrid);
+    qkd(t, st);
+    daemon::audit(t, st);
+    daemon::control(t, st);
+    daemon::offloads(t, st);
 }
 
 fn process(t: &mut Text, st: &Status) {
@@ -111,19 +56,19 @@ fn process(t: &mut Text, st: &Status) {
         ("version", p.version.as_str()),
         ("commit", p.commit.as_str()),
     ];
-    t.sample("qgw_build_info", &labels, 1);
+    t.sample(&labels, 1u8);
     t.family(
         "qgw_start_time_seconds",
         "gauge",
         "Unix time the daemon started.",
     );
-    t.sample("qgw_start_time_seconds", &[], p.start_time_unix);
+    t.sample(&[], p.start_time_unix);
     t.family(
         "qgw_uptime_seconds",
         "gauge",
         "Seconds since the daemon started.",
     );
-    t.sample("qgw_uptime_seconds", &[], p.uptime_seconds);
+    t.sample(&[], p.uptime_seconds);
 }
 
 fn wireguard_peers(t: &mut Text, peers: &[&PeerStatus]) {
@@ -252,11 +197,7 @@ fn hybrid_peers(t: &mut Text, peers: &[&PeerStatus]) {
     );
     for p in peers.iter().filter(|p| !p.key_sources.is_empty()) {
         let sources = p.key_sources.join("+");
-        t.sample(
-            "qgw_peer_epoch_sources",
-            &[("peer", &p.name), ("source", &sources)],
-            1,
-        );
+        t.sample(&[("peer", &p.name), ("source", &sources)], 1u8);
     }
     t.per_peer(
         peers,
@@ -271,11 +212,7 @@ fn hybrid_peers(t: &mut Text, peers: &[&PeerStatus]) {
     for p in peers {
         for s in PolicyState::ALL {
             let on = p.policy_state.as_deref() == Some(s.label());
-            t.sample(
-                "qgw_peer_policy_state",
-                &[("peer", &p.name), ("state", s.label())],
-                u8::from(on),
-            );
+            t.sample(&[("peer", &p.name), ("state", s.label())], u8::from(on));
         }
     }
     t.per_peer_map(
@@ -338,7 +275,7 @@ fn qkd(t: &mut Text, st: &Status) {
         ),
     ] {
         t.family(name, "counter", help);
-        t.sample(name, &[], v);
+        t.sample(&[], v);
     }
     t.family(
         "qgw_qkd_errors_total",
@@ -346,30 +283,29 @@ fn qkd(t: &mut Text, st: &Status) {
         "KME request failures, by kind.",
     );
     for (kind, n) in &q.errors {
-        t.sample("qgw_qkd_errors_total", &[("kind", kind)], n);
+        t.sample(&[("kind", kind)], n);
     }
     let h = "qgw_qkd_request_duration_seconds";
     t.family(h, "histogram", "KME request latency.");
-    for (le_ms, n) in &q.latency_buckets {
-        let le = le_ms.map_or_else(|| "+Inf".to_owned(), |ms| format!("{}", ms as f64 / 1000.0));
-        t.sample(&format!("{h}_bucket"), &[("le", &le)], n);
-    }
-    t.sample(&format!("{h}_sum"), &[], q.latency_sum_us as f64 / 1e6);
+    let buckets = (q.latency_buckets.iter())
+        .map(|(le_ms, n)| (le_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0), *n))
+        .collect();
     let count = q.latency_buckets.last().map_or(0, |(_, n)| *n);
-    t.sample(&format!("{h}_count"), &[], count);
+    let sum = q.latency_sum_us as f64 / 1e6;
+    t.push(Sample::Histogram(buckets, sum, count));
     t.family(
         "qgw_qkd_prefetch_keys",
         "gauge",
         "QKD keys waiting in the prefetch buffer.",
     );
-    t.sample("qgw_qkd_prefetch_keys", &[], q.prefetch_keys);
+    t.sample(&[], q.prefetch_keys);
     t.family(
         "qgw_qkd_kme_reachable",
         "gauge",
         "1 if the last request reached the KME (absent before the first request).",
     );
     if let Some(reachable) = q.kme_reachable {
-        t.sample("qgw_qkd_kme_reachable", &[], u8::from(reachable));
+        t.sample(&[], u8::from(reachable));
     }
 }
 

@@ -11,13 +11,13 @@ pub(super) fn audit(t: &mut Text, st: &Status) {
         "counter",
         "Audit records written.",
     );
-    t.sample("qgw_audit_records_total", &[], a.records);
+    t.sample(&[], a.records);
     t.family(
         "qgw_audit_write_errors_total",
         "counter",
         "Audit records that could not be written.",
     );
-    t.sample("qgw_audit_write_errors_total", &[], a.write_errors);
+    t.sample(&[], a.write_errors);
 }
 
 pub(super) fn control(t: &mut Text, st: &Status) {
@@ -26,7 +26,7 @@ pub(super) fn control(t: &mut Text, st: &Status) {
     t.family(name, "counter", help);
     for (socket, reasons) in &st.control_dropped {
         for (reason, n) in reasons {
-            t.sample(name, &[("socket", socket), ("reason", reason)], n);
+            t.sample(&[("socket", socket), ("reason", reason)], n);
         }
     }
 }
@@ -41,7 +41,7 @@ pub(super) fn offloads(t: &mut Text, st: &Status) {
     );
     for offload in ["tun_vnet_hdr", "tun_tso", "tun_uso", "udp_gso", "udp_gro"] {
         let on = o.in_use.iter().any(|n| n == offload);
-        t.sample(name, &[("offload", offload)], u8::from(on));
+        t.sample(&[("offload", offload)], u8::from(on));
     }
     let name = "qgw_crypto_threads";
     t.family(
@@ -49,7 +49,7 @@ pub(super) fn offloads(t: &mut Text, st: &Status) {
         "gauge",
         "Threads that seal and open packets, the packet thread included.",
     );
-    t.sample(name, &[], o.crypto_threads);
+    t.sample(&[], o.crypto_threads);
     let counters = [
         (
             "qgw_tun_segmented_total",
@@ -79,11 +79,11 @@ pub(super) fn offloads(t: &mut Text, st: &Status) {
     ];
     for (name, help, n) in counters {
         t.family(name, "counter", help);
-        t.sample(name, &[], n);
+        t.sample(&[], n);
     }
     let name = "qgw_tun_refused_total";
     t.family(name, "counter", "TUN super-packets refused, by reason.");
     for (reason, n) in &o.tun_refused {
-        t.sample(name, &[("reason", reason)], n);
+        t.sample(&[("reason", reason)], n);
     }
 }

@@ -54,7 +54,7 @@ fn full_status() -> Status {
 
 #[test]
 fn every_documented_family_is_rendered_with_its_samples() {
-    let text = render(&full_status());
+    let text = render(full_status(), Format::Text);
     let p = "interface=\"qgw0\",peer=\"site-b\"";
     for line in [
         "qgw_build_info{interface=\"qgw0\",version=\"0.1.0\",commit=\"abc\"} 1".to_owned(),
@@ -92,7 +92,7 @@ fn every_documented_family_is_rendered_with_its_samples() {
 
 #[test]
 fn families_are_declared_once_and_counters_end_in_total() {
-    let text = render(&full_status());
+    let text = render(full_status(), Format::Text);
     let mut seen = std::collections::BTreeSet::new();
     for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let mut w = l.split(' ').skip(2);
@@ -100,4 +100,93 @@ fn families_are_declared_once_and_counters_end_in_total() {
         assert!(seen.insert(name.to_owned()), "{name} declared twice");
         assert_eq!(kind == "counter", name.ends_with("_total"), "{l}");
     }
+}
+
+#[test]
+fn renders_counters_and_escapes_labels() {
+    let st = Status {
+        interface: "qgw0".into(),
+        cookie_replies_sent: 7,
+        drops: [("replay".to_owned(), 3)].into_iter().collect(),
+        // Through JSON, so fields added later (with serde defaults) need no change here.
+        peers: vec![
+            serde_json::from_value(serde_json::json!({
+                "name": "a\"b", "public_key": "", "endpoint": null, "allowed_ips": [],
+                "latest_handshake_unix": null, "rx_bytes": 10, "tx_bytes": 20,
+                "key_epoch": 2, "persistent_keepalive": null, "hybrid": "off"
+            }))
+            .unwrap(),
+        ],
+        ..Default::default()
+    };
+    assert_lines(
+        st,
+        &[
+            "qgw_cookie_replies_sent_total{interface=\"qgw0\"} 7",
+            "qgw_dropped_total{interface=\"qgw0\",reason=\"replay\"} 3",
+            "qgw_peer_rx_bytes_total{interface=\"qgw0\",peer=\"a\\\"b\"} 10",
+            "qgw_peer_key_epoch{interface=\"qgw0\",peer=\"a\\\"b\"} 2",
+        ],
+    );
+}
+
+/// Asserts that the text exposition of `st` has each of `lines`; returns it.
+#[track_caller]
+fn assert_lines(st: Status, lines: &[&str]) -> String {
+    let text = render(st, Format::Text);
+    for line in lines {
+        assert!(text.lines().any(|l| l == *line), "missing {line}:\n{text}");
+    }
+    text
+}
+
+#[test]
+fn hybrid_peers_export_epoch_sources_drops_and_rejects_but_no_key_id() {
+    let peer = serde_json::json!({
+        "name": "site-b", "public_key": "", "endpoint": null, "allowed_ips": [],
+        "latest_handshake_unix": null, "rx_bytes": 0, "tx_bytes": 0, "key_epoch": 9,
+        "persistent_keepalive": null, "hybrid": "master", "epoch": 7,
+        "epoch_age_seconds": 3, "key_sources": ["x25519", "mlkem", "qkd"],
+        "qkd_key_id": "bc490419-7d60-487f-adc1-4ddcc177c139",
+        "hybrid_drops": {"bad_mac": 5}, "pq_signature_verifications": 7,
+        "pq_kem_operations": 14, "hybrid_rejects": {"qkd_refused": 1}
+    });
+    let st = Status {
+        interface: "qgw0".into(),
+        peers: vec![serde_json::from_value(peer).unwrap()],
+        ..Default::default()
+    };
+    let text = assert_lines(
+        st,
+        &[
+            "qgw_peer_hybrid_epoch{interface=\"qgw0\",peer=\"site-b\"} 7",
+            "qgw_peer_epoch_age_seconds{interface=\"qgw0\",peer=\"site-b\"} 3",
+            "qgw_peer_epoch_sources{interface=\"qgw0\",peer=\"site-b\",source=\"x25519+mlkem+qkd\"} 1",
+            "qgw_hybrid_dropped_total{interface=\"qgw0\",peer=\"site-b\",reason=\"bad_mac\"} 5",
+            "qgw_hybrid_rejects_total{interface=\"qgw0\",peer=\"site-b\",reason=\"qkd_refused\"} 1",
+            "qgw_peer_pq_signature_verifications_total{interface=\"qgw0\",peer=\"site-b\"} 7",
+        ],
+    );
+    assert!(
+        !text.contains("bc490419"),
+        "a key ID is never a label or value"
+    );
+}
+
+#[test]
+fn openmetrics_has_the_same_series_counters_declared_without_total_and_an_end() {
+    let text = render(full_status(), Format::Text);
+    let om = render(full_status(), Format::OpenMetrics);
+    let series = |t: &str| -> Vec<String> {
+        let mut lines: Vec<String> =
+            (t.lines().filter(|l| !l.starts_with('#')).map(str::to_owned)).collect();
+        // OpenMetrics puts a histogram's sum and count before its buckets.
+        lines.sort();
+        lines
+    };
+    assert_eq!(series(&text), series(&om));
+    assert!(om.ends_with("\n# EOF\n"), "{om}");
+    assert!(om.contains("\n# TYPE qgw_dropped counter\n"), "{om}");
+    assert!(om.contains("\n# TYPE qgw_qkd_request_duration_seconds histogram\n"));
+    assert!(!om.contains("_total counter"), "{om}");
 }

@@ -3,7 +3,9 @@
 //! can hold the loop: reads and writes never block, each phase of a connection has a deadline
 //! for the whole phase, each socket keeps at most [`Limits::max_connections`] open (the oldest
 //! goes first), and the connections the daemon cuts off are counted in [`Drops`]. The answers
-//! come from an [`Answer`] (the daemon's: `crate::daemon::control`).
+//! come from an [`Answer`] (the daemon's: `crate::daemon::control`). The metrics endpoint is
+//! served by hyper on a thread of its own under the same limits (`super::metrics`), and counts
+//! into the same [`Drops`].
 //!
 //! UAPI requests and answers carry keys (issue 11, property 10): the chunk each read lands in is
 //! wiped when the connection's turn ends, the request and the answer are [`Message`]s (zeroizing
@@ -14,11 +16,10 @@
 //! |---|---|---|---|---|---|
 //! | status | blank line | 256 KiB | 2 s | 2 s | 16 |
 //! | UAPI | blank line | 256 KiB | 2 s | 2 s | 16 |
-//! | metrics | HTTP headers | 8 KiB | 2 s | 2 s | 16 |
+//! | metrics (`super::metrics`) | HTTP headers | 8 KiB | 2 s | 2 × 2 s for the whole exchange | 16 |
 
 use std::collections::BTreeMap;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -31,7 +32,6 @@ use zeroize::Zeroizing;
 
 use super::Listener;
 use super::conn::{Dropped, Framing, Limits, Message, Table};
-use super::metrics::Metrics;
 
 /// Time for a whole request to arrive, and for a whole answer to be taken.
 pub const PHASE_TIME: Duration = Duration::from_secs(2);
@@ -61,15 +61,12 @@ impl Socket {
         }
     }
 
-    /// What the socket allows a connection.
+    /// What a control socket allows a connection (the metrics endpoint's limits, the same in
+    /// spirit, are `super::metrics`'s).
     pub fn limits(self) -> Limits {
-        let (framing, max_request) = match self {
-            Self::Status | Self::Uapi => (Framing::BlankLine, super::MAX_REQUEST),
-            Self::Metrics => (Framing::Http, super::metrics::MAX_REQUEST),
-        };
         Limits {
-            framing,
-            max_request,
+            framing: Framing::BlankLine,
+            max_request: super::MAX_REQUEST,
             request_time: PHASE_TIME,
             response_time: PHASE_TIME,
             max_connections: MAX_CONNECTIONS,
@@ -85,7 +82,17 @@ pub struct Drops {
 }
 
 impl Drops {
-    fn count(&self, socket: Socket, why: Dropped) {
+    /// Counters for `sockets` (only those are reported).
+    pub fn new(sockets: &[Socket]) -> Self {
+        let mut drops = Self::default();
+        for s in sockets {
+            drops.served[*s as usize] = true;
+        }
+        drops
+    }
+
+    /// Counts a connection closed on `socket` for `why`.
+    pub fn count(&self, socket: Socket, why: Dropped) {
         let (s, r) = (socket as usize, why as usize);
         self.counts[s][r].fetch_add(1, Ordering::Relaxed);
     }
@@ -110,72 +117,12 @@ pub trait Answer {
     fn answer(&mut self, socket: Socket, request: &[u8]) -> Message;
 }
 
-/// A bound control socket.
-#[derive(Debug)]
-pub enum Listening {
-    /// The status or UAPI socket.
-    Unix(Listener),
-    /// The metrics endpoint.
-    Tcp(Metrics),
-}
-
-impl Listening {
-    fn accept(&self) -> io::Result<Stream> {
-        let stream = match self {
-            Self::Unix(l) => Stream::Unix(l.accept()?),
-            Self::Tcp(m) => Stream::Tcp(m.accept()?),
-        };
-        stream.set_nonblocking()?;
-        Ok(stream)
-    }
-
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Self::Unix(l) => l.as_fd(),
-            Self::Tcp(m) => m.as_fd(),
-        }
-    }
-}
-
-/// An accepted connection.
-#[derive(Debug)]
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn set_nonblocking(&self) -> io::Result<()> {
-        match self {
-            Self::Unix(s) => s.set_nonblocking(true),
-            Self::Tcp(s) => s.set_nonblocking(true),
-        }
-    }
-
-    fn io(&mut self) -> &mut dyn ReadWrite {
-        match self {
-            Self::Unix(s) => s,
-            Self::Tcp(s) => s,
-        }
-    }
-
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Self::Unix(s) => s.as_fd(),
-            Self::Tcp(s) => s.as_fd(),
-        }
-    }
-}
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
 /// One socket and its connections.
 #[derive(Debug)]
 struct Endpoint {
     socket: Socket,
-    listening: Listening,
-    conns: Table<Stream>,
+    listener: Listener,
+    conns: Table<UnixStream>,
 }
 
 /// What became of a connection after some I/O.
@@ -193,38 +140,24 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `sockets`, each with its [`Socket::limits`].
-    pub fn new(sockets: Vec<(Socket, Listening)>) -> Self {
-        Self::with_limits(
-            sockets
-                .into_iter()
-                .map(|(s, l)| (s, l, s.limits()))
-                .collect(),
-        )
+    /// Serves `sockets`, each with its [`Socket::limits`], counting into `drops`.
+    pub fn new(sockets: Vec<(Socket, Listener)>, drops: Arc<Drops>) -> Self {
+        let sockets = (sockets.into_iter())
+            .map(|(s, l)| (s, l, s.limits()))
+            .collect();
+        Self::with_limits(sockets, drops)
     }
 
     /// As [`Server::new`], with the limits given (tests).
-    pub fn with_limits(sockets: Vec<(Socket, Listening, Limits)>) -> Self {
-        let mut drops = Drops::default();
+    pub fn with_limits(sockets: Vec<(Socket, Listener, Limits)>, drops: Arc<Drops>) -> Self {
         let endpoints = (sockets.into_iter())
-            .map(|(socket, listening, limits)| {
-                drops.served[socket as usize] = true;
-                Endpoint {
-                    socket,
-                    listening,
-                    conns: Table::new(limits),
-                }
+            .map(|(socket, listener, limits)| Endpoint {
+                socket,
+                listener,
+                conns: Table::new(limits),
             })
             .collect();
-        Self {
-            endpoints,
-            drops: Arc::new(drops),
-        }
-    }
-
-    /// The counters of the connections the daemon closed.
-    pub fn drops(&self) -> Arc<Drops> {
-        Arc::clone(&self.drops)
+        Self { endpoints, drops }
     }
 
     /// Serves until `stop` becomes readable (or `poll` fails, which is logged).
@@ -242,7 +175,7 @@ impl Server {
                 });
             let mut fds = vec![PollFd::new(stop, PollFlags::POLLIN)];
             for e in &self.endpoints {
-                fds.push(PollFd::new(e.listening.as_fd(), PollFlags::POLLIN));
+                fds.push(PollFd::new(e.listener.as_fd(), PollFlags::POLLIN));
                 for (conn, stream) in e.conns.iter() {
                     let want = match conn.is_reading() {
                         true => PollFlags::POLLIN,
@@ -305,7 +238,10 @@ impl Endpoint {
         // Fewer than the limit, so a connection just accepted is read at least once more
         // before a burst of newer ones can evict it.
         for _ in 0..self.conns.limits().max_connections.div_ceil(2) {
-            let stream = match self.listening.accept() {
+            let stream = match self.listener.accept().and_then(|s| {
+                s.set_nonblocking(true)?;
+                Ok(s)
+            }) {
                 Ok(s) => s,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -346,7 +282,7 @@ impl Endpoint {
         // Wiped on return; each request is copied out of it into its connection's buffer.
         let mut buf = Zeroizing::new([0u8; 4096]);
         while conn.is_reading() {
-            let request = match stream.io().read(&mut *buf) {
+            let request = match stream.read(&mut *buf) {
                 Ok(0) => match conn.ended() {
                     Some(r) => r,
                     None => return Next::Close,
@@ -364,7 +300,7 @@ impl Endpoint {
             conn.respond(Instant::now(), out, &limits);
         }
         while !conn.unsent().is_empty() {
-            match stream.io().write(conn.unsent()) {
+            match stream.write(conn.unsent()) {
                 Ok(n) if n > 0 => {
                     conn.wrote(n);
                 }

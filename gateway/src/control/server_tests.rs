@@ -1,11 +1,10 @@
-//! The event loop over real sockets (a Unix socket in a temporary directory and TCP on loopback):
+//! The event loop over real sockets (two Unix sockets in a temporary directory):
 //! a client that trickles holds nobody up and is cut off at its deadline, a full socket evicts its
 //! oldest connection, an oversized request and an answer nobody reads are dropped, and each is
 //! counted. Every wait is bounded; nothing sleeps.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -30,11 +29,11 @@ impl Answer for Echo {
     }
 }
 
-/// A server on its own thread with a status socket and a metrics port under `limits`.
+/// A server on its own thread with a status socket and a UAPI socket under `limits`.
 struct Running {
     _dir: tempfile::TempDir,
     unix: PathBuf,
-    tcp: SocketAddr,
+    uapi: PathBuf,
     drops: Arc<Drops>,
     stop: UnixStream,
     thread: Option<JoinHandle<()>>,
@@ -45,23 +44,20 @@ impl Running {
         let dir = tempfile::tempdir().unwrap();
         let unix = dir.path().join("s.sock");
         let status = Listener::bind(&unix, 0o700).unwrap();
-        let metrics = Metrics::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let tcp = metrics.local_addr().unwrap();
-        let http = Limits {
-            framing: Framing::Http,
-            ..limits
-        };
-        let mut server = Server::with_limits(vec![
-            (Socket::Status, Listening::Unix(status), limits),
-            (Socket::Metrics, Listening::Tcp(metrics), http),
-        ]);
-        let drops = server.drops();
+        let uapi = dir.path().join("u.sock");
+        let uapi_listener = Listener::bind(&uapi, 0o700).unwrap();
+        let drops = Arc::new(Drops::new(&[Socket::Status, Socket::Uapi]));
+        let sockets = vec![
+            (Socket::Status, status, limits),
+            (Socket::Uapi, uapi_listener, limits),
+        ];
+        let mut server = Server::with_limits(sockets, Arc::clone(&drops));
         let (stop, stopped) = UnixStream::pair().unwrap();
         let thread = std::thread::spawn(move || server.run(stopped.as_fd(), &mut Echo));
         Self {
             _dir: dir,
             unix,
-            tcp,
+            uapi,
             drops,
             stop,
             thread: Some(thread),
@@ -74,8 +70,8 @@ impl Running {
         s
     }
 
-    fn tcp(&self) -> TcpStream {
-        let s = TcpStream::connect(self.tcp).unwrap();
+    fn uapi(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.uapi).unwrap();
         s.set_read_timeout(Some(BOUND)).unwrap();
         s
     }
@@ -127,13 +123,12 @@ fn closed(mut s: impl Read) -> (bool, usize) {
 #[test]
 fn a_trickling_client_holds_nobody_up() {
     let r = Running::start(limits(BOUND * 3, 16));
-    let mut slow_tcp = r.tcp();
-    slow_tcp.write_all(b"G").unwrap();
+    let mut slow_uapi = r.uapi();
+    slow_uapi.write_all(b"g").unwrap();
     let mut slow_unix = r.unix();
     slow_unix.write_all(b"s").unwrap();
     assert_eq!(ask(r.unix(), b"status\n\n"), "status answer to status\n\n");
-    let http = ask(r.tcp(), b"GET /metrics HTTP/1.0\r\n\r\n");
-    assert_eq!(http, "metrics answer to GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(ask(r.uapi(), b"get=1\n\n"), "uapi answer to get=1\n\n");
     // A client that half-closes has sent its request.
     let mut s = r.unix();
     s.write_all(b"status").unwrap();
@@ -148,7 +143,7 @@ fn a_request_that_does_not_arrive_in_time_is_cut_off_and_counted() {
     s.write_all(b"sta").unwrap();
     assert_eq!(closed(&mut s), (true, 0), "cut off without an answer");
     assert_eq!(r.dropped("status", "timeout"), 1);
-    assert_eq!(r.dropped("metrics", "timeout"), 0);
+    assert_eq!(r.dropped("uapi", "timeout"), 0);
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! The control thread: serves the status socket, the WireGuard UAPI socket and the metrics
-//! endpoint (`crate::control`, through its event loop `crate::control::server`) off the packet
-//! thread. It reads the status the packet thread last published ([`Published`]) and completes it
+//! The control thread and the metrics thread: the first serves the status socket and the
+//! WireGuard UAPI socket (`crate::control`, through its event loop `crate::control::server`), the
+//! second the metrics endpoint (`crate::control::metrics`), both off the packet thread. It reads the status the packet thread last published ([`Published`]) and completes it
 //! with what only the daemon knows (process, KME client, audit log and control-connection
 //! counters); a `wg set` goes to the packet thread as a [`Command`] and waits for its answer there.
 //! The packet thread never waits for this thread, and this thread never waits for a client: the
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 use crate::control::conn::Message;
-use crate::control::metrics::{Metrics, Route};
-use crate::control::server::{Answer, Drops, Listening, Server, Socket};
+use crate::control::metrics::{self, Endpoint, MetricsThread};
+use crate::control::server::{Answer, Drops, Server, Socket};
 use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status, asks_for_status};
 use crate::control::uapi::{self, Device, Plan, Target};
 use crate::control::{Listener, status_path, uapi_path};
@@ -169,9 +169,13 @@ impl Shared {
     }
 }
 
-/// The interface's control sockets, bound before the daemon touches the network.
+/// The interface's control sockets and metrics endpoint, bound before the daemon touches the
+/// network.
 #[derive(Debug)]
-pub struct Listeners(Vec<(Socket, Listening)>);
+pub struct Listeners {
+    control: Vec<(Socket, Listener)>,
+    metrics: Option<Endpoint>,
+}
 
 impl Listeners {
     /// Binds the status socket of interface `name`, its UAPI socket if asked, and the metrics
@@ -181,42 +185,50 @@ impl Listeners {
         uapi: bool,
         metrics: Option<std::net::SocketAddr>,
     ) -> std::io::Result<Self> {
-        let mut sockets = vec![(
-            Socket::Status,
-            Listening::Unix(Listener::bind(&status_path(name), 0o700)?),
-        )];
+        let mut control = vec![(Socket::Status, Listener::bind(&status_path(name), 0o700)?)];
         if uapi {
-            let l = Listener::bind(&uapi_path(name), 0o755)?;
-            sockets.push((Socket::Uapi, Listening::Unix(l)));
+            control.push((Socket::Uapi, Listener::bind(&uapi_path(name), 0o755)?));
         }
-        if let Some(addr) = metrics {
-            sockets.push((Socket::Metrics, Listening::Tcp(Metrics::bind(addr)?)));
-        }
-        Ok(Self(sockets))
+        let metrics = metrics.map(Endpoint::bind).transpose()?;
+        Ok(Self { control, metrics })
     }
 }
 
-/// The running control thread.
+/// The running control thread, and the metrics thread if there is an endpoint.
 #[derive(Debug)]
 pub struct ControlThread {
     stop: UnixStream,
     thread: Option<JoinHandle<()>>,
+    metrics: Option<MetricsThread>,
 }
 
 impl ControlThread {
     /// Starts serving.
     pub fn start(listeners: Listeners, shared: Shared) -> std::io::Result<Self> {
+        let mut served: Vec<Socket> = listeners.control.iter().map(|(s, _)| *s).collect();
+        served.extend(listeners.metrics.as_ref().map(|_| Socket::Metrics));
+        let drops = Arc::new(Drops::new(&served));
+        let answers = Arc::new(Answers { shared, drops });
+        let metrics = match listeners.metrics {
+            Some(endpoint) => {
+                let source = Arc::clone(&answers) as Arc<dyn metrics::Source>;
+                let drops = Arc::clone(&answers.drops);
+                let limits = metrics::Limits::default();
+                Some(MetricsThread::start(endpoint, source, drops, limits)?)
+            }
+            None => None,
+        };
         let (stop, stopped) = UnixStream::pair()?;
         let thread = std::thread::Builder::new()
             .name("qgw-control".into())
             .spawn(move || {
-                let mut server = Server::new(listeners.0);
-                let drops = server.drops();
-                server.run(stopped.as_fd(), &mut Answers { shared, drops });
+                let mut server = Server::new(listeners.control, Arc::clone(&answers.drops));
+                server.run(stopped.as_fd(), &mut &*answers);
             })?;
         Ok(Self {
             stop,
             thread: Some(thread),
+            metrics,
         })
     }
 }
@@ -227,6 +239,7 @@ impl Drop for ControlThread {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.metrics.take();
     }
 }
 
@@ -236,17 +249,24 @@ struct Answers {
     drops: Arc<Drops>,
 }
 
-impl Answer for Answers {
+impl Answer for &Answers {
     fn answer(&mut self, socket: Socket, request: &[u8]) -> Message {
         match socket {
             Socket::Status => self.status(request),
             Socket::Uapi => self.uapi(request),
-            Socket::Metrics => {
-                let age = self.shared.published.age();
-                let status = self.shared.status(&self.drops);
-                Zeroizing::new(Metrics::answer(Route::parse(request), &status, age))
-            }
+            // Served by the metrics thread, never by this loop.
+            Socket::Metrics => Zeroizing::new(Vec::new()),
         }
+    }
+}
+
+impl metrics::Source for Answers {
+    fn status(&self) -> Status {
+        self.shared.status(&self.drops)
+    }
+
+    fn age(&self) -> Duration {
+        self.shared.published.age()
     }
 }
 
