@@ -98,13 +98,14 @@ finish() {
     sleep 0.1
   done
   for pid in "${mine[@]}"; do in_demo_ns "$pid" && kill -9 "$pid" 2> /dev/null; done
-  ./demo.sh --down > "$tmp/down.log" 2>&1 || true
   if [ "$failed" != 0 ] || [ "$status" != 0 ]; then
     local saved
     saved=$(mktemp -d /tmp/qgw-alerting-logs.XXXXXX)
     cp "$tmp"/*.log "$tmp"/*.jsonl "$tmp"/*.yml "$saved"/ 2> /dev/null || true
-    echo "logs copied to $saved"
+    [ -d "$STATE" ] && cp "$STATE"/*.log "$STATE"/*.yaml "$saved"/ 2> /dev/null
+    echo "logs (this check's and the demo's) copied to $saved"
   fi
+  ./demo.sh --down > "$tmp/down.log" 2>&1 || true
   rm -rf "$tmp"
   printf '\nalerting-check: %d passed, %d failed\n' "$passed" "$failed"
   if [ "$failed" != 0 ] || [ "$status" != 0 ]; then exit 1; fi
@@ -230,9 +231,16 @@ got=$(python3 "$HELPERS/alerts.py" count "$hook_log")
 if [ "${got%% *}" = 0 ]; then ok "the webhook received nothing"; else fail "the webhook received notifications while healthy: $got"; fi
 
 # expect ALERT SITE STATUS T0 WHAT: waits (BOUND s from T0) for the webhook to receive ALERT for SITE
-# in STATUS; PASS with the times (and Prometheus's activeAt for firing alerts), else FAIL.
+# in STATUS; PASS with the times (and Prometheus's activeAt for firing alerts), else FAIL and
+# remembers ALERT/SITE in never_fired, so that its resolution is not waited for.
+never_fired=' '
+
 expect() {
   local alert=$1 site=$2 status=$3 t0=$4 what=$5 at='' deadline active_at='' extra
+  if [ "$status" = resolved ] && [[ "$never_fired" == *" $alert/$site "* ]]; then
+    fail "$alert ($site) resolved: not checked, it never fired"
+    return
+  fi
   deadline=$(awk -v t="$t0" -v b="$BOUND" 'BEGIN { printf "%d", t + b }')
   while [ "$(date +%s)" -le "$deadline" ]; do
     at=$(python3 "$HELPERS/alerts.py" received "$hook_log" "$alert" "$status" "$site" "$t0") && break
@@ -241,6 +249,7 @@ expect() {
   done
   if [ -z "$at" ]; then
     fail "$alert ($site) not $status at the webhook within ${BOUND} s of $what"
+    [ "$status" = firing ] && never_fired+="$alert/$site "
     return
   fi
   extra="for: $(real_for "$alert"), here $(test_for "$alert")"
