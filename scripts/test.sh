@@ -73,3 +73,6 @@ step "the two-hospital demo, non-interactive, with its outcomes, /metrics (promt
 
 step "live alerting: the demo again with a real Prometheus per site and Alertmanager (prometheus-alertmanager, installed if missing) routing to a webhook receiver; KME killed, then a gateway: QKD link down, peer fail-closed and gateway down fire and resolve, times printed (rules' for: scaled down 30x, checked to be the only difference)"
 ./scripts/alerting-check.sh
+
+step "the Debian package: cargo deb (cargo-deb, installed if missing), dpkg-deb checks, apt install into a clean debootstrap'd Debian 12 root (cached under target/check-package/), the installed binaries, man pages, completions, units, example configs and user, reinstall, upgrade, remove and purge"
+./scripts/check-package.sh
