@@ -356,19 +356,24 @@ impl HaSites {
             .success()
     }
 
+    /// The PIDs of `g`'s keepalived (parent and VRRP process) if it runs: its lab handle too.
+    fn keepalived_pids(&self, g: Gw) -> Option<(usize, Vec<u32>)> {
+        let i = g.index();
+        let h = self.keepalived[i]?;
+        let boot = self.boots[i] - 1;
+        let vrrp = self.lab.dir.join(format!("{}-vrrp-{boot}.pid", g.name()));
+        let mut pids = vec![self.lab.pid(h)?];
+        let vrrp = std::fs::read_to_string(vrrp).ok();
+        pids.extend(vrrp.and_then(|p| p.trim().parse::<u32>().ok()));
+        Some((h, pids))
+    }
+
     /// The box `g` dies: SIGKILL to its keepalived (both processes) and its qgw, then its links
     /// go down. Returns the instant the last of them was killed (none of them runs after it).
     pub fn kill_box(&mut self, g: Gw) -> Instant {
         let i = g.index();
-        let h = self.keepalived[i].take().expect("keepalived running");
-        let boot = self.boots[i] - 1;
-        let vrrp = self.lab.dir.join(format!("{}-vrrp-{boot}.pid", g.name()));
-        let mut pids = vec![self.lab.pid(h).unwrap()];
-        pids.extend(
-            std::fs::read_to_string(vrrp)
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok()),
-        );
+        let (h, mut pids) = self.keepalived_pids(g).expect("keepalived running");
+        self.keepalived[i] = None;
         pids.extend(self.qgw_pid(g));
         let at = sigkill(&pids);
         for dev in ["wan0", "lan0"] {
@@ -398,16 +403,45 @@ fn sigkill(pids: &[u32]) -> Instant {
 
 impl Drop for HaSites {
     fn drop(&mut self) {
-        // keepalived first (SIGTERM: it stops its qgw through the script), then any qgw left.
-        for h in self.keepalived.iter_mut().filter_map(Option::take) {
-            self.lab.stop(h, "-TERM");
-        }
+        // keepalived first, both at once and with SIGKILL: stopped one by one, or with SIGTERM,
+        // one would hand the site to the other, whose notify would start a qgw nobody stops.
+        let mut handles = Vec::new();
         for g in [Gw::A1, Gw::A2] {
-            if let Some(pid) = self.qgw_pid(g) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .output();
+            if let Some((h, pids)) = self.keepalived_pids(g) {
+                for pid in pids {
+                    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                handles.push(h);
             }
+            self.keepalived[g.index()] = None;
+        }
+        for h in handles {
+            self.lab.stop(h, "-KILL");
+        }
+        // A notify script still running may yet start qgw: let it finish (it holds its lock for
+        // milliseconds), then stop every qgw the scripts started, with SIGTERM so it removes its
+        // interface and sockets (SIGKILL after 5 s).
+        std::thread::sleep(Duration::from_millis(300));
+        for g in [Gw::A1, Gw::A2] {
+            let Some(pid) = self.qgw_pid(g) else { continue };
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let start = Instant::now();
+            while self.qgw_pid(g).is_some() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if self.qgw_pid(g).is_some() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        // The sockets of a qgw that was SIGKILLed and never replaced.
+        let ia = &self.ia;
+        for path in [
+            format!("/run/qgw/{ia}.sock"),
+            format!("/var/run/wireguard/{ia}.sock"),
+        ] {
+            self.lab.remove_later(PathBuf::from(path));
         }
     }
 }
