@@ -78,10 +78,17 @@ die() { echo "check-package: $*" >&2; exit 1; }
 
 # --- Tools -----------------------------------------------------------------------------------
 
-if ! command -v debootstrap >/dev/null; then
-    echo "check-package: installing debootstrap"
+# debootstrap for the root; dpkg-shlibdeps (dpkg-dev) for cargo-deb's `$auto` Depends (without
+# it cargo-deb only warns and the package would not depend on libc6); objcopy (binutils) for
+# the dbgsym package. None of them has a service.
+need=()
+for pair in debootstrap:debootstrap dpkg-shlibdeps:dpkg-dev objcopy:binutils; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "check-package: installing ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
     echo "check-package: cargo install --locked cargo-deb --version $CARGO_DEB_VERSION"
@@ -125,7 +132,9 @@ for path in /usr/bin/qgw /usr/bin/qkd-kme-sim /lib/systemd/system/qgw@.service \
     /usr/share/fish/vendor_completions.d/qgw.fish /usr/share/doc/qgw/copyright \
     /usr/share/doc/qgw/README.md /usr/share/doc/qgw/operations.md \
     /usr/share/doc/qgw/examples/site-a.yaml /usr/share/doc/qgw/examples/site-a-hybrid.yaml \
-    /usr/share/doc/qgw/examples/kme-sim.yaml /usr/share/doc/qgw/examples/prometheus/qgw-alerts.yml; do
+    /usr/share/doc/qgw/examples/kme-sim.yaml /usr/share/doc/qgw/examples/prometheus/qgw-alerts.yml \
+    /usr/share/doc/qgw/examples/alertmanager/alertmanager.yml \
+    /usr/share/doc/qgw/examples/keepalived/keepalived.conf /usr/share/doc/qgw/examples/keepalived/qgw-ha; do
     grep -qxF "$path" "$WORK/contents" || missing+="$path "
 done
 expect "dpkg-deb --contents: binaries, units, man pages, completions, docs, examples" "$missing" ""
