@@ -1,14 +1,15 @@
 //! The daemon's KME bridge against the real simulator over mutual TLS on loopback: a master
 //! fetches a key for its slave, the slave resolves it by ID on its own KME, both hold the same
 //! bytes, the key is gone afterwards, and an unknown ID is a `NotFound` — all without blocking the
-//! caller, which only polls the wake-up descriptor (as the packet thread does).
+//! caller, which only polls the wake-up descriptor (as the packet thread does). A site that only
+//! resolves keys still follows its KME's reachability through its status probe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod netns;
 
 use std::time::{Duration, Instant};
 
-use gateway::daemon::KmeBridge;
+use gateway::daemon::{KmeBridge, Probe};
 use gateway::hybrid::{QkdFailure, RequestId};
 use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId, Prefetched};
 use netns::kme::{Kmes, start_sim, write_pki};
@@ -63,11 +64,12 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     let master = KmeBridge::start(
         client("sae_a", "SAE_A", "KME_A"),
         vec![sae("SAE_B")],
+        None,
         timeout,
     )
     .expect("master bridge");
-    let slave =
-        KmeBridge::start(client("sae_b", "SAE_B", "KME_B"), vec![], timeout).expect("slave bridge");
+    let slave = KmeBridge::start(client("sae_b", "SAE_B", "KME_B"), vec![], None, timeout)
+        .expect("slave bridge");
 
     let request = |peer, id, op| KmeRequest {
         peer: PeerId::new(peer),
@@ -110,4 +112,52 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     assert_eq!(wait(&slave).result.err(), Some(QkdFailure::NotFound));
     assert!(master.metrics().snapshot().keys_fetched >= 1);
     drop((master, slave, sim));
+}
+
+/// Waits (bounded) until the bridge's KME reachability is `reachable` after at least `requests`
+/// requests; returns the requests made by then.
+fn reachable_after(bridge: &KmeBridge, reachable: bool, requests: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = bridge.metrics().snapshot();
+        if s.kme_reachable == reachable && s.requests >= requests {
+            return s.requests;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "KME reachable={} after {} requests, expected {reachable} after {requests}",
+            s.kme_reachable,
+            s.requests
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_resolving_site_probes_its_kme_without_spending_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_pki(dir.path());
+    let mut sim = start_sim(None, &LOOPBACK, dir.path());
+    let mut cfg = ClientConfig::new(
+        sim.kme_url("KME_B"),
+        sae("SAE_B"),
+        dir.path().join("ca.pem"),
+        dir.path().join("sae_b.pem"),
+        dir.path().join("sae_b.key"),
+    );
+    cfg.retry = RetryPolicy::none();
+    let probe = Probe {
+        peer: sae("SAE_A"),
+        every: Duration::from_millis(100),
+    };
+    let slave =
+        KmeBridge::start(cfg, vec![], Some(probe), Duration::from_secs(1)).expect("slave bridge");
+    let made = reachable_after(&slave, true, 1);
+    assert_eq!(
+        slave.metrics().snapshot().keys_fetched,
+        0,
+        "a probe spends no key"
+    );
+    sim.stop_and_join();
+    reachable_after(&slave, false, made + 1);
 }

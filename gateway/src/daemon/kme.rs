@@ -33,6 +33,17 @@ pub enum BridgeError {
     Io(std::io::Error),
 }
 
+/// A liveness probe of the KME: ETSI GS QKD 014 §5.1 Get status with `peer` (consumes no key),
+/// every `every`, so `qgw_qkd_kme_reachable` follows the KME even on a site that only resolves
+/// keys (a slave asks its KME only when the master's exchange names a key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The SAE ID the status is asked about.
+    pub peer: SaeId,
+    /// Time between probes.
+    pub every: Duration,
+}
+
 /// The running KME thread.
 #[derive(Debug)]
 pub struct KmeBridge {
@@ -45,10 +56,12 @@ pub struct KmeBridge {
 
 impl KmeBridge {
     /// Starts the thread: builds the mutual-TLS client (which reads and checks the PEM files, so
-    /// a bad key file fails here, before the tunnel starts) and a prefetch pool per `masters_for`.
+    /// a bad key file fails here, before the tunnel starts), a prefetch pool per `masters_for`
+    /// and the `probe`, if any.
     pub fn start(
         config: ClientConfig,
         masters_for: Vec<SaeId>,
+        probe: Option<Probe>,
         timeout: Duration,
     ) -> Result<Self, BridgeError> {
         let metrics = Arc::new(Metrics::default());
@@ -79,6 +92,9 @@ impl KmeBridge {
                             })
                             .collect(),
                     );
+                    if let Some(probe) = probe {
+                        tokio::spawn(watch(Arc::clone(&client), probe, timeout));
+                    }
                     let wake_write = Arc::new(std::sync::Mutex::new(wake_write));
                     while let Some(job) = job_rx.recv().await {
                         let (client, pools, tx, wake) = (
@@ -169,6 +185,23 @@ async fn run(
         }
     };
     request.reply(result)
+}
+
+/// Asks the KME for its status with `probe.peer` every `probe.every`, for as long as the thread
+/// runs; the client's metrics record each answer or failure (the reachability gauge among them).
+async fn watch(client: Arc<KmeClient>, probe: Probe, timeout: Duration) {
+    let mut ticks = tokio::time::interval(probe.every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if tokio::time::timeout(timeout, client.status(&probe.peer))
+            .await
+            .is_err()
+        {
+            // No answer in time: the client was cut off before it could record one.
+            client.metrics().set_reachable(false);
+        }
+    }
 }
 
 /// Concatenates KME keys, in order, into keymix's QKD contribution. Keys keymix cannot use (a

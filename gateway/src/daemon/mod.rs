@@ -35,7 +35,7 @@ use tracing::{info, warn};
 
 use self::audit::AuditThread;
 use self::control::{ControlThread, Listeners, Published, Shared};
-pub use self::kme::{BridgeError, KmeBridge};
+pub use self::kme::{BridgeError, KmeBridge, Probe};
 use self::packets::PacketLoop;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Validated;
@@ -47,6 +47,9 @@ use crate::proto::tai64n::WallClock;
 
 /// Longest wait for one KME answer (docs/protocol.md §7).
 const KME_TIMEOUT: Duration = crate::hybrid::constants::QKD_TIMEOUT;
+/// Time between liveness probes of the KME on a site that resolves keys (one status request,
+/// no key spent): `qgw_qkd_kme_reachable` is then at most this stale.
+const KME_PROBE_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs interface `cfg` until SIGINT or SIGTERM.
 pub fn run(cfg: Validated) -> anyhow::Result<()> {
@@ -175,9 +178,18 @@ fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
         .filter(|h| h.role == Role::Master && h.policy != QkdPolicy::Off)
         .filter_map(|h| h.peer_sae_id.clone())
         .collect();
+    let probe = (cfg.node.peers.iter())
+        .filter_map(|p| p.hybrid.as_ref())
+        .filter(|h| h.role == Role::Slave && h.policy != QkdPolicy::Off)
+        .find_map(|h| h.peer_sae_id.clone())
+        .map(|peer| Probe {
+            peer,
+            every: KME_PROBE_EVERY,
+        });
     Ok(Some(KmeBridge::start(
         client.clone(),
         masters_for,
+        probe,
         KME_TIMEOUT,
     )?))
 }
