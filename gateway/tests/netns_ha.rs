@@ -142,6 +142,13 @@ fn failovers(master: char) {
     let died = stream.since_start(ha.kill_box(Gw::A1));
     let box_death = resumed(&stream, died, "a1's box died");
     ha.wait_state(Gw::A2, "MASTER", Duration::from_secs(1));
+    let graceful = ha
+        .keepalived_log(Gw::A2)
+        .contains("priority 0 advertisement");
+    assert!(
+        !graceful,
+        "a1's keepalived handed over (priority 0) instead of dying"
+    );
     assert_fresh_epoch(&ha, Gw::A2);
 
     // a1 comes back as the standby (nopreempt: it does not take the site back) and stays idle.

@@ -356,15 +356,20 @@ impl HaSites {
             .success()
     }
 
-    /// The PIDs of `g`'s keepalived (parent and VRRP process) if it runs: its lab handle too.
+    /// The PIDs of `g`'s keepalived (VRRP process, then parent) if it runs, and its lab handle.
     fn keepalived_pids(&self, g: Gw) -> Option<(usize, Vec<u32>)> {
         let i = g.index();
         let h = self.keepalived[i]?;
         let boot = self.boots[i] - 1;
         let vrrp = self.lab.dir.join(format!("{}-vrrp-{boot}.pid", g.name()));
-        let mut pids = vec![self.lab.pid(h)?];
+        // The VRRP process first: killed after its parent, it would get the parent's death
+        // signal (SIGTERM) and hand the site over gracefully (a priority 0 advert) first.
         let vrrp = std::fs::read_to_string(vrrp).ok();
-        pids.extend(vrrp.and_then(|p| p.trim().parse::<u32>().ok()));
+        let mut pids: Vec<u32> = vrrp
+            .and_then(|p| p.trim().parse().ok())
+            .into_iter()
+            .collect();
+        pids.push(self.lab.pid(h)?);
         Some((h, pids))
     }
 
