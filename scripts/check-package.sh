@@ -33,18 +33,18 @@ T0=$(date +%s)
 declare -A TIMES=()
 
 cleanup() {
-    local m
-    for m in "$ROOT/proc" "$ROOT/dev/pts"; do
-        if mountpoint -q "$m" 2>/dev/null; then
-            umount "$m" || umount -l "$m" || true
-        fi
-    done
     if [ -n "${KME_PID:-}" ] && kill -0 "$KME_PID" 2>/dev/null; then
         kill "$KME_PID" || true
     fi
-    rm -rf "$WORK"
+    # Every mount under the scratch root, deepest first: ours (proc) and any debootstrap left
+    # behind when interrupted (proc, sys). Then remove the root without crossing a mount.
+    awk -v root="$ROOT/" 'index($2, root) == 1 {print $2}' /proc/self/mounts | sort -r \
+        | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" || true; done
+    rm -rf --one-file-system "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 pass() { PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$1"; }
 fail() {
