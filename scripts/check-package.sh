@@ -219,6 +219,14 @@ expect "/etc/qgw and /etc/qgw/qkd created 0755 root:root" \
 # Installed units: verified against this root; not enabled, not started.
 check "systemd-analyze verify --root (installed qgw@site-a.service, qkd-kme-sim.service)" \
     systemd-analyze verify --root="$ROOT" qgw@site-a.service qkd-kme-sim.service
+doc_missing=""
+doc_count=0
+while read -r f; do
+    doc_count=$((doc_count + 1))
+    [ -s "$ROOT$f" ] || doc_missing+="$f "
+done < <(sed -n 's#^Documentation=.*file://\([^ ]*\).*#\1#p' "$ROOT"/lib/systemd/system/qgw@.service \
+    "$ROOT"/lib/systemd/system/qkd-kme-sim.service)
+expect "the units' Documentation= files ($doc_count) are installed" "$doc_missing" ""
 for unit in qgw@.service qkd-kme-sim.service; do
     expect "systemctl is-enabled $unit: disabled" "$(systemctl --root="$ROOT" is-enabled "$unit" 2>&1 || true)" disabled
 done
