@@ -9,6 +9,7 @@
 //! | [`kme`] | the KME simulator for tests: its PKI, its configuration and a running instance |
 //! | [`hybrid`] | two hybrid qgw sites, each with its own KME from the simulator |
 //! | [`ha`] | a site with an active and a standby gateway under keepalived (VRRP), a host behind them, facing a hybrid site b |
+//! | [`ha_layout`] | that site pair's namespaces and bridges, qgw configurations and keepalived configurations |
 //! | [`stream`] | a timed stream of numbered UDP datagrams that measures how long traffic stops |
 //! | [`traffic`] | traffic made and observed by the test process itself (TCP transfer, handshake flood, captures) |
 //! | [`control`] | control-plane clients run by the test process: well-behaved ones timed against a deadline, trickle clients, connection hoarders |
@@ -31,6 +32,7 @@
 
 pub mod control;
 pub mod ha;
+pub mod ha_layout;
 pub mod hybrid;
 pub mod kme;
 pub mod lab;
