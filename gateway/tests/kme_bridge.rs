@@ -1,8 +1,8 @@
 //! The daemon's KME bridge against the real simulator over mutual TLS on loopback: a master
 //! fetches a key for its slave, the slave resolves it by ID on its own KME, both hold the same
 //! bytes, the key is gone afterwards, and an unknown ID is a `NotFound` — all without blocking the
-//! caller, which only polls the wake-up descriptor (as the packet thread does). A site that only
-//! resolves keys still follows its KME's reachability through its status probe.
+//! caller, which only polls the wake-up descriptor (as the packet thread does). A site that asks
+//! its KME nothing (no request submitted) still follows its reachability through its status probe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod netns;
@@ -134,7 +134,7 @@ fn reachable_after(bridge: &KmeBridge, reachable: bool, requests: u64) -> u64 {
 }
 
 #[test]
-fn a_resolving_site_probes_its_kme_without_spending_keys() {
+fn an_idle_site_probes_its_kme_without_spending_keys() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_pki(dir.path());
     let mut sim = start_sim(None, &LOOPBACK, dir.path());

@@ -34,8 +34,8 @@ pub enum BridgeError {
 }
 
 /// A liveness probe of the KME: ETSI GS QKD 014 §5.1 Get status with `peer` (consumes no key),
-/// every `every`, so `qgw_qkd_kme_reachable` follows the KME even on a site that only resolves
-/// keys (a slave asks its KME only when the master's exchange names a key).
+/// every `every`, so `qgw_qkd_kme_reachable` follows the KME even while nothing else asks it (a
+/// master whose prefetch pool is full, a slave between the key IDs the master names).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
     /// The SAE ID the status is asked about.

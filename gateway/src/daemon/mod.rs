@@ -47,8 +47,9 @@ use crate::proto::tai64n::WallClock;
 
 /// Longest wait for one KME answer (docs/protocol.md §7).
 const KME_TIMEOUT: Duration = crate::hybrid::constants::QKD_TIMEOUT;
-/// Time between liveness probes of the KME on a site that resolves keys (one status request,
-/// no key spent): `qgw_qkd_kme_reachable` is then at most this stale.
+/// Time between liveness probes of the KME (one status request, no key spent): a master whose
+/// prefetch pool is full and a slave between epochs ask their KME nothing, so without them
+/// `qgw_qkd_kme_reachable` could be minutes stale; with them it is at most this stale.
 const KME_PROBE_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs interface `cfg` until SIGINT or SIGTERM.
@@ -180,7 +181,7 @@ fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
         .collect();
     let probe = (cfg.node.peers.iter())
         .filter_map(|p| p.hybrid.as_ref())
-        .filter(|h| h.role == Role::Slave && h.policy != QkdPolicy::Off)
+        .filter(|h| h.policy != QkdPolicy::Off)
         .find_map(|h| h.peer_sae_id.clone())
         .map(|peer| Probe {
             peer,
