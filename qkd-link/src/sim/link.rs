@@ -26,6 +26,7 @@ pub struct Link {
     qber: f64,
     qber_threshold: f64,
     produced_bits: u64,
+    consumed_bits: u64,
 }
 
 impl Link {
@@ -42,6 +43,7 @@ impl Link {
             qber: 0.0,
             qber_threshold: 1.0,
             produced_bits: 0,
+            consumed_bits: 0,
         }
     }
 
@@ -89,6 +91,19 @@ impl Link {
         }
         self.available_bits -= bits;
         self.pending_bits += bits;
+        self.consumed_bits += bits;
+        true
+    }
+
+    /// Spends `bits` of the store as a one-time pad for a relayed key: they leave the store at
+    /// once (the pad is destroyed after one use) and occupy nothing afterwards. False if not
+    /// enough.
+    pub fn spend(&mut self, bits: u64) -> bool {
+        if bits > self.available_bits {
+            return false;
+        }
+        self.available_bits -= bits;
+        self.consumed_bits += bits;
         true
     }
 
@@ -115,6 +130,12 @@ impl Link {
     /// Total bits produced since start.
     pub fn produced_bits(&self) -> u64 {
         self.produced_bits
+    }
+
+    /// Total bits taken out of the store since start (issued directly or spent on relays).
+    /// `initial + produced == available + consumed` always holds.
+    pub fn consumed_bits(&self) -> u64 {
+        self.consumed_bits
     }
 
     /// Fault: link down (fibre cut, QBER alarm). Call [`Link::advance`] first.
@@ -182,6 +203,22 @@ mod tests {
         link.advance(t0 + Duration::from_secs(21));
         assert_eq!(link.available_bits(), 1024);
         assert!(!link.take(1025));
+    }
+
+    #[test]
+    fn spent_pads_leave_the_store_and_every_bit_is_accounted() {
+        let t0 = Instant::now();
+        let mut link = Link::new(t0, 100, 1024, 512);
+        assert!(link.take(256));
+        assert!(link.spend(128));
+        assert!(!link.spend(129), "never below zero");
+        assert_eq!(link.pending_bits(), 256, "a spent pad occupies nothing");
+        link.advance(t0 + Duration::from_secs(3));
+        assert_eq!(link.consumed_bits(), 384);
+        assert_eq!(
+            512 + link.produced_bits(),
+            link.available_bits() + link.consumed_bits()
+        );
     }
 
     #[test]
