@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Harness;
@@ -44,14 +44,16 @@ fn curl(pki: &Path, sae: &str, url: &str, post: Option<&str>) -> (u16, String) {
     (code.trim().parse().unwrap(), body.to_string())
 }
 
+/// The PKI directory and the URLs of KME_A and KME_B, to move into a blocking task.
+fn pki_and_urls(h: &Harness) -> (PathBuf, String, String) {
+    let url = |kme| h.sim.kme_url(kme).unwrap();
+    (h.pki.path().to_path_buf(), url("KME_A"), url("KME_B"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_fetches_matching_keys_from_both_kmes() {
     let h = Harness::default().await;
-    let pki = h.pki.path().to_path_buf();
-    let (a, b) = (
-        h.sim.kme_url("KME_A").unwrap(),
-        h.sim.kme_url("KME_B").unwrap(),
-    );
+    let (pki, a, b) = pki_and_urls(&h);
     let result = tokio::task::spawn_blocking(move || {
         let (code, body) = curl(
             &pki,
@@ -148,4 +150,62 @@ async fn curl_fetches_matching_keys_from_both_kmes() {
     .await;
     h.sim.shutdown().await;
     result.unwrap();
+}
+
+/// KME_A and KME_B joined only through two trusted nodes (three segments, 200 ms of relay each).
+const CHAIN: &str = r#"
+admin: { listen: "127.0.0.1:0" }
+kmes:
+  - { id: KME_A, listen: "127.0.0.1:0", saes: [SAE_A] }
+  - { id: KME_B, listen: "127.0.0.1:0", saes: [SAE_B, SAE_C] }
+trusted_nodes: [{ id: KME_R1 }, { id: KME_R2 }]
+links:
+  - { kmes: [KME_A, KME_R1], secret_key_rate_bps: 1000, max_key_count: 100, initial_key_count: 50, relay_latency_ms: 200 }
+  - { kmes: [KME_R1, KME_R2], secret_key_rate_bps: 1000, max_key_count: 100, initial_key_count: 50, relay_latency_ms: 200 }
+  - { kmes: [KME_R2, KME_B], secret_key_rate_bps: 1000, max_key_count: 100, initial_key_count: 50, relay_latency_ms: 200 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_a_relayed_key_unchanged_after_the_relay_latency() {
+    let h = Harness::start(CHAIN).await;
+    let (pki, a, b) = pki_and_urls(&h);
+    let result = tokio::task::spawn_blocking(move || {
+        let (code, body) = curl(
+            &pki,
+            "sae_a",
+            &format!("{a}/api/v1/keys/SAE_B/enc_keys"),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let master: Value = serde_json::from_str(&body).unwrap();
+        let (id, key) = (
+            master["keys"][0]["key_ID"].as_str().unwrap().to_string(),
+            master["keys"][0]["key"].as_str().unwrap().to_string(),
+        );
+        // Asked at once, the slave's KME holds the reply until the key has crossed 3 segments.
+        let start = std::time::Instant::now();
+        let url = format!("{b}/api/v1/keys/SAE_A/dec_keys?key_ID={id}");
+        let (code, body) = curl(&pki, "sae_b", &url, None);
+        assert_eq!(code, 200, "{body}");
+        let got: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(got["keys"][0]["key"], key.as_str());
+        assert!(start.elapsed().as_millis() >= 400, "{:?}", start.elapsed());
+    })
+    .await;
+    let (code, state) = h.admin("GET", "/admin/state", "").await;
+    h.sim.shutdown().await;
+    result.unwrap();
+    assert_eq!(code, 200);
+    let state: Value = serde_json::from_str(&state).unwrap();
+    for link in state["links"].as_array().unwrap() {
+        assert_eq!(
+            (
+                link["keys_relayed"].as_u64(),
+                link["consumed_bits"].as_u64()
+            ),
+            (Some(1), Some(256))
+        );
+    }
+    assert_eq!(state["kmes"][2]["relayed_keys"], 1);
+    assert_eq!(state["stats"]["keys_relayed"], 1);
 }

@@ -35,9 +35,24 @@ pub struct SimConfig {
     pub max_request_bytes: usize,
     /// The KMEs.
     pub kmes: Vec<KmeConfig>,
-    /// The QKD links between KMEs.
+    /// KMEs that serve no SAE: trusted nodes that only relay key between links (no listener).
+    #[serde(default)]
+    pub trusted_nodes: Vec<TrustedNodeConfig>,
+    /// The QKD links between KMEs and trusted nodes.
     #[serde(default)]
     pub links: Vec<LinkConfig>,
+}
+
+/// A trusted node: a KME of the operator's network that relays key hop by hop and serves no SAE
+/// (it has no ETSI 014 listener and needs no certificate). See `docs/qkd-network.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedNodeConfig {
+    /// Node ID, in the same namespace as the KME IDs.
+    pub id: SaeId,
+    /// Fault: start down (no key is relayed through it).
+    #[serde(default)]
+    pub down: bool,
 }
 
 fn default_ca() -> PathBuf {
@@ -139,9 +154,17 @@ pub struct LinkConfig {
     /// QBER abort threshold (BB84 is secure below about 11%).
     #[serde(default = "default_qber_threshold")]
     pub qber_threshold: f64,
-    /// Fault: start down (no new key; stored keys stay deliverable).
+    /// Fault: start down (no new key; stored keys stay deliverable to a directly linked pair, but
+    /// no key is relayed across the link).
     #[serde(default)]
     pub down: bool,
+    /// Fibre length in km (reported by the admin API; breaks ties between equally short routes).
+    #[serde(default)]
+    pub length_km: Option<f64>,
+    /// Time for a relayed key to cross this link (one-time-pad transfer between the two trusted
+    /// nodes), in milliseconds; a relayed key reaches the slave's KME after the sum over its path.
+    #[serde(default)]
+    pub relay_latency_ms: u64,
 }
 
 fn default_qber() -> f64 {
@@ -154,6 +177,10 @@ fn default_qber_threshold() -> f64 {
 /// Hard ceilings that keep a typo from exhausting memory.
 const MAX_KEY_BITS: u32 = 65_536;
 const MAX_STORE_BITS: u128 = 8 * 1024 * 1024 * 1024; // 1 GiB of key per link
+/// Longest link accepted: above the longest fibre QKD demonstrations (~400-800 km, lab).
+const MAX_LINK_KM: f64 = 1000.0;
+/// Per-link relay latency ceiling: a hop slower than this is a fault, not a link property.
+const MAX_RELAY_LATENCY_MS: u64 = 10_000;
 
 impl SimConfig {
     /// Parses YAML; `file` names the source in errors.
@@ -181,6 +208,14 @@ impl SimConfig {
     /// Index of a KME by ID.
     pub fn kme_index(&self, id: &SaeId) -> Option<usize> {
         self.kmes.iter().position(|k| &k.id == id)
+    }
+
+    /// Index of a network node by ID: the KMEs first, then the trusted nodes.
+    pub fn node_index(&self, id: &SaeId) -> Option<usize> {
+        self.kme_index(id).or_else(|| {
+            let t = self.trusted_nodes.iter().position(|n| &n.id == id)?;
+            Some(self.kmes.len() + t)
+        })
     }
 
     /// Checks consistency; errors name the field and the fix.
@@ -242,6 +277,14 @@ impl SimConfig {
                 return Err(bad(f("extra_latency_ms"), "at most 600000".into()));
             }
         }
+        for (i, n) in self.trusted_nodes.iter().enumerate() {
+            if !ids.insert(&n.id) {
+                return Err(bad(
+                    format!("trusted_nodes[{i}].id"),
+                    format!("ID {} is already used by a KME or trusted node", n.id),
+                ));
+            }
+        }
         self.validate_links(&bad)
     }
 
@@ -250,8 +293,8 @@ impl SimConfig {
         for (i, l) in self.links.iter().enumerate() {
             let f = |name: &str| format!("links[{i}].{name}");
             for id in &l.kmes {
-                if self.kme_index(id).is_none() {
-                    return Err(bad(f("kmes"), format!("unknown KME {id}")));
+                if self.node_index(id).is_none() {
+                    return Err(bad(f("kmes"), format!("unknown KME or trusted node {id}")));
                 }
             }
             if l.kmes[0] == l.kmes[1] {
@@ -285,6 +328,20 @@ impl SimConfig {
                 return Err(bad(
                     f("qber"),
                     "qber and qber_threshold lie in 0..=0.5".into(),
+                ));
+            }
+            if l.length_km
+                .is_some_and(|km| !(km > 0.0 && km <= MAX_LINK_KM))
+            {
+                return Err(bad(
+                    f("length_km"),
+                    format!("must lie in (0, {MAX_LINK_KM}]; QKD links span 1..~400 km"),
+                ));
+            }
+            if l.relay_latency_ms > MAX_RELAY_LATENCY_MS {
+                return Err(bad(
+                    f("relay_latency_ms"),
+                    format!("at most {MAX_RELAY_LATENCY_MS}"),
                 ));
             }
         }

@@ -12,6 +12,8 @@
 //!   once via `dec_keys`; then they are erased. Unknown, consumed or foreign IDs: 400 "one or more
 //!   keys specified are not found on KME"; a caller that is not a named slave: 401. A `dec_keys`
 //!   request is validated whole before any key is released (all or nothing).
+//! * Between KMEs that are not directly linked, keys are relayed through trusted nodes
+//!   ([`network`]; `docs/qkd-network.md`); the ETSI 014 interface is unchanged.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,6 +29,10 @@ use crate::ids::{KeyId, SaeId};
 
 mod admin_ops;
 mod keys;
+mod network;
+
+pub use network::MAX_TRANSIT_WAIT;
+use network::Need;
 
 /// A parsed ETSI 014 request.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,16 +124,30 @@ struct KmeState {
     latency: Latency,
     extra_latency_ms: u64,
     down: bool,
+    /// A trusted node from `trusted_nodes` (no listener).
+    trusted: bool,
+    /// Keys this node relayed as a trusted node on someone else's path.
+    relayed: u64,
 }
 
 #[derive(Debug)]
 struct LinkState {
     ends: [usize; 2],
     link: Link,
+    length_km: Option<f64>,
+    /// `length_km` in metres, the routing tie-break (0 when unknown).
+    length_m: u64,
+    relay_latency: Duration,
+    /// Keys relayed across this link (multi-hop routes only).
+    keys_relayed: u64,
 }
 
 struct PendingKey {
-    link: usize,
+    /// The direct link whose store the key still occupies; `None` for a relayed key, whose pads
+    /// were spent when it was issued.
+    link: Option<usize>,
+    /// When the key reaches the slave's KME (later than issue for a relayed key).
+    available_at: Instant,
     master: SaeId,
     slave_kme: usize,
     slaves: Vec<SaeId>,
@@ -144,6 +164,8 @@ pub struct EngineStats {
     pub keys_delivered: u64,
     /// Bits handed to masters.
     pub bits_issued: u64,
+    /// Keys handed to masters that were relayed through trusted nodes.
+    pub keys_relayed: u64,
 }
 
 /// Every KME and link of one simulator, behind one lock in the server.
@@ -181,13 +203,24 @@ impl Engine {
                 latency: k.latency_ms,
                 extra_latency_ms: k.extra_latency_ms,
                 down: k.down,
+                trusted: false,
+                relayed: 0,
             })
+            .chain(cfg.trusted_nodes.iter().map(|n| KmeState {
+                id: n.id.clone(),
+                saes: Vec::new(),
+                latency: Latency::default(),
+                extra_latency_ms: 0,
+                down: n.down,
+                trusted: true,
+                relayed: 0,
+            }))
             .collect();
         let links = cfg
             .links
             .iter()
             .filter_map(|l| {
-                let ends = [cfg.kme_index(&l.kmes[0])?, cfg.kme_index(&l.kmes[1])?];
+                let ends = [cfg.node_index(&l.kmes[0])?, cfg.node_index(&l.kmes[1])?];
                 let mut link = Link::new(
                     now,
                     l.secret_key_rate_bps,
@@ -196,7 +229,15 @@ impl Engine {
                 )
                 .with_qber(l.qber, l.qber_threshold);
                 link.set_down(l.down);
-                Some(LinkState { ends, link })
+                Some(LinkState {
+                    ends,
+                    link,
+                    length_km: l.length_km,
+                    // Validated to (0, 1000] km, so the cast is exact to the metre.
+                    length_m: l.length_km.map_or(0, |km| (km * 1000.0).round() as u64),
+                    relay_latency: Duration::from_millis(l.relay_latency_ms),
+                    keys_relayed: 0,
+                })
             })
             .collect();
         let home = cfg
@@ -233,7 +274,8 @@ impl Engine {
                 }
             },
         };
-        reply.delay = self.delay(kme);
+        // A held `dec_keys` reply (relayed key in transit) already carries its wait.
+        reply.delay += self.delay(kme);
         reply
     }
 
@@ -256,14 +298,15 @@ impl Engine {
         Duration::from_millis(lo + jitter + extra)
     }
 
-    /// Finds the link from `kme` to the KME serving `peer`, with the checks shared by all calls.
+    /// Finds the KME serving `peer` and checks that the network joins it to `kme` (a direct link
+    /// or a trusted-node path, whatever their faults), with the checks shared by all calls.
     fn route_to_peer(
         &self,
         kme: usize,
         caller: &SaeId,
         peer: &SaeId,
         role: &str,
-    ) -> Result<(usize, usize), Reply> {
+    ) -> Result<usize, Reply> {
         if peer == caller {
             return Err(Reply::error(
                 400,
@@ -274,38 +317,54 @@ impl Engine {
             .home
             .get(peer)
             .ok_or_else(|| Reply::error(400, format!("{role} {peer} is unknown")))?;
-        let link = self
-            .links
-            .iter()
-            .position(|l| l.ends.contains(&kme) && l.ends.contains(&peer_kme) && kme != peer_kme)
-            .ok_or_else(|| {
-                Reply::error(
-                    400,
-                    format!(
-                        "no QKD link between {} and {}",
-                        self.kmes[kme].id, self.kmes[peer_kme].id
-                    ),
-                )
-            })?;
-        Ok((link, peer_kme))
+        if self.route(kme, peer_kme, Need::Topology).is_none() {
+            return Err(Reply::error(
+                400,
+                format!(
+                    "no QKD link or trusted-node path between {} and {}",
+                    self.kmes[kme].id, self.kmes[peer_kme].id
+                ),
+            ));
+        }
+        Ok(peer_kme)
+    }
+
+    fn advance_links(&mut self, now: Instant) {
+        for l in &mut self.links {
+            l.link.advance(now);
+        }
     }
 
     fn status(&mut self, now: Instant, kme: usize, caller: &SaeId, slave: &SaeId) -> Reply {
-        let (li, peer_kme) = match self.route_to_peer(kme, caller, slave, "slave_SAE_ID") {
+        let peer_kme = match self.route_to_peer(kme, caller, slave, "slave_SAE_ID") {
             Ok(r) => r,
             Err(reply) => return reply,
         };
-        let link = &mut self.links[li].link;
-        link.advance(now);
+        self.advance_links(now);
         let key_size = u64::from(self.limits.key_size);
+        // The route a default request would take now, else the topology's shortest path.
+        let Some(route) = self
+            .route(kme, peer_kme, Need::Bits(key_size))
+            .or_else(|| self.route(kme, peer_kme, Need::Topology))
+        else {
+            return Reply::error(500, "no route");
+        };
+        let on_path = |f: fn(&Link) -> u64| {
+            route
+                .links
+                .iter()
+                .map(|&l| f(&self.links[l].link))
+                .min()
+                .unwrap_or(0)
+        };
         let status = Status {
             source_kme_id: self.kmes[kme].id.to_string(),
             target_kme_id: self.kmes[peer_kme].id.to_string(),
             master_sae_id: caller.to_string(),
             slave_sae_id: slave.to_string(),
             key_size: self.limits.key_size,
-            stored_key_count: link.available_bits() / key_size,
-            max_key_count: link.capacity_bits() / key_size,
+            stored_key_count: on_path(Link::available_bits) / key_size,
+            max_key_count: on_path(Link::capacity_bits) / key_size,
             max_key_per_request: self.limits.max_key_per_request,
             max_key_size: self.limits.max_key_size,
             min_key_size: self.limits.min_key_size,
@@ -320,3 +379,5 @@ impl Engine {
 mod tests;
 #[cfg(test)]
 mod tests_faults;
+#[cfg(test)]
+mod tests_network;

@@ -117,3 +117,84 @@ fn inconsistencies_name_the_field() {
         assert!(msg.contains(field), "expected {field} in: {msg}");
     }
 }
+
+#[test]
+fn every_shipped_simulator_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut loaded = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("kme-sim") && name.ends_with(".yaml") {
+            let cfg = SimConfig::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            loaded.push((name, cfg));
+        }
+    }
+    loaded.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["kme-sim-madrid.yaml", "kme-sim-region.yaml", "kme-sim.yaml"]
+    );
+    let madrid = &loaded[0].1;
+    assert_eq!((madrid.trusted_nodes.len(), madrid.links.len()), (2, 3));
+    let region = &loaded[1].1;
+    let saes: usize = region.kmes.iter().map(|k| k.saes.len()).sum();
+    assert!(saes >= 100, "the region serves {saes} SAEs");
+    assert!(region.trusted_nodes.len() >= 3);
+}
+
+const NETWORK: &str = r#"
+kmes:
+  - { id: KME_A, listen: "127.0.0.1:0", saes: [SAE_A] }
+  - { id: KME_B, listen: "127.0.0.1:0", saes: [SAE_B] }
+trusted_nodes: [{ id: R1 }, { id: R2, down: true }]
+links:
+  - { kmes: [KME_A, R1], secret_key_rate_bps: 1000, max_key_count: 10, length_km: 12.5, relay_latency_ms: 4 }
+  - { kmes: [R1, KME_B], secret_key_rate_bps: 1000, max_key_count: 10 }
+"#;
+
+#[test]
+fn trusted_nodes_and_link_lengths_are_parsed_and_checked() {
+    let cfg = SimConfig::from_yaml(NETWORK, "net.yaml").unwrap();
+    assert_eq!(cfg.node_index(&SaeId::new("R2").unwrap()), Some(3));
+    assert!(cfg.trusted_nodes[1].down);
+    assert_eq!(
+        (cfg.links[0].length_km, cfg.links[0].relay_latency_ms),
+        (Some(12.5), 4)
+    );
+    assert_eq!(
+        (cfg.links[1].length_km, cfg.links[1].relay_latency_ms),
+        (None, 0)
+    );
+    let cases = [
+        (
+            NETWORK.replace("{ id: R1 }", "{ id: KME_A }"),
+            "trusted_nodes[0].id",
+        ),
+        (
+            NETWORK.replace("[R1, KME_B]", "[R3, KME_B]"),
+            "links[1].kmes",
+        ),
+        (
+            NETWORK.replace("length_km: 12.5", "length_km: 0"),
+            "links[0].length_km",
+        ),
+        (
+            NETWORK.replace("length_km: 12.5", "length_km: 5000"),
+            "links[0].length_km",
+        ),
+        (
+            NETWORK.replace("relay_latency_ms: 4", "relay_latency_ms: 60000"),
+            "links[0].relay_latency_ms",
+        ),
+        (
+            NETWORK.replace("{ id: R1 }", "{ id: R1, saes: [SAE_C] }"),
+            "saes",
+        ),
+    ];
+    for (text, field) in cases {
+        let msg = err(&text);
+        assert!(msg.contains(field), "expected {field} in: {msg}");
+    }
+}

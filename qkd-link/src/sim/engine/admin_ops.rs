@@ -1,5 +1,6 @@
 //! Fault injection and inspection on the engine, used by the admin API and by tests: link down
-//! or QBER above threshold (no new key), KME down, slow replies (reference §9).
+//! or QBER above threshold (no new key), KME or trusted node down, slow replies (reference §9).
+//! The state shows per link its stock, bits consumed and keys relayed, per node its relay count.
 
 use std::time::Instant;
 
@@ -96,6 +97,8 @@ impl Engine {
                     "down": k.down,
                     "latency_ms": {"min": k.latency.min, "max": k.latency.max},
                     "extra_latency_ms": k.extra_latency_ms,
+                    "trusted_node": k.trusted,
+                    "relayed_keys": k.relayed,
                 })
             })
             .collect();
@@ -115,6 +118,10 @@ impl Engine {
                 "pending_key_bits": l.link.pending_bits(),
                 "max_key_count": l.link.capacity_bits() / key_size,
                 "produced_bits": l.link.produced_bits(),
+                "consumed_bits": l.link.consumed_bits(),
+                "keys_relayed": l.keys_relayed,
+                "length_km": l.length_km,
+                "relay_latency_ms": u64::try_from(l.relay_latency.as_millis()).unwrap_or(u64::MAX),
             }));
         }
         json!({ "kmes": kmes, "links": links, "pending_keys": self.pending.len(), "stats": self.stats })

@@ -1,5 +1,6 @@
 //! Get key (§5.3) and Get key with key IDs (§5.4) on the engine: request checks with the spec's
-//! messages, all-or-nothing issuing from the link store, exactly-once delivery to named slaves.
+//! messages, all-or-nothing issuing from the link store (or, for a relayed key, from every link
+//! of its route), exactly-once delivery to named slaves.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -9,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use super::network::{MAX_TRANSIT_WAIT, Need, Route};
 use super::{Engine, PendingKey, Reply};
 use crate::api::{KeyContainerOut, KeyOut, KeyRequest, msg};
 use crate::ids::{KeyId, SaeId};
@@ -98,7 +100,7 @@ impl Engine {
         slave: &SaeId,
         req: &KeyRequest,
     ) -> Reply {
-        let (li, peer_kme) = match self.route_to_peer(kme, caller, slave, "slave_SAE_ID") {
+        let peer_kme = match self.route_to_peer(kme, caller, slave, "slave_SAE_ID") {
             Ok(r) => r,
             Err(reply) => return reply,
         };
@@ -106,23 +108,11 @@ impl Engine {
             Ok(v) => v,
             Err(reply) => return reply,
         };
-        let link = &mut self.links[li].link;
-        link.advance(now);
+        self.advance_links(now);
         let total = u64::from(number) * u64::from(size);
-        if link.available_bits() < total {
-            let why = if link.generating() {
-                ""
-            } else {
-                "; the QKD link is down"
-            };
-            return Reply::error(
-                503,
-                format!(
-                    "not enough key material: {total} bits requested, {} available{why}",
-                    link.available_bits()
-                ),
-            );
-        }
+        let Some(route) = self.route(kme, peer_kme, Need::Bits(total)) else {
+            return self.no_key_reply(kme, peer_kme, total);
+        };
         // Draw every ID and key before touching the store, so an entropy failure consumes nothing.
         let mut fresh = Vec::with_capacity(number as usize);
         for _ in 0..number {
@@ -131,9 +121,11 @@ impl Engine {
                 None => return Reply::error(503, "entropy source failed"),
             }
         }
-        if !self.links[li].link.take(total) {
+        if !self.spend_route(&route, total, number) {
             return Reply::error(503, "not enough key material");
         }
+        let direct = route.is_direct().then(|| route.links[0]);
+        let available_at = now + self.transit(&route);
         let encoded: Vec<(KeyId, Zeroizing<String>)> = fresh
             .iter()
             .map(|(id, secret)| (*id, Zeroizing::new(STANDARD.encode(&secret[..]))))
@@ -143,7 +135,8 @@ impl Engine {
             self.pending.insert(
                 id,
                 PendingKey {
-                    link: li,
+                    link: direct,
+                    available_at,
                     master: caller.clone(),
                     slave_kme: peer_kme,
                     slaves: slaves.clone(),
@@ -155,6 +148,74 @@ impl Engine {
         self.stats.keys_issued += u64::from(number);
         self.stats.bits_issued += total;
         reply
+    }
+
+    /// Takes `total` bits for `number` keys along `route`: from a direct link's store (pending
+    /// until fetched, as before), or spent as one-time pads on every link of a relayed route.
+    /// All or nothing: false, and nothing spent, if any link lacks the bits.
+    fn spend_route(&mut self, route: &Route, total: u64, number: u32) -> bool {
+        if route.is_direct() {
+            return self.links[route.links[0]].link.take(total);
+        }
+        if route
+            .links
+            .iter()
+            .any(|&l| self.links[l].link.available_bits() < total)
+        {
+            return false;
+        }
+        for &l in &route.links {
+            let link = &mut self.links[l];
+            link.link.spend(total);
+            link.keys_relayed += u64::from(number);
+        }
+        for &n in route.relays() {
+            self.kmes[n].relayed += u64::from(number);
+        }
+        self.stats.keys_relayed += u64::from(number);
+        true
+    }
+
+    /// 503 when no route holds the bits, naming the topology's shortest path and its state. For
+    /// a direct link the message is the two-KME simulator's.
+    fn no_key_reply(&self, kme: usize, peer_kme: usize, total: u64) -> Reply {
+        let Some(route) = self.route(kme, peer_kme, Need::Topology) else {
+            return Reply::error(503, "not enough key material: no route");
+        };
+        let available = route
+            .links
+            .iter()
+            .map(|&l| self.links[l].link.available_bits())
+            .min()
+            .unwrap_or(0);
+        let down: Vec<String> = route
+            .links
+            .iter()
+            .filter(|&&l| !self.links[l].link.generating())
+            .map(|&l| {
+                let [a, b] = self.links[l].ends;
+                format!("{}-{}", self.kmes[a].id, self.kmes[b].id)
+            })
+            .collect();
+        let why = match (route.is_direct(), down.is_empty()) {
+            (_, true) => String::new(),
+            (true, false) => "; the QKD link is down".into(),
+            (false, false) => format!("; the QKD link is down: {}", down.join(", ")),
+        };
+        let path = if route.is_direct() {
+            String::new()
+        } else {
+            format!(
+                " on the path {} and no other path has it",
+                self.describe(&route)
+            )
+        };
+        Reply::error(
+            503,
+            format!(
+                "not enough key material: {total} bits requested, {available} available{path}{why}"
+            ),
+        )
     }
 
     fn draw_key(
@@ -186,11 +247,10 @@ impl Engine {
         master: &SaeId,
         ids: &[KeyId],
     ) -> Reply {
-        let li = match self.route_to_peer(kme, caller, master, "master_SAE_ID") {
-            Ok((li, _)) => li,
-            Err(reply) => return reply,
-        };
-        self.links[li].link.advance(now);
+        if let Err(reply) = self.route_to_peer(kme, caller, master, "master_SAE_ID") {
+            return reply;
+        }
+        self.advance_links(now);
         if ids.is_empty() {
             return Reply::error(400, "key_IDs must list at least one key_ID");
         }
@@ -230,6 +290,23 @@ impl Engine {
         if missing {
             return Reply::error(400, msg::KEYS_NOT_FOUND);
         }
+        // Relayed keys reach this KME after their path's relay latency: hold the reply until the
+        // last one arrives, or, if that is too far off, answer as for a key not yet synchronised.
+        let arrival = ids
+            .iter()
+            .filter_map(|id| self.pending.get(id))
+            .map(|p| p.available_at)
+            .max()
+            .unwrap_or(now);
+        let hold = arrival.saturating_duration_since(now);
+        if hold > MAX_TRANSIT_WAIT {
+            return Reply::error_details(
+                400,
+                msg::KEYS_NOT_FOUND,
+                vec![json!({ "key_in_transit":
+                    format!("relayed key reaches this KME in {} ms; ask again", hold.as_millis()) })],
+            );
+        }
         let mut encoded = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(p) = self.pending.get_mut(id) else {
@@ -241,13 +318,15 @@ impl Engine {
                 && let Some(done) = self.pending.remove(id)
             {
                 let bits = done.secret.len() as u64 * 8;
-                if let Some(l) = self.links.get_mut(done.link) {
+                if let Some(l) = done.link.and_then(|l| self.links.get_mut(l)) {
                     l.link.release(bits);
                 }
             }
         }
         self.stats.keys_delivered += encoded.len() as u64;
-        container_reply(&encoded)
+        let mut reply = container_reply(&encoded);
+        reply.delay = hold;
+        reply
     }
 }
 
