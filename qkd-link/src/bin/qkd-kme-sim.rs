@@ -27,7 +27,18 @@ fn main() -> ExitCode {
             println!("qkd-kme-sim {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Pki { out, sans, force } => pki::generate(&out, &sans, force).map(|files| {
+        Command::Pki {
+            out,
+            sans,
+            force,
+            from_config,
+        } => match from_config {
+            None => pki::generate(&out, &sans, force),
+            Some(path) => {
+                SimConfig::load(&path).and_then(|cfg| pki::generate_for(&out, &cfg, &sans, force))
+            }
+        }
+        .map(|files| {
             for f in files {
                 println!("{}", f.display());
             }

@@ -2,7 +2,7 @@
 //! dependency).
 //!
 //! ```text
-//! qkd-kme-sim pki --out DIR [--san NAME_OR_IP]... [--force]
+//! qkd-kme-sim pki --out DIR [--from-config FILE] [--san NAME_OR_IP]... [--force]
 //! qkd-kme-sim serve --config FILE [--pki DIR]
 //! ```
 
@@ -16,9 +16,10 @@ pub const USAGE: &str = "\
 qkd-kme-sim: ETSI GS QKD 014 KME simulator
 
 USAGE:
-    qkd-kme-sim pki --out DIR [--san NAME_OR_IP]... [--force]
+    qkd-kme-sim pki --out DIR [--from-config FILE] [--san NAME_OR_IP]... [--force]
         Write a demo CA (ca.pem) and certificates/keys for kme_a, kme_b (servers, valid for
         127.0.0.1, ::1, localhost and every --san) and sae_a, sae_b (clients, CN SAE_A, SAE_B).
+        With --from-config FILE: a certificate for every KME and SAE of that simulator config.
     qkd-kme-sim serve --config FILE [--pki DIR]
         Serve every KME of FILE; certificates come from DIR or the file's pki_dir.
     qkd-kme-sim --help | --version
@@ -35,6 +36,8 @@ pub enum Command {
         sans: Vec<String>,
         /// Overwrite existing files.
         force: bool,
+        /// Certificates for the KMEs and SAEs of this simulator config instead of the demo four.
+        from_config: Option<PathBuf>,
     },
     /// Run the simulator.
     Serve {
@@ -72,7 +75,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, SimErr
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
             None => (name.to_string(), None),
         };
-        let takes_value = matches!(name.as_str(), "out" | "san" | "config" | "pki");
+        let takes_value = matches!(
+            name.as_str(),
+            "out" | "san" | "config" | "pki" | "from-config"
+        );
         let value = match (takes_value, inline) {
             (true, Some(v)) => Some(v),
             (true, None) => Some(
@@ -107,7 +113,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, SimErr
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
         "pki" => {
-            allow(&["out", "san", "force"])?;
+            allow(&["out", "san", "force", "from-config"])?;
             let out =
                 single("out")?.ok_or_else(|| SimError::Usage("pki needs --out DIR".into()))?;
             let sans = flags
@@ -120,6 +126,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, SimErr
                 out: out.into(),
                 sans,
                 force,
+                from_config: single("from-config")?.map(PathBuf::from),
             })
         }
         "serve" => {
@@ -161,7 +168,8 @@ mod tests {
             Command::Pki {
                 out: "pki".into(),
                 sans: vec!["kme.example".into(), "10.0.0.1".into()],
-                force: false
+                force: false,
+                from_config: None
             }
         );
         assert_eq!(
@@ -189,6 +197,20 @@ mod tests {
         assert!(matches!(
             p(&["pki", "--out", "d", "--force"]).unwrap(),
             Command::Pki { force: true, .. }
+        ));
+        assert!(matches!(
+            p(&[
+                "pki",
+                "--out",
+                "d",
+                "--from-config",
+                "configs/kme-sim-region.yaml"
+            ])
+            .unwrap(),
+            Command::Pki {
+                from_config: Some(_),
+                ..
+            }
         ));
     }
 

@@ -5,6 +5,9 @@
 //! every `--san`), and `sae_a.pem`/`sae_a.key`, `sae_b.pem`/`sae_b.key` (client certificates,
 //! CN = SAE ID). Keys are ECDSA P-256, written with mode 0600; certificates are valid from one day
 //! ago for five years. The CA's private key is not written: re-run the command to re-issue.
+//! With `--from-config FILE` it writes instead one server certificate per KME of that simulator
+//! configuration (at the KME's `cert`/`key` paths) and one client certificate per SAE
+//! (`<lower-case SAE ID>.pem`/`.key`); trusted nodes have no listener and get none.
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -16,6 +19,7 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
+use super::config::SimConfig;
 use super::error::SimError;
 
 /// The entities of the demo PKI: (file stem, common name, is a server).
@@ -59,6 +63,57 @@ fn san(name: &str) -> Result<SanType, SimError> {
 /// Generates the demo PKI into `out` (created if missing). Existing files are kept unless `force`.
 pub fn generate(out: &Path, extra_sans: &[String], force: bool) -> Result<Vec<PathBuf>, SimError> {
     generate_entities(out, &ENTITIES, extra_sans, force)
+}
+
+/// The entities a simulator configuration needs: `(file stem, common name, is a server)` for
+/// every KME (stem of its `cert`, default the lower-case ID) and every SAE (lower-case ID).
+pub fn entities_of(cfg: &SimConfig) -> Result<Vec<(String, String, bool)>, SimError> {
+    let mut out = Vec::new();
+    for k in &cfg.kmes {
+        let stem = match &k.cert {
+            None => k.id.as_str().to_lowercase(),
+            Some(c) => c
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let key_matches = k
+            .key
+            .as_ref()
+            .is_none_or(|key| key.file_name() == Some(format!("{stem}.key").as_ref()));
+        if stem.is_empty()
+            || !key_matches
+            || k.cert
+                .as_ref()
+                .is_some_and(|c| c.parent() != Some(Path::new("")))
+        {
+            return Err(SimError::Usage(format!(
+                "KME {}: --from-config writes STEM.pem and STEM.key side by side; give the KME \
+                 `cert: STEM.pem` and `key: STEM.key` (or neither)",
+                k.id
+            )));
+        }
+        out.push((stem, k.id.to_string(), true));
+        for sae in &k.saes {
+            out.push((sae.as_str().to_lowercase(), sae.to_string(), false));
+        }
+    }
+    Ok(out)
+}
+
+/// As [`generate`], for every KME and SAE of a simulator configuration ([`entities_of`]).
+pub fn generate_for(
+    out: &Path,
+    cfg: &SimConfig,
+    extra_sans: &[String],
+    force: bool,
+) -> Result<Vec<PathBuf>, SimError> {
+    let owned = entities_of(cfg)?;
+    let entities: Vec<(&str, &str, bool)> = owned
+        .iter()
+        .map(|(stem, cn, server)| (stem.as_str(), cn.as_str(), *server))
+        .collect();
+    generate_entities(out, &entities, extra_sans, force)
 }
 
 /// As [`generate`], for any set of `(file stem, common name, is a server)` entities.
@@ -200,6 +255,30 @@ mod tests {
         ));
         generate(dir.path(), &[], true).unwrap();
         assert_ne!(before, std::fs::read(dir.path().join("ca.pem")).unwrap());
+    }
+
+    #[test]
+    fn writes_a_certificate_for_every_kme_and_sae_of_a_config() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kme-sim-region.yaml");
+        let cfg = SimConfig::load(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate_for(dir.path(), &cfg, &[], false).unwrap();
+        let saes: usize = cfg.kmes.iter().map(|k| k.saes.len()).sum();
+        assert_eq!(files.len(), 1 + 2 * (cfg.kmes.len() + saes));
+        for k in &cfg.kmes {
+            let stem = k.id.as_str().to_lowercase();
+            pem::load_certs(&dir.path().join(format!("{stem}.pem"))).unwrap();
+        }
+        let cert = pem::load_certs(&dir.path().join("sae_s10_10.pem")).unwrap();
+        assert_eq!(sae_id_from_cert(&cert[0]).unwrap().as_str(), "SAE_S10_10");
+        // The two-KME config names its files kme_a.pem/kme_a.key: the classic demo PKI.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/kme-sim-madrid.yaml");
+        let stems: Vec<String> = entities_of(&SimConfig::load(&path).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(stems, ["kme_a", "sae_a", "kme_b", "sae_b"]);
     }
 
     #[test]
