@@ -1,7 +1,9 @@
 //! The admin API for fault injection (plain HTTP/1.1, loopback only, no authentication; the
 //! configuration refuses any other listen address).
 //!
-//! * `GET  /admin/state`: KMEs, links (stored keys, rate, QBER, down), counters. No key material.
+//! * `GET  /admin/state`: KMEs and trusted nodes (relay counts), links (stored keys, bits consumed,
+//!   keys relayed, rate, QBER, down), counters. No key material.
+//! * `POST /admin/kme/{ID}` also takes a trusted node down: no key is relayed through it.
 //! * `POST /admin/kme/{KME_ID}` with `{"down": bool, "extra_latency_ms": u64}` (each optional):
 //!   KME down (connections closed) and slow responses.
 //! * `POST /admin/link/{KME_ID}/{KME_ID}` with `{"down": bool, "qber": f64}` (each optional):

@@ -1,7 +1,9 @@
 //! The simulator's YAML configuration: KMEs (each an ETSI GS QKD 014 server on its own port, with
 //! the SAE IDs it serves), QKD links between them, the §6.1 Status limits, request latency and
-//! faults. Unknown fields are rejected; [`SimConfig::validate`] names the file, the field and the
-//! fix. See `configs/kme-sim.yaml` for a commented example.
+//! faults, and the QKD network's trusted relay nodes, link lengths and relay latencies
+//! (`docs/qkd-network.md`). Unknown fields are rejected; [`SimConfig::validate`] names the file,
+//! the field and the fix. See `configs/kme-sim.yaml` (and `kme-sim-madrid.yaml`,
+//! `kme-sim-region.yaml` for networks) for commented examples.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

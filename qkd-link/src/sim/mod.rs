@@ -1,6 +1,6 @@
 //! `qkd-kme-sim`: a simulator of QKD Key Management Entities speaking ETSI GS QKD 014 v1.1.1.
 //!
-//! * [`config`]: the YAML file (KMEs, links, limits, latency, faults).
+//! * [`config`]: the YAML file (KMEs, trusted nodes, links, limits, latency, faults).
 //! * [`link`], [`engine`]: the sans-IO model (key production, ETSI semantics), clock injected.
 //! * [`route`]: HTTP request to [`engine::ApiRequest`] (pure).
 //! * [`server`]: one HTTPS listener per KME, mutual TLS, SAE identity from the client certificate.
