@@ -143,8 +143,8 @@ struct LinkState {
 }
 
 struct PendingKey {
-    /// The direct link whose store the key still occupies; `None` for a relayed key, whose pads
-    /// were spent when it was issued.
+    /// The link whose store the key occupies until every slave fetched it: the direct link, or
+    /// the last link of a relayed route (the pads of the others were spent at issue).
     link: Option<usize>,
     /// When the key reaches the slave's KME (later than issue for a relayed key).
     available_at: Instant,

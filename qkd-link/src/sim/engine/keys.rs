@@ -124,7 +124,7 @@ impl Engine {
         if !self.spend_route(&route, total, number) {
             return Reply::error(503, "not enough key material");
         }
-        let direct = route.is_direct().then(|| route.links[0]);
+        let holding = route.links.last().copied();
         let available_at = now + self.transit(&route);
         let encoded: Vec<(KeyId, Zeroizing<String>)> = fresh
             .iter()
@@ -135,7 +135,7 @@ impl Engine {
             self.pending.insert(
                 id,
                 PendingKey {
-                    link: direct,
+                    link: holding,
                     available_at,
                     master: caller.clone(),
                     slave_kme: peer_kme,
@@ -151,8 +151,9 @@ impl Engine {
     }
 
     /// Takes `total` bits for `number` keys along `route`: from a direct link's store (pending
-    /// until fetched, as before), or spent as one-time pads on every link of a relayed route.
-    /// All or nothing: false, and nothing spent, if any link lacks the bits.
+    /// until fetched, as before), or, on a relayed route, spent as one-time pads on every link
+    /// but the last, whose store holds the key at the slave's KME until fetched (so unfetched
+    /// keys stay bounded by capacity). All or nothing: false, nothing spent, if a link lacks them.
     fn spend_route(&mut self, route: &Route, total: u64, number: u32) -> bool {
         if route.is_direct() {
             return self.links[route.links[0]].link.take(total);
@@ -164,9 +165,14 @@ impl Engine {
         {
             return false;
         }
-        for &l in &route.links {
+        let last = route.links.len() - 1;
+        for (i, &l) in route.links.iter().enumerate() {
             let link = &mut self.links[l];
-            link.link.spend(total);
+            if i == last {
+                link.link.take(total); // waits at the slave's KME, as a direct key does
+            } else {
+                link.link.spend(total);
+            }
             link.keys_relayed += u64::from(number);
         }
         for &n in route.relays() {

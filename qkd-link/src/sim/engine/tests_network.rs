@@ -113,7 +113,7 @@ fn relayed_keys_spend_every_link_of_their_path_and_are_conserved() {
             l.link.available_bits() + l.link.consumed_bits(),
             "link {i}: no bit created or lost"
         );
-        assert_eq!(l.link.pending_bits(), 0, "relayed pads occupy no store");
+        assert_eq!(l.link.pending_bits(), 0, "fetched keys occupy no store");
         assert_eq!(state["links"][i]["consumed_bits"], expected);
     }
     assert_eq!((relayed_by(&e, "R1"), relayed_by(&e, "R2")), (14, 14));
@@ -129,6 +129,9 @@ fn a_relayed_key_reaches_the_slave_after_the_summed_relay_latency() {
     // H1-R1 2 ms, R1-R2 3 ms, R2-R3 3 ms, R3-H2 2 ms: 10 ms in transit.
     let (mut e, t0) = engine(RING);
     let k = keys(&enc(&mut e, t0, n_keys(1)), 1);
+    // Until fetched, the key occupies the store of the last link (at the slave's KME) only.
+    let pending: Vec<u64> = e.links.iter().map(|l| l.link.pending_bits()).collect();
+    assert_eq!(pending, [0, 0, 0, 0, 0, 256]);
     let r = dec(&mut e, t0 + Duration::from_millis(4), vec![k[0].id()]);
     assert_eq!(
         r.delay,
