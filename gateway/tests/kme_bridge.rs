@@ -13,7 +13,7 @@ use gateway::daemon::{KmeBridge, Probe};
 use gateway::hybrid::{QkdFailure, RequestId};
 use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId, Prefetched};
 use netns::kme::{Kmes, start_sim, write_pki};
-use qkd_link::{ClientConfig, RetryPolicy, SaeId};
+use qkd_link::{ClientConfig, FetchGate, PrefetchConfig, RetryPolicy, SaeId};
 
 /// Both KMEs on loopback ports the system picks, a fast link and plenty of stored key.
 const LOOPBACK: Kmes = Kmes {
@@ -63,13 +63,20 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     let timeout = Duration::from_secs(2);
     let master = KmeBridge::start(
         client("sae_a", "SAE_A", "KME_A"),
-        vec![sae("SAE_B")],
+        vec![PrefetchConfig::new(sae("SAE_B"))],
+        FetchGate::default(),
         None,
         timeout,
     )
     .expect("master bridge");
-    let slave = KmeBridge::start(client("sae_b", "SAE_B", "KME_B"), vec![], None, timeout)
-        .expect("slave bridge");
+    let slave = KmeBridge::start(
+        client("sae_b", "SAE_B", "KME_B"),
+        vec![],
+        FetchGate::default(),
+        None,
+        timeout,
+    )
+    .expect("slave bridge");
 
     let request = |peer, id, op| KmeRequest {
         peer: PeerId::new(peer),
@@ -150,8 +157,14 @@ fn an_idle_site_probes_its_kme_without_spending_keys() {
         peer: sae("SAE_A"),
         every: Duration::from_millis(100),
     };
-    let slave =
-        KmeBridge::start(cfg, vec![], Some(probe), Duration::from_secs(1)).expect("slave bridge");
+    let slave = KmeBridge::start(
+        cfg,
+        vec![],
+        FetchGate::default(),
+        Some(probe),
+        Duration::from_secs(1),
+    )
+    .expect("slave bridge");
     let made = reachable_after(&slave, true, 1);
     assert_eq!(
         slave.metrics().snapshot().keys_fetched,

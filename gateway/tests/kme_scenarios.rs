@@ -17,9 +17,14 @@ use sim::World;
 
 const A: Site = Site(1);
 const B: Site = Site(2);
-/// The daemon's prefetch batch (`qkd_link::PrefetchConfig::new`).
-const BATCH: usize = 8;
 const ROTATION: Duration = Duration::from_secs(10);
+
+/// The daemon's prefetch batch for a peer rotating every ROTATION (7 keys).
+fn batch() -> usize {
+    let cfg =
+        qkd_link::PrefetchConfig::for_rotation(qkd_link::SaeId::new("SAE_B").unwrap(), ROTATION);
+    cfg.batch as usize
+}
 
 /// When the first QKD epoch must follow the loss of the keys, the next rotation being due 5 s
 /// after it and refused once. `required`: it is retried after REKEY_TIMEOUT (5 s) + jitter
@@ -55,7 +60,7 @@ fn qkd_installs(w: &World, site: Site) -> Vec<Instant> {
 fn lost_kme_keys_cost_one_refused_exchange_not_one_per_prefetched_key() {
     for policy in [QkdPolicy::Required, QkdPolicy::Preferred] {
         let mut w = World::new(3);
-        w.kmes.prefetch = BATCH;
+        w.kmes.prefetch = batch();
         for site in [A, B] {
             w.add(site, hybrid_pair(site, policy, ROTATION));
         }

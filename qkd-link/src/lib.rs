@@ -5,7 +5,8 @@
 //! * [`api`]: the spec's data formats (§6) and the checked parsers of every response body.
 //! * [`ids`], [`key`]: validated SAE/key IDs and the zeroizing [`QkdKey`].
 //! * [`client`]: the mutual-TLS client for Get status, Get key and Get key with key IDs (§5).
-//! * [`pool`] (no I/O) and [`prefetch`] (its tokio driver): the master-side key buffer.
+//! * [`pool`] (no I/O) and [`prefetch`] (its tokio driver): the master-side key buffer, sized by
+//!   [`prefetch_config`]; [`gate`] bounds the requests of all the buffers of one client.
 //! * [`keyfile`]: reading private key files (one open, checked with `fstat`), used by [`pem`]
 //!   and by the gateway's own key files.
 //! * [`retry`], [`metrics`], [`error`].
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod client;
 pub mod error;
+pub mod gate;
 pub mod ids;
 pub mod key;
 pub mod keyfile;
@@ -26,15 +28,18 @@ pub mod metrics;
 pub mod pem;
 pub mod pool;
 pub mod prefetch;
+pub mod prefetch_config;
 pub mod retry;
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use client::{ClientConfig, KmeClient};
 pub use error::{Error, ErrorKind};
+pub use gate::FetchGate;
 pub use ids::{KeyId, SaeId};
 pub use key::QkdKey;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pool::KeyPool;
-pub use prefetch::{PrefetchConfig, Prefetcher};
+pub use prefetch::{KeySource, Prefetcher};
+pub use prefetch_config::PrefetchConfig;
 pub use retry::RetryPolicy;

@@ -5,7 +5,13 @@
 //! [`Prefetcher::try_take`] never waits; [`Prefetcher::take`] waits up to a deadline. Failed
 //! fetches back off exponentially with jitter (on top of the client's own per-request retries).
 //! Dropping the [`Prefetcher`] stops the task and zeroizes every buffered key.
+//!
+//! Pools of one client share a [`FetchGate`]: each request holds one of its permits, and the
+//! first fill waits a random start delay, both cut short for a pool an epoch is waiting on
+//! (a `take` on an empty pool wakes the driver, which then asks for an urgent permit).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,44 +20,39 @@ use tokio::task::JoinHandle;
 
 use crate::api::KeyRequest;
 use crate::client::KmeClient;
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind};
+use crate::gate::{FetchGate, Permit};
 use crate::ids::SaeId;
 use crate::key::QkdKey;
 use crate::metrics::Metrics;
 use crate::pool::{KeyPool, PushError};
+use crate::prefetch_config::PrefetchConfig;
 use crate::retry::{RetryPolicy, jitter_draw};
 
-/// What to prefetch and how much to keep.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrefetchConfig {
-    /// The peer SAE the keys are shared with (the slave).
-    pub slave: SaeId,
-    /// Most keys held in memory.
-    pub capacity: usize,
-    /// Fetch when the pool holds this many keys or fewer.
-    pub low_water: usize,
-    /// Key size in bits; `None` takes the KME's default `key_size`.
-    pub key_size_bits: Option<u32>,
-    /// Most keys asked for in one request (keep at or below the KME's `max_key_per_request`).
-    pub batch: u32,
-    /// Backoff after a failed fetch, doubling up to `backoff_max_ms`.
-    pub backoff_initial_ms: u64,
-    /// Longest pause between failed fetches.
-    pub backoff_max_ms: u64,
+/// Where a prefetcher gets its keys: the ETSI GS QKD 014 client, or a test double.
+pub trait KeySource: Send + Sync + 'static {
+    /// Get key (§5.3): `request.number` keys shared with `slave`.
+    fn enc_keys(
+        &self,
+        slave: &SaeId,
+        request: &KeyRequest,
+    ) -> impl Future<Output = Result<Vec<QkdKey>, Error>> + Send;
+
+    /// The metrics the buffer level is recorded into.
+    fn metrics(&self) -> &Arc<Metrics>;
 }
 
-impl PrefetchConfig {
-    /// Defaults for a gateway: 16 keys of 256 bits, refill at 4, batches of 8, 0.2–5 s backoff.
-    pub fn new(slave: SaeId) -> Self {
-        Self {
-            slave,
-            capacity: 16,
-            low_water: 4,
-            key_size_bits: Some(256),
-            batch: 8,
-            backoff_initial_ms: 200,
-            backoff_max_ms: 5_000,
-        }
+impl KeySource for KmeClient {
+    fn enc_keys(
+        &self,
+        slave: &SaeId,
+        request: &KeyRequest,
+    ) -> impl Future<Output = Result<Vec<QkdKey>, Error>> + Send {
+        KmeClient::enc_keys(self, slave, request)
+    }
+
+    fn metrics(&self) -> &Arc<Metrics> {
+        KmeClient::metrics(self)
     }
 }
 
@@ -59,6 +60,8 @@ struct Shared {
     pool: Mutex<KeyPool>,
     wake_driver: Notify,
     key_ready: Notify,
+    /// `take` calls waiting for a key: their pool's requests are urgent.
+    takers: AtomicUsize,
     metrics: Arc<Metrics>,
 }
 
@@ -66,6 +69,33 @@ impl Shared {
     fn pool(&self) -> MutexGuard<'_, KeyPool> {
         // The pool's invariants hold between statements, so a poisoned lock is still usable.
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn taker_waits(&self) -> bool {
+        self.takers.load(Ordering::Acquire) > 0
+    }
+
+    /// Returns once a `take` waits on this pool.
+    async fn until_taker(&self) {
+        while !self.taker_waits() {
+            self.wake_driver.notified().await;
+        }
+    }
+}
+
+/// Counts a waiting `take` for as long as it lives (a cancelled `take` included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(takers: &'a AtomicUsize) -> Self {
+        takers.fetch_add(1, Ordering::AcqRel);
+        Self(takers)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -84,15 +114,22 @@ impl core::fmt::Debug for Prefetcher {
 }
 
 impl Prefetcher {
-    /// Starts the driver on the current tokio runtime; it begins filling at once.
-    pub fn spawn(client: Arc<KmeClient>, cfg: PrefetchConfig) -> Self {
+    /// Starts the driver on the current tokio runtime; it begins filling at once, with no limit
+    /// but the client's own.
+    pub fn spawn<S: KeySource>(source: Arc<S>, cfg: PrefetchConfig) -> Self {
+        Self::spawn_gated(source, cfg, FetchGate::unlimited())
+    }
+
+    /// Starts the driver on the current tokio runtime, one of the pools that share `gate`.
+    pub fn spawn_gated<S: KeySource>(source: Arc<S>, cfg: PrefetchConfig, gate: FetchGate) -> Self {
         let shared = Arc::new(Shared {
             pool: Mutex::new(KeyPool::new(cfg.capacity, cfg.low_water)),
             wake_driver: Notify::new(),
             key_ready: Notify::new(),
-            metrics: Arc::clone(client.metrics()),
+            takers: AtomicUsize::new(0),
+            metrics: Arc::clone(source.metrics()),
         });
-        let task = tokio::spawn(drive(client, cfg, Arc::clone(&shared)));
+        let task = tokio::spawn(drive(source, cfg, gate, Arc::clone(&shared)));
         Self { shared, task }
     }
 
@@ -113,6 +150,7 @@ impl Prefetcher {
     /// Takes a key, waiting up to `timeout` for the driver to fetch one.
     pub async fn take(&self, timeout: Duration) -> Option<QkdKey> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let _waiting = Waiting::new(&self.shared.takers);
         loop {
             let notified = self.shared.key_ready.notified();
             tokio::pin!(notified);
@@ -155,7 +193,19 @@ impl Drop for Prefetcher {
     }
 }
 
-async fn drive(client: Arc<KmeClient>, cfg: PrefetchConfig, shared: Arc<Shared>) {
+async fn drive<S: KeySource>(
+    source: Arc<S>,
+    cfg: PrefetchConfig,
+    gate: FetchGate,
+    shared: Arc<Shared>,
+) {
+    let delay = gate.start_delay(jitter_draw());
+    if !delay.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shared.until_taker() => {}
+        }
+    }
     let backoff = RetryPolicy {
         max_attempts: 1,
         initial_backoff_ms: cfg.backoff_initial_ms.max(1),
@@ -168,6 +218,9 @@ async fn drive(client: Arc<KmeClient>, cfg: PrefetchConfig, shared: Arc<Shared>)
             shared.wake_driver.notified().await;
             continue;
         }
+        let permit = permit(&gate, &shared).await;
+        // Only this task adds keys, so waiting for the permit can only have raised the need.
+        let wanted = shared.pool().wanted();
         let number = u32::try_from(wanted)
             .unwrap_or(u32::MAX)
             .min(cfg.batch.max(1));
@@ -176,7 +229,9 @@ async fn drive(client: Arc<KmeClient>, cfg: PrefetchConfig, shared: Arc<Shared>)
             size: cfg.key_size_bits,
             ..KeyRequest::default()
         };
-        match client.enc_keys(&cfg.slave, &request).await {
+        let result = source.enc_keys(&cfg.slave, &request).await;
+        drop(permit);
+        match result {
             Ok(keys) => {
                 failures = 0;
                 store(&shared, keys);
@@ -187,6 +242,20 @@ async fn drive(client: Arc<KmeClient>, cfg: PrefetchConfig, shared: Arc<Shared>)
                 tracing::debug!(error = %e, ?pause, "key prefetch failed");
                 tokio::time::sleep(pause).await;
             }
+        }
+    }
+}
+
+/// A permit of `gate`: an urgent one while a `take` waits, else a background one (given up for
+/// an urgent one when a `take` starts waiting meanwhile).
+async fn permit(gate: &FetchGate, shared: &Shared) -> Permit {
+    loop {
+        if shared.taker_waits() {
+            return gate.urgent().await;
+        }
+        tokio::select! {
+            permit = gate.background() => return permit,
+            () = shared.wake_driver.notified() => {}
         }
     }
 }
@@ -209,3 +278,7 @@ fn store(shared: &Shared, keys: Vec<QkdKey>) {
     shared.metrics.set_buffer_level(level);
     shared.key_ready.notify_waiters();
 }
+
+#[cfg(test)]
+#[path = "prefetch_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! The KME thread: the bridge between the packet thread and the asynchronous ETSI GS QKD 014 client
 //! (qkd-link). One thread runs a tokio runtime with the KME client and, for every peer this site
-//! is master of, a prefetch pool. The node's [`KmeRequest`]s go in over a channel; [`KmeReply`]s
+//! is master of, a prefetch pool; the pools share one [`FetchGate`] (a few requests in flight at
+//! once, first fills spread over a second, docs/protocol.md §7). The node's [`KmeRequest`]s go in over a channel; [`KmeReply`]s
 //! come back over a channel and a byte on a socket pair the packet loop polls. So a KME call never
 //! runs on the packet path, and a slow or dead KME delays only the next epoch (docs/protocol.md §7).
 
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use keymix::{QkdMaterial, SecretVec};
 use qkd_link::{
-    ClientConfig, ErrorKind, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey, SaeId,
+    ClientConfig, ErrorKind, FetchGate, KmeClient, Metrics, PrefetchConfig, Prefetcher, QkdKey,
+    SaeId,
 };
 use tokio::sync::mpsc;
 
@@ -57,10 +59,11 @@ pub struct KmeBridge {
 impl KmeBridge {
     /// Starts the thread: builds the mutual-TLS client (which reads and checks the PEM files, so
     /// a bad key file fails here, before the tunnel starts), a prefetch pool per `masters_for`
-    /// and the `probe`, if any.
+    /// (one per slave, each sized by its caller, all behind `gate`) and the `probe`, if any.
     pub fn start(
         config: ClientConfig,
-        masters_for: Vec<SaeId>,
+        masters_for: Vec<PrefetchConfig>,
+        gate: FetchGate,
         probe: Option<Probe>,
         timeout: Duration,
     ) -> Result<Self, BridgeError> {
@@ -83,11 +86,10 @@ impl KmeBridge {
                     let pools: Arc<HashMap<SaeId, Prefetcher>> = Arc::new(
                         masters_for
                             .into_iter()
-                            .map(|slave| {
-                                let pool = Prefetcher::spawn(
-                                    Arc::clone(&client),
-                                    PrefetchConfig::new(slave.clone()),
-                                );
+                            .map(|cfg| {
+                                let slave = cfg.slave.clone();
+                                let pool =
+                                    Prefetcher::spawn_gated(Arc::clone(&client), cfg, gate.clone());
                                 (slave, pool)
                             })
                             .collect(),

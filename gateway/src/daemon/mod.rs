@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use qkd_link::{FetchGate, PrefetchConfig};
 use tracing::{info, warn};
 
 use self::audit::AuditThread;
@@ -177,7 +178,10 @@ fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
     let masters_for = (cfg.node.peers.iter())
         .filter_map(|p| p.hybrid.as_ref())
         .filter(|h| h.role == Role::Master && h.policy != QkdPolicy::Off)
-        .filter_map(|h| h.peer_sae_id.clone())
+        .filter_map(|h| {
+            let slave = h.peer_sae_id.clone()?;
+            Some(PrefetchConfig::for_rotation(slave, h.rekey_after))
+        })
         .collect();
     let probe = (cfg.node.peers.iter())
         .filter_map(|p| p.hybrid.as_ref())
@@ -190,6 +194,7 @@ fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
     Ok(Some(KmeBridge::start(
         client.clone(),
         masters_for,
+        FetchGate::default(),
         probe,
         KME_TIMEOUT,
     )?))

@@ -1,0 +1,134 @@
+//! The gate all the prefetch pools of one KME client pass through (docs/protocol.md §7, "KME key
+//! prefetch"): at most a few `enc_keys` requests in flight at once, however many pools there are,
+//! and each pool's first fill started at a random moment of a short window, so a hub that
+//! restarts with 100 master peers does not send its KME 100 requests in the same instant.
+//!
+//! Neither may delay a peer whose epoch waits for a key: a pool with a waiting
+//! [`crate::Prefetcher::take`] skips the rest of its start delay and asks for an *urgent* permit,
+//! which takes any free permit, including the one reserved for urgent requests, which background
+//! fills never hold. So a waiting epoch queues behind other waiting epochs only, never behind
+//! pools that are merely topping up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Requests a hub's pools may have in flight at once (a KME serves a handful of requests in
+/// parallel; a hundred at once only queue at its end and time out).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
+/// Window over which the pools' first fills start. One second: a pool that nobody waits for is
+/// full within about a second of start, and a waiting epoch does not wait for it at all.
+pub const DEFAULT_START_SPREAD: Duration = Duration::from_secs(1);
+
+/// A permit to have one request in flight; released when dropped.
+#[derive(Debug)]
+pub struct Permit {
+    /// `None` only if the semaphore were closed, which this gate never does.
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+/// Shared by the prefetch pools of one client; cheap to clone (clones share the limit).
+#[derive(Debug, Clone)]
+pub struct FetchGate {
+    /// Permits background fills may take (all but the reserved one).
+    background: Arc<Semaphore>,
+    /// The permit reserved for requests an epoch is waiting on.
+    urgent: Arc<Semaphore>,
+    start_spread: Duration,
+}
+
+impl Default for FetchGate {
+    /// [`DEFAULT_MAX_IN_FLIGHT`] requests, first fills spread over [`DEFAULT_START_SPREAD`].
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_SPREAD)
+    }
+}
+
+impl FetchGate {
+    /// At most `max_in_flight` (at least 1) requests at once, one of them (if there are two or
+    /// more) reserved for waiting epochs; first fills start within `start_spread`.
+    pub fn new(max_in_flight: usize, start_spread: Duration) -> Self {
+        let max = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
+        let reserved = usize::from(max >= 2);
+        Self {
+            background: Arc::new(Semaphore::new(max - reserved)),
+            urgent: Arc::new(Semaphore::new(reserved)),
+            start_spread,
+        }
+    }
+
+    /// No limit and no start delay: every pool on its own, as a single pool needs.
+    pub fn unlimited() -> Self {
+        Self::new(Semaphore::MAX_PERMITS, Duration::ZERO)
+    }
+
+    /// The delay before a pool's first fill for a uniform random `draw`: `draw` modulo the
+    /// window, to the millisecond.
+    pub fn start_delay(&self, draw: u64) -> Duration {
+        let window = u64::try_from(self.start_spread.as_millis()).unwrap_or(u64::MAX);
+        if window == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(draw % window)
+    }
+
+    /// A permit for a fill nobody waits for; queues (first come, first served) behind other
+    /// background fills.
+    pub async fn background(&self) -> Permit {
+        let held = Arc::clone(&self.background).acquire_owned().await.ok();
+        Permit { _held: held }
+    }
+
+    /// A permit for a fill an epoch waits for: the first free one of either kind.
+    pub async fn urgent(&self) -> Permit {
+        let held = tokio::select! {
+            held = Arc::clone(&self.urgent).acquire_owned() => held,
+            held = Arc::clone(&self.background).acquire_owned() => held,
+        };
+        Permit { _held: held.ok() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_delays_stay_in_the_window() {
+        let gate = FetchGate::new(4, Duration::from_secs(1));
+        assert_eq!(gate.start_delay(0), Duration::ZERO);
+        assert_eq!(gate.start_delay(999), Duration::from_millis(999));
+        assert_eq!(gate.start_delay(1000), Duration::ZERO);
+        assert_eq!(
+            gate.start_delay(u64::MAX),
+            Duration::from_millis(u64::MAX % 1000)
+        );
+        assert_eq!(FetchGate::unlimited().start_delay(u64::MAX), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_fills_leave_the_reserved_permit_to_a_waiting_epoch() {
+        let gate = FetchGate::new(3, Duration::ZERO);
+        let _a = gate.background().await;
+        let _b = gate.background().await;
+        let third = tokio::time::timeout(Duration::from_secs(1), gate.background()).await;
+        assert!(third.is_err(), "two background permits of three");
+        let urgent = tokio::time::timeout(Duration::from_secs(1), gate.urgent()).await;
+        assert!(urgent.is_ok(), "the reserved permit");
+        let more = tokio::time::timeout(Duration::from_secs(1), gate.urgent()).await;
+        assert!(more.is_err(), "never more than three in flight");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_of_one_still_serves_both_kinds() {
+        let gate = FetchGate::new(0, Duration::ZERO);
+        drop(gate.background().await);
+        let held = gate.urgent().await;
+        let second = tokio::time::timeout(Duration::from_secs(1), gate.background()).await;
+        assert!(second.is_err());
+        drop(held);
+        drop(gate.background().await);
+    }
+}
