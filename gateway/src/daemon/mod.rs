@@ -43,7 +43,7 @@ use crate::config::Validated;
 use crate::hybrid::{QkdPolicy, Role};
 use crate::io::notify::Notifier;
 use crate::io::tun::Tun;
-use crate::node::{Node, Randomness};
+use crate::node::{Node, NodeConfig, Randomness};
 use crate::proto::tai64n::WallClock;
 
 /// Longest wait for one KME answer (docs/protocol.md §7).
@@ -175,14 +175,7 @@ fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
     let Some(client) = &cfg.kme else {
         return Ok(None);
     };
-    let masters_for = (cfg.node.peers.iter())
-        .filter_map(|p| p.hybrid.as_ref())
-        .filter(|h| h.role == Role::Master && h.policy != QkdPolicy::Off)
-        .filter_map(|h| {
-            let slave = h.peer_sae_id.clone()?;
-            Some(PrefetchConfig::for_rotation(slave, h.rekey_after))
-        })
-        .collect();
+    let masters_for = master_pools(&cfg.node);
     let probe = (cfg.node.peers.iter())
         .filter_map(|p| p.hybrid.as_ref())
         .filter(|h| h.policy != QkdPolicy::Off)
@@ -198,6 +191,18 @@ fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
         probe,
         KME_TIMEOUT,
     )?))
+}
+
+/// A prefetch pool for every peer this site is QKD master of, sized from the peer's rotation.
+fn master_pools(node: &NodeConfig) -> Vec<PrefetchConfig> {
+    (node.peers.iter())
+        .filter_map(|p| p.hybrid.as_ref())
+        .filter(|h| h.role == Role::Master && h.policy != QkdPolicy::Off)
+        .filter_map(|h| {
+            let slave = h.peer_sae_id.clone()?;
+            Some(PrefetchConfig::for_rotation(slave, h.rekey_after))
+        })
+        .collect()
 }
 
 /// Opens the audit log (a configured log that cannot be opened stops the daemon before it
@@ -237,5 +242,36 @@ fn warn_danger(cfg: &Validated) {
             seconds = d.as_secs(),
             "danger_rekey_after_seconds: off-spec rekey interval (tests only)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::testing::{HybridLink, Site, hybrid};
+
+    #[test]
+    fn each_master_pool_is_sized_from_its_peers_rotation() {
+        let link = |peer, role, policy, secs| HybridLink {
+            peer: Site(peer),
+            role,
+            policy,
+            rekey_after: Duration::from_secs(secs),
+        };
+        let node = hybrid(
+            Site(1),
+            &[
+                link(2, Role::Master, QkdPolicy::Required, 10),
+                link(3, Role::Master, QkdPolicy::Preferred, 120),
+                link(4, Role::Slave, QkdPolicy::Required, 10),
+                link(5, Role::Master, QkdPolicy::Off, 10),
+            ],
+        );
+        let pools = master_pools(&node);
+        let sized: Vec<_> = pools
+            .iter()
+            .map(|c| (c.slave.clone(), c.capacity))
+            .collect();
+        assert_eq!(sized, [(Site(2).sae(), 7), (Site(3).sae(), 2)]);
     }
 }
