@@ -41,7 +41,7 @@ pub struct MetricsSnapshot {
     pub latency_buckets: Vec<u64>,
     /// Sum of all request latencies in microseconds.
     pub latency_sum_us: u64,
-    /// Keys currently in the prefetch buffer.
+    /// Keys currently in the prefetch buffers (all pools of the client).
     pub buffer_level: u64,
     /// Whether the last request reached the KME (any HTTP answer counts).
     pub kme_reachable: bool,
@@ -98,9 +98,13 @@ impl Metrics {
         self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sets the prefetch buffer level.
-    pub fn set_buffer_level(&self, level: usize) {
-        self.buffer_level.store(level as u64, Ordering::Relaxed);
+    /// One prefetch pool's level went from `before` to `after`: the gauge is the sum over every
+    /// pool of the client (a hub has one per peer it is master of). Added before it is taken
+    /// away, so the gauge never wraps below zero.
+    pub fn buffer_level_changed(&self, before: usize, after: usize) {
+        self.buffer_level.fetch_add(after as u64, Ordering::Relaxed);
+        self.buffer_level
+            .fetch_sub(before as u64, Ordering::Relaxed);
     }
 
     /// Sets whether the KME answered the last request.
@@ -155,7 +159,8 @@ mod tests {
         m.record_keys(3, 96);
         m.record_error(ErrorKind::Timeout);
         m.record_error(ErrorKind::Timeout);
-        m.set_buffer_level(5);
+        m.buffer_level_changed(0, 7);
+        m.buffer_level_changed(2, 0);
         m.set_reachable(true);
         let s = m.snapshot();
         assert_eq!((s.keys_fetched, s.key_bytes), (3, 96));

@@ -62,6 +62,8 @@ struct Shared {
     key_ready: Notify,
     /// `take` calls waiting for a key: their pool's requests are urgent.
     takers: AtomicUsize,
+    /// This pool's share of the client's buffer gauge.
+    reported: AtomicUsize,
     metrics: Arc<Metrics>,
 }
 
@@ -69,6 +71,13 @@ impl Shared {
     fn pool(&self) -> MutexGuard<'_, KeyPool> {
         // The pool's invariants hold between statements, so a poisoned lock is still usable.
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts this pool's `level` into the client's buffer gauge (the sum over its pools). Called
+    /// with the pool locked, so the last report is the pool's level.
+    fn report(&self, level: usize) {
+        let before = self.reported.swap(level, Ordering::AcqRel);
+        self.metrics.buffer_level_changed(before, level);
     }
 
     fn taker_waits(&self) -> bool {
@@ -127,6 +136,7 @@ impl Prefetcher {
             wake_driver: Notify::new(),
             key_ready: Notify::new(),
             takers: AtomicUsize::new(0),
+            reported: AtomicUsize::new(0),
             metrics: Arc::clone(source.metrics()),
         });
         let task = tokio::spawn(drive(source, cfg, gate, Arc::clone(&shared)));
@@ -135,12 +145,12 @@ impl Prefetcher {
 
     /// Takes a buffered key without waiting; `None` if the buffer is empty.
     pub fn try_take(&self) -> Option<QkdKey> {
-        let (key, level, wanted) = {
+        let (key, wanted) = {
             let mut pool = self.shared.pool();
             let key = pool.take();
-            (key, pool.len(), pool.wanted())
+            self.shared.report(pool.len());
+            (key, pool.wanted())
         };
-        self.shared.metrics.set_buffer_level(level);
         if wanted > 0 {
             self.shared.wake_driver.notify_one();
         }
@@ -172,9 +182,9 @@ impl Prefetcher {
         let wanted = {
             let mut pool = self.shared.pool();
             pool.clear();
+            self.shared.report(0);
             pool.wanted()
         };
-        self.shared.metrics.set_buffer_level(0);
         if wanted > 0 {
             self.shared.wake_driver.notify_one();
         }
@@ -189,7 +199,9 @@ impl Prefetcher {
 impl Drop for Prefetcher {
     fn drop(&mut self) {
         self.task.abort();
-        self.shared.pool().clear();
+        let mut pool = self.shared.pool();
+        pool.clear();
+        self.shared.report(0);
     }
 }
 
@@ -261,7 +273,7 @@ async fn permit(gate: &FetchGate, shared: &Shared) -> Permit {
 }
 
 fn store(shared: &Shared, keys: Vec<QkdKey>) {
-    let level = {
+    {
         let mut pool = shared.pool();
         for key in keys {
             match pool.push(key) {
@@ -273,9 +285,8 @@ fn store(shared: &Shared, keys: Vec<QkdKey>) {
                 Err((PushError::Full, _refused)) => {}
             }
         }
-        pool.len()
-    };
-    shared.metrics.set_buffer_level(level);
+        shared.report(pool.len());
+    }
     shared.key_ready.notify_waiters();
 }
 

@@ -190,3 +190,19 @@ async fn a_restart_with_every_epoch_waiting_serves_them_all_within_the_limit() {
     assert_eq!(served, 100, "every waiting epoch gets its key");
     assert!(kme.peak() <= 4, "{} requests in flight at once", kme.peak());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_buffer_gauge_counts_every_pool_of_the_client() {
+    let kme = CountingKme::new(20);
+    let cfg = PrefetchConfig::for_rotation(slave(), Duration::from_secs(120));
+    let mut pools = hub(&kme, 3, &cfg, &FetchGate::unlimited());
+    until_all_hold(&pools, cfg.capacity, Duration::from_secs(10)).await;
+    let total = |pools: &[Prefetcher]| pools.iter().map(Prefetcher::level).sum::<usize>() as u64;
+    assert_eq!(kme.metrics.snapshot().buffer_level, total(&pools));
+    assert!(pools[0].try_take().is_some());
+    pools[1].discard();
+    assert_eq!(kme.metrics.snapshot().buffer_level, total(&pools));
+    let dropped = pools.pop().map(|p| p.level() as u64).unwrap();
+    assert!(dropped > 0);
+    assert_eq!(kme.metrics.snapshot().buffer_level, total(&pools));
+}

@@ -296,7 +296,7 @@ fn qkd(t: &mut Text, st: &Status) {
     t.family(
         "qgw_qkd_prefetch_keys",
         "gauge",
-        "QKD keys waiting in the prefetch buffer.",
+        "QKD keys waiting in the prefetch buffers (the sum over the peers this site is master of).",
     );
     t.sample(&[], q.prefetch_keys);
     t.family(
