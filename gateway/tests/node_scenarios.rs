@@ -111,7 +111,7 @@ fn a_handshake_flood_triggers_cookies_and_the_real_peer_still_connects() {
 #[test]
 fn ipv6_inside_the_tunnel() {
     let mut w = World::new(4);
-    let v6 = |s: Site| std::net::IpAddr::from([0xfd00, 0, s.0.into(), 0, 0, 0, 0, 0]);
+    let v6 = |s: Site| std::net::IpAddr::from([0xfd00, 0, s.0, 0, 0, 0, 0, 0]);
     for (me, other) in [(A, B), (B, A)] {
         let mut config = plain(me, &[other], false);
         config.peers[0].wg.allowed_ips.push((v6(other), 64));

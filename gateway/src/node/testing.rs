@@ -1,5 +1,5 @@
 //! Fixtures for tests, fuzz targets, benches and the simulation (`gateway/tests/sim`): sites whose
-//! keys come from a one-byte seed, their node configurations (plain or hybrid peers), and IP
+//! keys come from a small number, their node configurations (plain or hybrid peers), and IP
 //! packets. Every key here is predictable: never use them for traffic that must stay secret.
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,14 +20,25 @@ use crate::proto::tai64n::WallClock;
 pub const UNIX_AT_START: Duration = Duration::from_secs(1_750_000_000);
 
 /// A site: seed `n` gives its keys, underlay address `192.0.2.n:51820`, tunnel network
-/// `10.0.n.0/24` and SAE ID `SAE_n`.
+/// `10.0.n.0/24` and SAE ID `SAE_n`. Above 255 (a hub's many spokes, `gateway/benches/hub.rs`),
+/// `n = 256 × hi + lo` is at `198.18.hi.lo:51820` (RFC 2544's benchmarking range) with tunnel
+/// network `10.hi.lo.0/24`; sites up to 255 keep the keys and addresses they always had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Site(pub u8);
+pub struct Site(pub u16);
 
 impl Site {
+    /// The 32 bytes both keys derive from: `n` repeated for `n` ≤ 255; above, the second byte
+    /// `lo ^ hi` tells the high byte apart (never equal to a small site's seed).
+    fn seed(self, xor: u8) -> [u8; 32] {
+        let [lo, hi] = self.0.to_le_bytes();
+        let mut seed = [lo ^ xor; 32];
+        seed[1] ^= hi;
+        seed
+    }
+
     /// The X25519 private key.
     pub fn private_key(self) -> Secret<32> {
-        Secret::new([self.0; 32])
+        Secret::new(self.seed(0))
     }
 
     /// The X25519 public key.
@@ -37,17 +48,24 @@ impl Site {
 
     /// The ML-DSA-65 site key.
     pub fn signing_key(self) -> Arc<SigningKey> {
-        Arc::new(SigningKey::from_seed(Secret::new([self.0 ^ 0x5a; 32])))
+        Arc::new(SigningKey::from_seed(Secret::new(self.seed(0x5a))))
     }
 
     /// The underlay address.
     pub fn addr(self) -> SocketAddr {
-        SocketAddr::from(([192, 0, 2, self.0], 51820))
+        let [lo, hi] = self.0.to_le_bytes();
+        let ip = if hi == 0 {
+            [192, 0, 2, lo]
+        } else {
+            [198, 18, hi, lo]
+        };
+        SocketAddr::from((ip, 51820))
     }
 
-    /// The tunnel network's address `host` (`10.0.n.host`).
+    /// The tunnel network's address `host` (`10.hi.lo.host`; `10.0.n.host` up to 255).
     pub fn ip(self, host: u8) -> [u8; 4] {
-        [10, 0, self.0, host]
+        let [lo, hi] = self.0.to_le_bytes();
+        [10, hi, lo, host]
     }
 
     /// The SAE ID of the site's gateway at its KME.

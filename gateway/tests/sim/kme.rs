@@ -7,7 +7,9 @@
 //!
 //! A master's `Fetch` is served as the daemon serves it: from a prefetch buffer of keys the master
 //! fetched earlier, in batches (`qkd_link::Prefetcher`), when [`Kmes::prefetch`] is set; a
-//! `Fetch` that says the buffered keys are suspect empties the buffer first.
+//! `Fetch` that says the buffered keys are suspect empties the buffer first. With
+//! [`Kmes::max_in_flight`] set, a site's requests queue as behind the daemon's `FetchGate`
+//! (docs/gateway-decisions.md §11): at most that many answered at a time, the rest wait.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -27,7 +29,7 @@ pub struct Kmes {
     /// bytes.
     pools: BTreeMap<(SaeId, SaeId), BTreeMap<KeyId, Vec<u8>>>,
     /// Sites whose KME is down.
-    pub down: BTreeSet<u8>,
+    pub down: BTreeSet<u16>,
     /// Latency of every answer.
     pub latency: (Duration, Duration),
     /// Probability that a `dec_keys` answer carries wrong bytes.
@@ -40,6 +42,12 @@ pub struct Kmes {
     pub prefetch: usize,
     /// Keys a master holds in its prefetch buffer: (master SAE, slave SAE) → keys, oldest first.
     buffered: BTreeMap<(SaeId, SaeId), VecDeque<QkdMaterial>>,
+    /// Requests a site's KME works on at once at most (0: no limit).
+    pub max_in_flight: usize,
+    /// When each site's busy request slots free up.
+    slots: BTreeMap<u16, Vec<Instant>>,
+    /// Every request as its KME took it up: when, and which site asked.
+    pub asked: Vec<(Instant, u16)>,
 }
 
 impl Kmes {
@@ -54,6 +62,9 @@ impl Kmes {
             served: 0,
             prefetch: 0,
             buffered: BTreeMap::new(),
+            max_in_flight: 0,
+            slots: BTreeMap::new(),
+            asked: Vec::new(),
         }
     }
 
@@ -71,7 +82,10 @@ impl Kmes {
         site: Site,
         request: &KmeRequest,
     ) -> (Instant, KmeReply) {
-        let at = now + dice.duration(self.latency.0, self.latency.1);
+        let latency = dice.duration(self.latency.0, self.latency.1);
+        let start = self.take_slot(now, site, latency);
+        self.asked.push((start, site.0));
+        let at = start + latency;
         let result = if self.down.contains(&site.0) {
             Err(QkdFailure::Unavailable)
         } else {
@@ -85,6 +99,21 @@ impl Kmes {
             }
         };
         (at, request.reply(result))
+    }
+
+    /// When `site`'s KME takes up a request made at `now` that keeps it busy for `latency`: at
+    /// once, or when the first of its [`Kmes::max_in_flight`] busy slots frees up.
+    fn take_slot(&mut self, now: Instant, site: Site, latency: Duration) -> Instant {
+        if self.max_in_flight == 0 {
+            return now;
+        }
+        let slots = (self.slots.entry(site.0)).or_insert_with(|| vec![now; self.max_in_flight]);
+        let Some(slot) = slots.iter_mut().min() else {
+            return now;
+        };
+        let start = now.max(*slot);
+        *slot = start + latency;
+        start
     }
 
     /// A master's key: the oldest buffered one, the buffer refilled by a batch when empty.

@@ -62,6 +62,13 @@ pub struct SimNode {
     pub tun: Vec<Vec<u8>>,
     /// When each of them was written.
     pub tun_at: Vec<Instant>,
+    /// Real (not simulated) time spent in its `handle_*` calls and in the `poll_transmit` calls
+    /// that drain it after one of them, as the daemon's loop makes them (not `poll_timeout`, not
+    /// the checks, not the world's drains of every node after another node's step): its own
+    /// cost, for `gateway/benches/hub.rs`.
+    pub busy: Duration,
+    /// Of [`SimNode::busy`], the part in `poll_transmit`.
+    pub busy_transmit: Duration,
 }
 
 /// The simulated world.
@@ -129,6 +136,8 @@ impl World {
             down: false,
             tun: Vec::new(),
             tun_at: Vec::new(),
+            busy: Duration::ZERO,
+            busy_transmit: Duration::ZERO,
         });
         self.nodes.len() - 1
     }
@@ -254,67 +263,81 @@ impl World {
             return false;
         }
         self.now = self.now.max(at);
+        let mut touched = None;
         if event == Some(at)
             && let Some((_, due)) = self.queue.pop_first()
         {
-            self.handle(due);
+            touched = self.handle(due);
         }
         // As the daemon's loop: after any input, whatever timer is due runs, then the outputs.
         for i in 0..self.nodes.len() {
             if self.nodes[i].down {
                 continue;
             }
-            if self.nodes[i]
-                .node
-                .poll_timeout()
-                .is_some_and(|t| t <= self.now)
-            {
-                self.nodes[i].node.handle_timeout(self.now);
+            let n = &mut self.nodes[i];
+            let mut charge = touched == Some(i);
+            if n.node.poll_timeout().is_some_and(|t| t <= self.now) {
+                let t = Instant::now();
+                n.node.handle_timeout(self.now);
+                n.busy += t.elapsed();
+                charge = true;
             }
-            self.drain(i);
+            self.drain(i, charge);
             self.check.settled(i, &self.nodes[i].node, self.now);
         }
         true
     }
 
-    fn handle(&mut self, due: Due) {
+    /// Hands `due` to its node; which node that was, if one took it.
+    fn handle(&mut self, due: Due) -> Option<usize> {
         let now = self.now;
         match due {
             Due::Datagram(mut d) => {
-                let Some(i) = self.nodes.iter().position(|n| n.addr == d.to && !n.down) else {
-                    return;
-                };
-                let node = &mut self.nodes[i].node;
-                let before = Counters::of(node);
-                let outcome = node.handle_datagram(now, d.from, &mut d.bytes);
-                let after = Counters::of(node);
+                let i = self.nodes.iter().position(|n| n.addr == d.to && !n.down)?;
+                let n = &mut self.nodes[i];
+                let before = Counters::of(&n.node);
+                let t = Instant::now();
+                let outcome = n.node.handle_datagram(now, d.from, &mut d.bytes);
+                n.busy += t.elapsed();
+                let after = Counters::of(&n.node);
                 self.check.received(i, &before, &outcome, &after);
                 if let Received::Packet { packet, .. } = outcome {
                     self.nodes[i].tun.push(d.bytes[packet].to_vec());
                     self.nodes[i].tun_at.push(now);
                 }
+                Some(i)
             }
             Due::Kme {
                 node,
                 incarnation,
                 reply,
             } => {
-                if self.nodes[node].incarnation == incarnation {
-                    self.nodes[node].node.handle_kme_reply(now, reply);
+                let n = &mut self.nodes[node];
+                if n.incarnation != incarnation {
+                    return None;
                 }
+                let t = Instant::now();
+                n.node.handle_kme_reply(now, reply);
+                n.busy += t.elapsed();
+                Some(node)
             }
-            Due::Tun { node, packet } if !self.nodes[node].down => self.tunnel(node, &packet),
-            Due::Tun { .. } => {}
+            Due::Tun { node, packet } if !self.nodes[node].down => {
+                self.tunnel(node, &packet);
+                Some(node)
+            }
+            Due::Tun { .. } => None,
         }
     }
 
     fn tunnel(&mut self, i: usize, packet: &[u8]) {
         let mut buf = vec![0u8; packet.len() + 64];
         buf[16..16 + packet.len()].copy_from_slice(packet);
-        let node = &mut self.nodes[i].node;
-        let before = Counters::of(node);
-        let sealed = node.handle_tun_packet(self.now, &mut buf, packet.len());
-        let after = Counters::of(node);
+        let n = &mut self.nodes[i];
+        let before = Counters::of(&n.node);
+        let t = Instant::now();
+        let sealed = n.node.handle_tun_packet(self.now, &mut buf, packet.len());
+        n.busy += t.elapsed();
+        let after = Counters::of(&n.node);
         self.check.tunnel(i, &before, sealed.map(|_| ()), &after);
         if let Ok(t) = sealed {
             self.send(i, t.to, buf[..t.len].to_vec());
@@ -332,10 +355,20 @@ impl World {
         }
     }
 
-    /// Carries out everything node `i` handed back.
-    fn drain(&mut self, i: usize) {
+    /// Carries out everything node `i` handed back; `charge`: it had input in this step, so the
+    /// daemon would poll it too (its [`SimNode::busy`]).
+    fn drain(&mut self, i: usize, charge: bool) {
         let mut buf = vec![0u8; 2048];
-        while let Some(t) = self.nodes[i].node.poll_transmit(self.now, &mut buf) {
+        loop {
+            let n = &mut self.nodes[i];
+            let started = Instant::now();
+            let next = n.node.poll_transmit(self.now, &mut buf);
+            if charge {
+                let spent = started.elapsed();
+                n.busy += spent;
+                n.busy_transmit += spent;
+            }
+            let Some(t) = next else { break };
             self.send(i, t.to, buf[..t.len].to_vec());
         }
         while let Some(request) = self.nodes[i].node.poll_kme_request() {

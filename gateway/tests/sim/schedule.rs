@@ -54,13 +54,13 @@ pub struct Schedule {
     /// Forged datagrams per second during the chaos.
     pub forgeries_per_second: f64,
     /// A site whose KME is down for part of the chaos: (site, from, for).
-    pub kme_outage: Option<(u8, Duration, Duration)>,
+    pub kme_outage: Option<(u16, Duration, Duration)>,
     /// KME answer latency during the chaos.
     pub kme_latency: (Duration, Duration),
     /// Probability a slave's KME serves wrong bytes during the chaos.
     pub wrong_keys: f64,
     /// A site that crashes and restarts during the chaos: (site, at).
-    pub restart: Option<(u8, Duration)>,
+    pub restart: Option<(u16, Duration)>,
 }
 
 impl Schedule {
@@ -96,7 +96,7 @@ impl Schedule {
             spoof_replays: hostile && d.chance(0.5),
             forgeries_per_second: if hostile { d.float(0.0, 20.0) } else { 0.0 },
             kme_outage: d.chance(0.3).then(|| {
-                let site = 1 + d.below(2) as u8;
+                let site = 1 + d.below(2) as u16;
                 (
                     site,
                     Duration::from_secs(d.below(30)),
@@ -111,7 +111,7 @@ impl Schedule {
             },
             restart: d
                 .chance(0.25)
-                .then(|| (1 + d.below(2) as u8, Duration::from_secs(d.below(30)))),
+                .then(|| (1 + d.below(2) as u16, Duration::from_secs(d.below(30)))),
         }
     }
 
@@ -127,8 +127,8 @@ impl Schedule {
     }
 
     /// The node configuration of `site`.
-    fn config(&self, site: u8) -> NodeConfig {
-        let link = |peer: u8, role| HybridLink {
+    fn config(&self, site: u16) -> NodeConfig {
+        let link = |peer: u16, role| HybridLink {
             peer: Site(peer),
             role,
             policy: match self.topology {
@@ -161,7 +161,7 @@ impl Schedule {
     /// Runs the schedule, checking every invariant at every step and liveness at the end.
     pub fn run(&self) -> World {
         let mut w = World::new(self.seed);
-        let sites: Vec<u8> = match self.topology {
+        let sites: Vec<u16> = match self.topology {
             Topology::Hub(_) => vec![1, 2, 3],
             _ => vec![1, 2],
         };
@@ -330,7 +330,10 @@ fn encode(n: u64, from: Site, to: Site) -> u64 {
 }
 
 fn sender(tag: u64) -> (Site, Site) {
-    (Site((tag >> 8) as u8), Site(tag as u8))
+    (
+        Site(u16::from((tag >> 8) as u8)),
+        Site(u16::from(tag as u8)),
+    )
 }
 
 /// A source address no site has.
