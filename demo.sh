@@ -87,18 +87,14 @@ trap 'exit 130' INT TERM HUP
 
 # ---------------------------------------------------------------------------------------------
 step "packages and build"
-need=()
-for pair in ip:iproute2 ping:iputils-ping iperf3:iperf3 curl:curl python3:python3 storescu:dcmtk \
-            mosquitto:mosquitto mosquitto_pub:mosquitto-clients promtool:prometheus; do
-  command -v "${pair%%:*}" > /dev/null || need+=("${pair#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  info "installing Debian packages: ${need[*]}"
-  # The mosquitto and prometheus packages may enable their system services; the demo uses neither:
-  # it runs its own broker inside site B's namespace, and only promtool from prometheus.
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
-    > "$STATE/apt.log" 2>&1 || { tail -n 20 "$STATE/apt.log" >&2; die "apt-get install failed"; }
-fi
+# The demo runs its own broker inside site B's namespace and uses only promtool from prometheus:
+# the packages' own services are kept from starting (scripts/lib/debian.sh).
+# shellcheck source=scripts/lib/debian.sh
+. "$REPO/scripts/lib/debian.sh"
+mapfile -t need < <(missing_debian_packages ip:iproute2 ping:iputils-ping iperf3:iperf3 curl:curl \
+  python3:python3 storescu:dcmtk mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
+  promtool:prometheus)
+install_debian_packages demo.sh "$STATE/apt.log" "${need[@]}"
 command -v cargo > /dev/null || die "cargo not found (sudo resets PATH; try: sudo env PATH=\"\$PATH\" $0)"
 info "cargo build --release: qgw, and qkd-kme-sim with qkd-link's sim feature (a first build takes a few minutes)"
 # Two builds, so that qgw is built as deployed: without the simulator feature of qkd-link.

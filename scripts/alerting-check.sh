@@ -56,29 +56,14 @@ since() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---------------------------------------------------------------------------------------------
 section "packages"
-need=()
-for pair in prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager \
-            amtool:prometheus-alertmanager curl:curl python3:python3; do
-  command -v "${pair%%:*}" > /dev/null || need+=("${pair#*:}")
-done
+# Their services are kept from starting: this check runs its own (scripts/lib/debian.sh).
+# shellcheck source=scripts/lib/debian.sh
+. "$REPO/scripts/lib/debian.sh"
+mapfile -t need < <(missing_debian_packages prometheus:prometheus promtool:prometheus \
+  prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager curl:curl \
+  python3:python3)
 python3 -c 'import yaml' 2> /dev/null || need+=(python3-yaml)
-if [ ${#need[@]} -gt 0 ]; then
-  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-  echo "installing Debian packages: ${need[*]}"
-  # Their maintainer scripts would start the prometheus and alertmanager system services; this
-  # check runs its own, so forbid service starts while installing (policy-rc.d exit 101).
-  policy_rc_created=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    policy_rc_created=1
-  fi
-  rc=0
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
-    > /tmp/qgw-alerting-apt.log 2>&1 || rc=$?
-  [ "$policy_rc_created" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ "$rc" = 0 ] || { tail -n 20 /tmp/qgw-alerting-apt.log >&2; echo "alerting-check: apt-get install failed" >&2; exit 1; }
-fi
+install_debian_packages alerting-check /tmp/qgw-alerting-apt.log "${need[@]}"
 echo "$(prometheus --version 2>&1 | head -n 1); $(prometheus-alertmanager --version 2>&1 | head -n 1)"
 
 tmp=$(mktemp -d /tmp/qgw-alerting-check.XXXXXX)

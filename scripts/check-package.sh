@@ -81,15 +81,11 @@ die() { echo "check-package: $*" >&2; exit 1; }
 # debootstrap for the root; dpkg-shlibdeps (dpkg-dev) for cargo-deb's `$auto` Depends (without
 # it cargo-deb only warns and the package would not depend on libc6); objcopy (binutils) for
 # the dbgsym package. None of them has a service.
-need=()
-for pair in debootstrap:debootstrap dpkg-shlibdeps:dpkg-dev objcopy:binutils; do
-    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-    echo "check-package: installing ${need[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# shellcheck source=scripts/lib/debian.sh
+. "$REPO/scripts/lib/debian.sh"
+mapfile -t need < <(missing_debian_packages debootstrap:debootstrap dpkg-shlibdeps:dpkg-dev \
+    objcopy:binutils)
+install_debian_packages check-package "${TMPDIR:-/tmp}/qgw-check-package-apt.log" "${need[@]}"
 if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
     echo "check-package: cargo install --locked cargo-deb --version $CARGO_DEB_VERSION"
     t=$(date +%s)
@@ -101,7 +97,7 @@ for tool in debootstrap dpkg-deb chroot mount unshare systemd-analyze systemctl;
 done
 
 check "shellcheck scripts/check-package.sh gateway/debian/*" \
-    shellcheck scripts/check-package.sh gateway/debian/postinst gateway/debian/prerm gateway/debian/postrm
+    shellcheck -x scripts/check-package.sh gateway/debian/postinst gateway/debian/prerm gateway/debian/postrm
 
 # --- Build -----------------------------------------------------------------------------------
 

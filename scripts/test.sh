@@ -16,30 +16,13 @@ step "packages"
 # tcpdump (the test that no plaintext crosses the underlay), promtool from prometheus (metrics and
 # rules lint), dcmtk + mosquitto (the demo's DICOM store and MQTT telemetry), shellcheck,
 # keepalived (VRRP between a site's active and standby gateway in the HA namespace test).
-need=()
-for pair in python3:python3 ip:iproute2 ping:iputils-ping iperf3:iperf3 wg:wireguard-tools \
-            wireguard-go:wireguard-go curl:curl tcpdump:tcpdump promtool:prometheus \
-            storescu:dcmtk mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
-            shellcheck:shellcheck systemd-analyze:systemd keepalived:keepalived; do
-  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "missing packages: ${need[*]}; run as root or install them first" >&2
-    exit 1
-  fi
-  # Packages such as prometheus and mosquitto start a system service on install; the suite starts
-  # its own servers, so keep theirs from starting (policy-rc.d exit 101 = "action forbidden").
-  policy_rc_created=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    policy_rc_created=1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
-  if [ "$policy_rc_created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-fi
+# shellcheck source=scripts/lib/debian.sh
+. scripts/lib/debian.sh
+mapfile -t need < <(missing_debian_packages python3:python3 ip:iproute2 ping:iputils-ping \
+  iperf3:iperf3 wg:wireguard-tools wireguard-go:wireguard-go curl:curl tcpdump:tcpdump \
+  promtool:prometheus storescu:dcmtk mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
+  shellcheck:shellcheck systemd-analyze:systemd keepalived:keepalived)
+install_debian_packages test.sh "${TMPDIR:-/tmp}/qgw-test-apt.log" "${need[@]}"
 
 step "format"
 cargo fmt --all -- --check
