@@ -33,59 +33,8 @@ mod sim;
 
 use sim::World;
 
-#[allow(unsafe_code)] // the bench's one `unsafe`: a global allocator that counts live bytes
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-    /// The system allocator, counting the bytes requested and not yet freed (not the
-    /// allocator's own rounding and headers).
-    #[derive(Debug)]
-    pub struct Counting;
-
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            // SAFETY: forwarded unchanged to the system allocator.
-            let p = unsafe { System.alloc(layout) };
-            if !p.is_null() {
-                LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-            }
-            p
-        }
-
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            // SAFETY: forwarded unchanged to the system allocator.
-            let p = unsafe { System.alloc_zeroed(layout) };
-            if !p.is_null() {
-                LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-            }
-            p
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: forwarded unchanged to the system allocator.
-            unsafe { System.dealloc(ptr, layout) };
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            // SAFETY: forwarded unchanged to the system allocator.
-            let p = unsafe { System.realloc(ptr, layout, new_size) };
-            if !p.is_null() {
-                LIVE.fetch_add(new_size, Ordering::Relaxed);
-                LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            }
-            p
-        }
-    }
-
-    /// Bytes allocated and not freed, now.
-    pub fn live() -> usize {
-        LIVE.load(Ordering::Relaxed)
-    }
-}
+#[path = "hub/counting.rs"]
+mod counting;
 
 #[global_allocator]
 static ALLOCATOR: counting::Counting = counting::Counting;
@@ -213,6 +162,11 @@ fn run_logged(w: &mut World, d: Duration) -> HubLog {
 
 /// The hub's crypto work so far, summed over its peers: (signatures, verifications, ML-KEM
 /// operations, KME requests).
+/// What `hub_ops` counted between `before` and `now`, per epoch.
+fn per_epoch(now: [u64; 4], before: [u64; 4], epochs: u64) -> [f64; 4] {
+    std::array::from_fn(|i| (now[i] - before[i]) as f64 / epochs.max(1) as f64)
+}
+
 fn hub_ops(w: &World) -> [u64; 4] {
     let hub = &w.nodes[0].node;
     let mut sum = [0; 4];
@@ -372,13 +326,9 @@ fn main() {
         w.steps - steps,
         wall.elapsed()
     );
-    let ops = hub_ops(&w);
+    let [sign, verify, kem, kme] = per_epoch(hub_ops(&w), ops0, log.epochs);
     println!(
-        "  hub per epoch: {:.2} signatures, {:.2} verifications, {:.2} ML-KEM ops, {:.2} KME requests; keys issued {}",
-        (ops[0] - ops0[0]) as f64 / log.epochs.max(1) as f64,
-        (ops[1] - ops0[1]) as f64 / log.epochs.max(1) as f64,
-        (ops[2] - ops0[2]) as f64 / log.epochs.max(1) as f64,
-        (ops[3] - ops0[3]) as f64 / log.epochs.max(1) as f64,
+        "  hub per epoch: {sign:.2} signatures, {verify:.2} verifications, {kem:.2} ML-KEM ops, {kme:.2} KME requests; keys issued {}",
         w.kmes.issued - issued0
     );
 
@@ -403,15 +353,10 @@ fn main() {
         w.steps - steps,
         wall.elapsed()
     );
-    let ops = hub_ops(&w);
+    let [sign, verify, kem, _] = per_epoch(hub_ops(&w), ops0, epochs);
     println!(
-        "  hub per epoch: {:.2} signatures, {:.2} verifications, {:.2} ML-KEM ops; blocked {}, abandoned {}, rejected {}",
-        (ops[0] - ops0[0]) as f64 / epochs as f64,
-        (ops[1] - ops0[1]) as f64 / epochs as f64,
-        (ops[2] - ops0[2]) as f64 / epochs as f64,
-        log.blocked,
-        log.abandoned,
-        log.rejected
+        "  hub per epoch: {sign:.2} signatures, {verify:.2} verifications, {kem:.2} ML-KEM ops; blocked {}, abandoned {}, rejected {}",
+        log.blocked, log.abandoned, log.rejected
     );
     let keys = w.kmes.issued - issued;
     let per_link_hour = keys as f64 / peers as f64 * 60.0 / minutes as f64;
