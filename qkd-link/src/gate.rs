@@ -8,8 +8,16 @@
 //! which takes any free permit, including the one reserved for urgent requests, which background
 //! fills never hold. So a waiting epoch queues behind other waiting epochs only, never behind
 //! pools that are merely topping up.
+//!
+//! The daemon's gate ([`FetchGate::default`]) widens with the number of pools that join it: at
+//! least [`DEFAULT_MAX_IN_FLIGHT`] requests, one more per [`POOLS_PER_PERMIT`] pools, at most
+//! [`MAX_IN_FLIGHT_CAP`] ([`scaled_in_flight`]). A restart makes every master epoch wait for a
+//! key at once, and the last one waits about pools × latency / permits: with four permits and a
+//! KME answering in ~11 ms that passes the 2 s QKD timeout from ~730 pools
+//! (docs/gateway-decisions.md §11); with the scaled gate 1000 pools are served in ~0.7 s, and the
+//! KME still never sees more than 16 requests at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -17,6 +25,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Requests a hub's pools may have in flight at once (a KME serves a handful of requests in
 /// parallel; a hundred at once only queue at its end and time out).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
+/// The most requests the daemon's gate allows in flight, however many pools join it.
+pub const MAX_IN_FLIGHT_CAP: usize = 16;
+
+/// Pools per request in flight of the daemon's gate, above [`DEFAULT_MAX_IN_FLIGHT`].
+pub const POOLS_PER_PERMIT: usize = 64;
+
+/// Requests in flight of the daemon's gate for `pools` pools:
+/// `clamp(ceil(pools / 64), 4, 16)`, so 4 up to 256 pools, 16 from 961.
+pub fn scaled_in_flight(pools: usize) -> usize {
+    pools
+        .div_ceil(POOLS_PER_PERMIT)
+        .clamp(DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_CAP)
+}
 
 /// Window over which the pools' first fills start. One second: a pool that nobody waits for is
 /// full within about a second of start, and a waiting epoch does not wait for it at all.
@@ -37,12 +59,27 @@ pub struct FetchGate {
     /// The permit reserved for requests an epoch is waiting on.
     urgent: Arc<Semaphore>,
     start_spread: Duration,
+    /// For a scaled gate: pools joined and the current limit; `None` for a fixed limit.
+    scaled: Option<Arc<Mutex<Scaled>>>,
+}
+
+/// The state of a gate that widens with its pools ([`scaled_in_flight`]).
+#[derive(Debug)]
+struct Scaled {
+    pools: usize,
+    limit: usize,
 }
 
 impl Default for FetchGate {
-    /// [`DEFAULT_MAX_IN_FLIGHT`] requests, first fills spread over [`DEFAULT_START_SPREAD`].
+    /// The daemon's gate: [`scaled_in_flight`] requests for the pools that joined (4 at first),
+    /// first fills spread over [`DEFAULT_START_SPREAD`].
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_SPREAD)
+        let mut gate = Self::new(DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_SPREAD);
+        gate.scaled = Some(Arc::new(Mutex::new(Scaled {
+            pools: 0,
+            limit: DEFAULT_MAX_IN_FLIGHT,
+        })));
+        gate
     }
 }
 
@@ -56,6 +93,23 @@ impl FetchGate {
             background: Arc::new(Semaphore::new(max - reserved)),
             urgent: Arc::new(Semaphore::new(reserved)),
             start_spread,
+            scaled: None,
+        }
+    }
+
+    /// A pool joins the gate ([`crate::Prefetcher::spawn_gated`] calls this once per pool): a
+    /// scaled gate widens to [`scaled_in_flight`] of its pools. It never narrows again (pools
+    /// leave only when the daemon stops). A fixed gate ignores it.
+    pub fn join(&self) {
+        let Some(scaled) = &self.scaled else {
+            return;
+        };
+        let mut s = scaled.lock().unwrap_or_else(PoisonError::into_inner);
+        s.pools += 1;
+        let limit = scaled_in_flight(s.pools);
+        if limit > s.limit {
+            self.background.add_permits(limit - s.limit);
+            s.limit = limit;
         }
     }
 
@@ -119,6 +173,41 @@ mod tests {
         assert!(urgent.is_ok(), "the reserved permit");
         let more = tokio::time::timeout(Duration::from_secs(1), gate.urgent()).await;
         assert!(more.is_err(), "never more than three in flight");
+    }
+
+    #[test]
+    fn the_scaled_limit_grows_with_the_pools_and_stops_at_the_cap() {
+        let table = [
+            (0, 4),
+            (1, 4),
+            (100, 4),
+            (256, 4),
+            (257, 5),
+            (300, 5),
+            (1000, 16),
+        ];
+        for (pools, limit) in table {
+            assert_eq!(scaled_in_flight(pools), limit, "{pools} pools");
+        }
+        assert_eq!(scaled_in_flight(usize::MAX), MAX_IN_FLIGHT_CAP);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scaled_gate_widens_as_pools_join_and_a_fixed_one_does_not() {
+        let in_flight = |gate: FetchGate| async move {
+            let mut held = Vec::new();
+            while let Ok(p) = tokio::time::timeout(Duration::from_secs(1), gate.urgent()).await {
+                held.push(p);
+            }
+            held.len()
+        };
+        let (scaled, fixed) = (FetchGate::default(), FetchGate::new(4, Duration::ZERO));
+        for _ in 0..300 {
+            scaled.join();
+            fixed.join();
+        }
+        assert_eq!(in_flight(scaled).await, 5);
+        assert_eq!(in_flight(fixed).await, 4);
     }
 
     #[tokio::test(start_paused = true)]

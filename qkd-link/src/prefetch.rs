@@ -139,6 +139,7 @@ impl Prefetcher {
             reported: AtomicUsize::new(0),
             metrics: Arc::clone(source.metrics()),
         });
+        gate.join();
         let task = tokio::spawn(drive(source, cfg, gate, Arc::clone(&shared)));
         Self { shared, task }
     }

@@ -172,21 +172,7 @@ async fn a_take_cuts_the_start_delay_short() {
 #[tokio::test(start_paused = true)]
 async fn a_restart_with_every_epoch_waiting_serves_them_all_within_the_limit() {
     let kme = CountingKme::new(20);
-    let cfg = PrefetchConfig::for_rotation(slave(), Duration::from_secs(120));
-    let gate = FetchGate::new(4, Duration::from_secs(1));
-    let pools: Vec<Arc<Prefetcher>> = hub(&kme, 100, &cfg, &gate)
-        .into_iter()
-        .map(Arc::new)
-        .collect();
-    let mut takes = tokio::task::JoinSet::new();
-    for pool in &pools {
-        let pool = Arc::clone(pool);
-        takes.spawn(async move { pool.take(Duration::from_secs(2)).await.is_some() });
-    }
-    let mut served = 0;
-    while let Some(got) = takes.join_next().await {
-        served += usize::from(got.unwrap());
-    }
+    let served = restart(&kme, 100, &FetchGate::new(4, Duration::from_secs(1))).await;
     assert_eq!(served, 100, "every waiting epoch gets its key");
     assert!(kme.peak() <= 4, "{} requests in flight at once", kme.peak());
 }
@@ -205,4 +191,48 @@ async fn the_buffer_gauge_counts_every_pool_of_the_client() {
     let dropped = pools.pop().map(|p| p.level() as u64).unwrap();
     assert!(dropped > 0);
     assert_eq!(kme.metrics.snapshot().buffer_level, total(&pools));
+}
+
+/// A restart of a hub with `pools` master peers sharing `gate`: every epoch waits for a key at
+/// once. Returns how many got their key within the daemon's 2 s timeout.
+async fn restart(kme: &Arc<CountingKme>, pools: usize, gate: &FetchGate) -> usize {
+    let cfg = PrefetchConfig::for_rotation(slave(), Duration::from_secs(120));
+    let pools: Vec<Arc<Prefetcher>> = hub(kme, pools, &cfg, gate)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let mut takes = tokio::task::JoinSet::new();
+    for pool in &pools {
+        let pool = Arc::clone(pool);
+        takes.spawn(async move { pool.take(Duration::from_secs(2)).await.is_some() });
+    }
+    let mut served = 0;
+    while let Some(got) = takes.join_next().await {
+        served += usize::from(got.unwrap());
+    }
+    served
+}
+
+/// [`restart`] on the daemon's gate (`FetchGate::default`) against a KME answering in
+/// `latency_ms`: (epochs served, most requests in flight at once).
+async fn restart_on_the_default_gate(pools: usize, latency_ms: u64) -> (usize, usize) {
+    let kme = CountingKme::new(latency_ms);
+    let served = restart(&kme, pools, &FetchGate::default()).await;
+    (served, kme.peak())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_of_a_thousand_peers_is_served_within_the_qkd_timeout() {
+    // 11 ms: the mean of a LAN KME's 2-20 ms (the hub bench's KME). Four in flight serve
+    // ~360 keys/s, so the last of 1000 waiting epochs would wait ~2.75 s and time out.
+    let (served, peak) = restart_on_the_default_gate(1000, 11).await;
+    assert_eq!(served, 1000, "every waiting epoch gets its key within 2 s");
+    assert!(peak <= 16, "{peak} requests in flight at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_of_a_hundred_peers_keeps_four_in_flight() {
+    let (served, peak) = restart_on_the_default_gate(100, 11).await;
+    assert_eq!(served, 100);
+    assert!(peak <= 4, "{peak} requests in flight at once");
 }
