@@ -39,8 +39,8 @@ pub struct Validated {
     pub listen_port: u16,
     /// The node: static key, peers, protocol settings.
     pub node: NodeConfig,
-    /// This site's KME client (ETSI 014 over mutual TLS), if any peer uses QKD.
-    pub kme: Option<qkd_link::ClientConfig>,
+    /// This site's KMEs (ETSI 014 over mutual TLS, one client each), in `qkd:` order.
+    pub kmes: Vec<crate::config_hybrid::SiteKme>,
     /// Serve the wg UAPI.
     pub uapi: bool,
     /// Use TUN and UDP segmentation offloads where the kernel has them.
@@ -285,9 +285,9 @@ impl Config {
                 hybrid,
             });
         }
-        let (signing_key, kme) = match hybrid_site {
-            Some(site) => (Some(site.signing_key), site.kme),
-            None => (None, None),
+        let (signing_key, kmes) = match hybrid_site {
+            Some(site) => (Some(site.signing_key), site.kmes),
+            None => (None, Vec::new()),
         };
         let node = NodeConfig {
             private_key,
@@ -303,7 +303,7 @@ impl Config {
             addresses,
             listen_port: i.listen_port,
             node,
-            kme,
+            kmes,
             uapi: i.uapi,
             offload: i.offload,
             threads,

@@ -1,20 +1,19 @@
 //! The hybrid key agreement's part of the configuration (docs/protocol.md §2, §8; every key in
-//! `configs/README.md`): the site's ML-DSA-65 key, its KME (ETSI 014 over mutual TLS), and per
-//! peer `hybrid: on`, the peer's ML-DSA-65 public key, `qkd: {peer_sae_id, policy, role}` and
-//! `rekey_after_seconds`.
+//! `configs/README.md`): the site's ML-DSA-65 key, its KMEs (ETSI 014 over mutual TLS,
+//! [`crate::config_hybrid_kme`]), and per peer `hybrid: on`, the peer's ML-DSA-65 public key,
+//! `qkd: {peer_sae_id | sources, policy, require, role}` and `rekey_after_seconds`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use keymix::mldsa::{SigningKey, VerifyingKey};
-use qkd_link::{ClientConfig, SaeId};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::config::ConfigError;
-use crate::hybrid::constants::{KME_ATTEMPTS, KME_CONNECT_TIMEOUT, KME_REQUEST_TIMEOUT};
-use crate::hybrid::{QkdPolicy, Role};
+use crate::config_hybrid_kme::{PeerSourceFields, validate_kmes, validate_sources};
+use crate::hybrid::{QkdPolicy, Require, Role};
 
 /// Allowed `rekey_after_seconds` (docs/protocol.md §8).
 pub const REKEY_AFTER_RANGE: std::ops::RangeInclusive<u64> = 5..=165;
@@ -56,30 +55,20 @@ pub fn check_mtu(
     }
 }
 
-/// Top-level `qkd:`: this site's KME.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KmeConfig {
-    /// `https://host:port` of the KME.
-    pub kme_url: Spanned<String>,
-    /// This gateway's SAE ID (must match its client certificate).
-    pub sae_id: Spanned<String>,
-    /// CA bundle that signs the KME's certificate.
-    pub ca_file: PathBuf,
-    /// Client certificate (PEM).
-    pub cert_file: PathBuf,
-    /// Client private key (PEM; must not be group/world readable).
-    pub key_file: PathBuf,
-}
+pub use crate::config_hybrid_kme::{KmeConfig, QkdSource, SiteKme};
 
 /// `peers[].qkd:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerQkdConfig {
-    /// The peer gateway's SAE ID at its own KME.
+    /// The peer gateway's SAE ID at this site's only KME (the one-source form).
     pub peer_sae_id: Option<Spanned<String>>,
     /// `required`, `preferred` or `off`.
     pub policy: Spanned<PolicyName>,
+    /// `all` or `any`: how many `sources` an epoch needs under `required` (default all).
+    pub require: Option<Spanned<crate::config_hybrid_kme::RequireName>>,
+    /// 1–4 `{kme, peer_sae_id}`, in the order both gateways list them.
+    pub sources: Option<Spanned<Vec<crate::config_hybrid_kme::SourceConfig>>>,
     /// `master` or `slave`; default: the side with the lower X25519 public key is master.
     pub role: Option<Spanned<RoleName>>,
 }
@@ -115,8 +104,10 @@ pub struct HybridPeerSpec {
     pub role: Role,
     /// QKD policy.
     pub policy: QkdPolicy,
-    /// The peer's SAE ID (`None` with policy off).
-    pub peer_sae_id: Option<SaeId>,
+    /// The peer's QKD sources, in order (empty with policy off and none named).
+    pub sources: Vec<QkdSource>,
+    /// `qkd.require`.
+    pub require: Require,
     /// New epoch after this.
     pub rekey_after: Duration,
 }
@@ -126,8 +117,8 @@ pub struct HybridPeerSpec {
 pub struct HybridSite {
     /// This site's ML-DSA-65 key.
     pub signing_key: Arc<SigningKey>,
-    /// The KME client configuration, if any peer uses QKD.
-    pub kme: Option<ClientConfig>,
+    /// This site's KMEs (top-level `qkd:`), in order; empty without one.
+    pub kmes: Vec<SiteKme>,
 }
 
 /// The raw per-peer hybrid fields, as parsed.
@@ -149,7 +140,8 @@ pub struct PeerFields<'a> {
     pub keys: ([u8; 32], [u8; 32]),
 }
 
-fn fail<T>(
+/// A [`ConfigError`] naming the file, line, field and problem.
+pub(crate) fn fail<T>(
     path: &Path,
     line: u64,
     field: &str,
@@ -205,38 +197,24 @@ pub fn validate_peer(
             e,
         )
     })?;
-    let (policy, peer_sae_id, role) = match f.qkd {
-        None => (QkdPolicy::Off, None, None),
+    let (policy, sources, require, role) = match f.qkd {
+        None => (QkdPolicy::Off, Vec::new(), Require::All, None),
         Some(q) => {
             let policy = match q.policy.value {
                 PolicyName::Required => QkdPolicy::Required,
                 PolicyName::Preferred => QkdPolicy::Preferred,
                 PolicyName::Off => QkdPolicy::Off,
             };
-            let sae =
-                match (&q.peer_sae_id, policy) {
-                    (Some(s), _) => Some(SaeId::new(s.value.as_str()).or_else(|e| {
-                        fail(path, s.referenced.line(), &field("qkd.peer_sae_id"), e)
-                    })?),
-                    (None, QkdPolicy::Off) => None,
-                    (None, _) => {
-                        return fail(
-                            path,
-                            q.policy.referenced.line(),
-                            &field("qkd.peer_sae_id"),
-                            "required unless policy is off",
-                        );
-                    }
-                };
-            if policy != QkdPolicy::Off && site.kme.is_none() {
-                return fail(
-                    path,
-                    q.policy.referenced.line(),
-                    &field("qkd.policy"),
-                    "needs the top-level `qkd:` block (this site's KME)",
-                );
-            }
-            (policy, sae, q.role.as_ref().map(|r| r.value))
+            let fields = PeerSourceFields {
+                prefix: &f.prefix,
+                line: q.policy.referenced.line(),
+                policy,
+                peer_sae_id: q.peer_sae_id.as_ref(),
+                sources: q.sources.as_ref(),
+                require: q.require.as_ref(),
+            };
+            let (sources, require) = validate_sources(path, &fields, &site.kmes)?;
+            (policy, sources, require, q.role.as_ref().map(|r| r.value))
         }
     };
     let role = match role {
@@ -261,7 +239,8 @@ pub fn validate_peer(
         verifying_key,
         role,
         policy,
-        peer_sae_id,
+        sources,
+        require,
         rekey_after,
     }))
 }
@@ -270,13 +249,13 @@ pub fn validate_peer(
 pub fn validate_site(
     path: &Path,
     mldsa_private_key_file: Option<&Spanned<PathBuf>>,
-    kme: Option<&KmeConfig>,
+    kme: Option<&Spanned<KmeConfig>>,
 ) -> Result<Option<HybridSite>, ConfigError> {
     let Some(file) = mldsa_private_key_file else {
         if let Some(k) = kme {
             return fail(
                 path,
-                k.kme_url.referenced.line(),
+                k.referenced.line(),
                 "qkd",
                 "needs interface.mldsa_private_key_file (QKD is only used by hybrid peers)",
             );
@@ -286,40 +265,13 @@ pub fn validate_site(
     let line = file.referenced.line();
     let signing_key = crate::keyfile::load_mldsa_private(&file.value)
         .or_else(|e| fail(path, line, "interface.mldsa_private_key_file", e))?;
-    let kme = match kme {
-        None => None,
-        Some(k) => {
-            let sae = SaeId::new(k.sae_id.value.as_str())
-                .or_else(|e| fail(path, k.sae_id.referenced.line(), "qkd.sae_id", e))?;
-            let url = &k.kme_url.value;
-            if !url.starts_with("https://") {
-                return fail(
-                    path,
-                    k.kme_url.referenced.line(),
-                    "qkd.kme_url",
-                    "must be https:// (ETSI 014 requires TLS)",
-                );
-            }
-            let base = path.parent().unwrap_or(Path::new("."));
-            let mut cfg = ClientConfig::new(
-                url.clone(),
-                sae,
-                base.join(&k.ca_file),
-                base.join(&k.cert_file),
-                base.join(&k.key_file),
-            );
-            // Every KME call must fit the exchange's QKD budget (protocol.md §6.1 step 2).
-            cfg.connect_timeout_ms = KME_CONNECT_TIMEOUT.as_millis() as u64;
-            cfg.request_timeout_ms = KME_REQUEST_TIMEOUT.as_millis() as u64;
-            cfg.retry.max_attempts = KME_ATTEMPTS;
-            cfg.validate(&path.display().to_string())
-                .or_else(|e| fail(path, k.kme_url.referenced.line(), "qkd", e))?;
-            Some(cfg)
-        }
+    let kmes = match kme {
+        None => Vec::new(),
+        Some(k) => validate_kmes(path, k.referenced.line(), &k.value)?,
     };
     Ok(Some(HybridSite {
         signing_key: Arc::new(signing_key),
-        kme,
+        kmes,
     }))
 }
 

@@ -55,7 +55,8 @@ fn a_hybrid_peer_with_required_qkd_validates() {
     let h = v.node.peers[0].hybrid.as_ref().expect("hybrid peer");
     assert_eq!(h.policy, QkdPolicy::Required);
     assert_eq!(h.rekey_after.as_secs(), 5);
-    assert_eq!(h.peer_sae_id.as_ref().map(|s| s.as_str()), Some("SAE_B"));
+    let sae: Vec<_> = h.sources.iter().map(|s| s.peer_sae_id.as_str()).collect();
+    assert_eq!(sae, ["SAE_B"]);
     // Default role: the lower X25519 public key is master.
     let ours = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(
         crate::config::parse_key(KEY_A).unwrap(),
@@ -70,10 +71,10 @@ fn a_hybrid_peer_with_required_qkd_validates() {
             Role::Slave
         }
     );
-    assert!(v.node.signing_key.is_some() && v.kme.is_some());
+    assert!(v.node.signing_key.is_some() && v.kmes.len() == 1);
     // Every KME call fits the exchange's budget: a connect failure is retried once, a request
     // that may have reached the KME is not (qkd-link), and one attempt ends well before it.
-    let kme = v.kme.as_ref().unwrap();
+    let kme = &v.kmes[0].client;
     let budget = crate::hybrid::constants::QKD_TIMEOUT.as_millis() as u64;
     let connect_retry = kme.retry.backoff(0, u64::MAX).as_millis() as u64;
     assert!(

@@ -19,8 +19,8 @@ pub struct Config {
     pub peers: Vec<PeerConfig>,
     /// Metrics endpoint.
     pub metrics: Option<MetricsConfig>,
-    /// This site's KME (ETSI GS QKD 014 over mutual TLS), for hybrid peers with QKD.
-    pub qkd: Option<crate::config_hybrid::KmeConfig>,
+    /// This site's KME or KMEs (ETSI GS QKD 014 over mutual TLS), for hybrid peers with QKD.
+    pub qkd: Option<Spanned<crate::config_hybrid::KmeConfig>>,
     /// The tamper-evident audit trail (docs/audit.md).
     pub audit: Option<crate::config_audit::AuditConfig>,
 }
@@ -116,7 +116,7 @@ pub struct PeerConfig {
     pub hybrid: Hybrid,
     /// The peer's ML-DSA-65 public key (`qgw pubkey --mldsa`), with `hybrid: on`.
     pub mldsa_public_key_file: Option<Spanned<PathBuf>>,
-    /// `{peer_sae_id, policy, role}`, with `hybrid: on`.
+    /// `{peer_sae_id | sources, policy, require, role}`, with `hybrid: on`.
     pub qkd: Option<crate::config_hybrid::PeerQkdConfig>,
     /// Seconds between epochs (5-165, default 120), with `hybrid: on`.
     pub rekey_after_seconds: Option<Spanned<u64>>,

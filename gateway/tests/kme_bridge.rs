@@ -3,15 +3,17 @@
 //! bytes, the key is gone afterwards, and an unknown ID is a `NotFound` — all without blocking the
 //! caller, which only polls the wake-up descriptor (as the packet thread does). A site that asks
 //! its KME nothing (no request submitted) still follows its reachability through its status probe.
+//! A bridge with two KMEs (docs/protocol.md §6.3) sends each request to the KME it names and keeps
+//! each KME's counters apart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod netns;
 
 use std::time::{Duration, Instant};
 
-use gateway::daemon::{KmeBridge, Probe};
+use gateway::daemon::{KmeBridge, KmeSetup, Probe};
 use gateway::hybrid::{QkdFailure, RequestId};
-use gateway::node::{KmeOp, KmeReply, KmeRequest, PeerId, Prefetched};
+use gateway::node::{KmeId, KmeOp, KmeReply, KmeRequest, PeerId, Prefetched};
 use netns::kme::{Kmes, start_sim, write_pki};
 use qkd_link::{ClientConfig, FetchGate, PrefetchConfig, RetryPolicy, SaeId};
 
@@ -26,6 +28,25 @@ const LOOPBACK: Kmes = Kmes {
 
 fn sae(s: &str) -> SaeId {
     SaeId::new(s).expect("valid SAE ID")
+}
+
+/// A client of `kme` in the simulator `sim` as SAE `id`, with the certificate `file`, no retries.
+fn client_config(
+    sim: &netns::kme::Sim,
+    dir: &std::path::Path,
+    file: &str,
+    id: &str,
+    kme: &str,
+) -> ClientConfig {
+    let mut cfg = ClientConfig::new(
+        sim.kme_url(kme),
+        sae(id),
+        dir.join("ca.pem"),
+        dir.join(format!("{file}.pem")),
+        dir.join(format!("{file}.key")),
+    );
+    cfg.retry = RetryPolicy::none();
+    cfg
 }
 
 /// Waits (bounded) for one result, polling the wake-up descriptor as the event loop does.
@@ -49,17 +70,7 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_pki(dir.path());
     let sim = start_sim(None, &LOOPBACK, dir.path());
-    let client = |file: &str, id: &str, kme: &str| {
-        let mut cfg = ClientConfig::new(
-            sim.kme_url(kme),
-            sae(id),
-            dir.path().join("ca.pem"),
-            dir.path().join(format!("{file}.pem")),
-            dir.path().join(format!("{file}.key")),
-        );
-        cfg.retry = RetryPolicy::none();
-        cfg
-    };
+    let client = |file: &str, id: &str, kme: &str| client_config(&sim, dir.path(), file, id, kme);
     let timeout = Duration::from_secs(2);
     let master = KmeBridge::start(
         client("sae_a", "SAE_A", "KME_A"),
@@ -81,6 +92,7 @@ fn master_and_slave_get_the_same_key_once_through_the_bridge() {
     let request = |peer, id, op| KmeRequest {
         peer: PeerId::new(peer),
         id: RequestId(id),
+        kme: KmeId::FIRST,
         op,
     };
     let fetch = KmeOp::Fetch {
@@ -173,4 +185,59 @@ fn an_idle_site_probes_its_kme_without_spending_keys() {
     );
     sim.stop_and_join();
     reachable_after(&slave, false, made + 1);
+}
+
+#[test]
+fn a_bridge_with_two_kmes_asks_the_kme_each_request_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_pki(dir.path());
+    let sim = start_sim(None, &LOOPBACK, dir.path());
+    let setup = |name: &str, file: &str, id: &str, kme: &str, slave: Option<&str>| KmeSetup {
+        name: name.to_owned(),
+        config: client_config(&sim, dir.path(), file, id, kme),
+        masters_for: slave
+            .map(|s| PrefetchConfig::new(sae(s)))
+            .into_iter()
+            .collect(),
+        gate: FetchGate::default(),
+        probe: None,
+    };
+    // One process holding both ends' clients: KME 0 is A's, KME 1 is B's.
+    let kmes = vec![
+        setup("east", "sae_a", "SAE_A", "KME_A", Some("SAE_B")),
+        setup("west", "sae_b", "SAE_B", "KME_B", None),
+    ];
+    let bridge = KmeBridge::start_many(kmes, Duration::from_secs(2)).expect("bridge");
+    let west = KmeId::new(1).expect("a second KME");
+    let request = |id, kme, op| KmeRequest {
+        peer: PeerId::new(0),
+        id: RequestId(id),
+        kme,
+        op,
+    };
+    let fetch = KmeOp::Fetch {
+        slave: sae("SAE_B"),
+        prefetched: Prefetched::Use,
+    };
+    bridge.submit(request(1, KmeId::FIRST, fetch));
+    let fetched = wait(&bridge).result.expect("a key from east's pool");
+    let resolve = KmeOp::Resolve {
+        master: sae("SAE_A"),
+        key_ids: fetched.key_ids().to_vec(),
+    };
+    bridge.submit(request(2, west, resolve));
+    let resolved = wait(&bridge).result.expect("the same key from west");
+    assert!(resolved.key().ct_eq(fetched.key()), "equal bytes");
+    let names: Vec<_> = bridge
+        .all_metrics()
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(names, ["east", "west"]);
+    let [(_, east), (_, west)] = bridge.all_metrics() else {
+        panic!("two KMEs");
+    };
+    assert!(east.snapshot().keys_fetched >= 1, "east fetched");
+    assert_eq!(west.snapshot().keys_fetched, 1, "west resolved one key");
+    drop((bridge, sim));
 }

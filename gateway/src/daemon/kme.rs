@@ -1,7 +1,8 @@
-//! The KME thread: the bridge between the packet thread and the asynchronous ETSI GS QKD 014 client
-//! (qkd-link). One thread runs a tokio runtime with the KME client and, for every peer this site
-//! is master of, a prefetch pool; the pools share one [`FetchGate`] (a few requests in flight at
-//! once, first fills spread over a second, docs/protocol.md §7). The node's [`KmeRequest`]s go in over a channel; [`KmeReply`]s
+//! The KME thread: the bridge between the packet thread and the asynchronous ETSI GS QKD 014 clients
+//! (qkd-link). One thread runs a tokio runtime with a client per KME of this site (docs/protocol.md
+//! §6.3) and, for every peer and source this site is master of, a prefetch pool; a KME's pools
+//! share its [`FetchGate`] (a few requests in flight at once, first fills spread over a second,
+//! docs/protocol.md §7). The node's [`KmeRequest`]s go in over a channel; [`KmeReply`]s
 //! come back over a channel and a byte on a socket pair the packet loop polls. So a KME call never
 //! runs on the packet path, and a slow or dead KME delays only the next epoch (docs/protocol.md §7).
 
@@ -46,20 +47,41 @@ pub struct Probe {
     pub every: Duration,
 }
 
+/// One KME of this site, as the thread runs it.
+#[derive(Debug)]
+pub struct KmeSetup {
+    /// Its name (`kme` with the single-KME form): the `kme` label of its metrics.
+    pub name: String,
+    /// Its mutual-TLS client configuration.
+    pub config: ClientConfig,
+    /// A prefetch pool per slave SAE this site is master of through this KME.
+    pub masters_for: Vec<PrefetchConfig>,
+    /// What its pools' fetches wait for.
+    pub gate: FetchGate,
+    /// Its liveness probe, if any.
+    pub probe: Option<Probe>,
+}
+
 /// The running KME thread.
 #[derive(Debug)]
 pub struct KmeBridge {
     jobs: Option<mpsc::UnboundedSender<KmeRequest>>,
     results: std_mpsc::Receiver<KmeReply>,
     wake: UnixStream,
-    metrics: Arc<Metrics>,
+    metrics: Vec<(String, Arc<Metrics>)>,
+    /// The first KME's counters.
+    first: Arc<Metrics>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// A KME's client and its prefetch pools (by slave SAE).
+struct Kme {
+    client: Arc<KmeClient>,
+    pools: HashMap<SaeId, Prefetcher>,
+}
+
 impl KmeBridge {
-    /// Starts the thread: builds the mutual-TLS client (which reads and checks the PEM files, so
-    /// a bad key file fails here, before the tunnel starts), a prefetch pool per `masters_for`
-    /// (one per slave, each sized by its caller, all behind `gate`) and the `probe`, if any.
+    /// Starts the thread with one KME ([`crate::node::KmeId::FIRST`], named `kme`): see [`Self::start_many`].
     pub fn start(
         config: ClientConfig,
         masters_for: Vec<PrefetchConfig>,
@@ -67,10 +89,34 @@ impl KmeBridge {
         probe: Option<Probe>,
         timeout: Duration,
     ) -> Result<Self, BridgeError> {
-        let metrics = Arc::new(Metrics::default());
-        let client = Arc::new(
-            KmeClient::with_metrics(config, Arc::clone(&metrics)).map_err(BridgeError::Client)?,
-        );
+        let kme = KmeSetup {
+            name: crate::config_hybrid_kme::DEFAULT_KME_NAME.to_owned(),
+            config,
+            masters_for,
+            gate,
+            probe,
+        };
+        Self::start_many(vec![kme], timeout)
+    }
+
+    /// Starts the thread: builds each KME's mutual-TLS client (which reads and checks the PEM
+    /// files, so a bad key file fails here, before the tunnel starts), its prefetch pools (one
+    /// per slave, each sized by its caller, all behind its gate) and its probe, if any. A
+    /// request's [`crate::node::KmeId`] is its position in `kmes`.
+    pub fn start_many(kmes: Vec<KmeSetup>, timeout: Duration) -> Result<Self, BridgeError> {
+        let mut metrics = Vec::with_capacity(kmes.len());
+        let mut setups = Vec::with_capacity(kmes.len());
+        for kme in kmes {
+            let m = Arc::new(Metrics::default());
+            let client =
+                KmeClient::with_metrics(kme.config, Arc::clone(&m)).map_err(BridgeError::Client)?;
+            metrics.push((kme.name, m));
+            setups.push((Arc::new(client), kme.masters_for, kme.gate, kme.probe));
+        }
+        let Some(first) = metrics.first().map(|(_, m)| Arc::clone(m)) else {
+            let none = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no KME");
+            return Err(BridgeError::Io(none));
+        };
         let (wake_write, wake) = UnixStream::pair().map_err(BridgeError::Io)?;
         wake.set_nonblocking(true).map_err(BridgeError::Io)?;
         let (jobs, mut job_rx) = mpsc::unbounded_channel::<KmeRequest>();
@@ -83,30 +129,35 @@ impl KmeBridge {
             .name("qgw-kme".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let pools: Arc<HashMap<SaeId, Prefetcher>> = Arc::new(
-                        masters_for
-                            .into_iter()
-                            .map(|cfg| {
-                                let slave = cfg.slave.clone();
-                                let pool =
-                                    Prefetcher::spawn_gated(Arc::clone(&client), cfg, gate.clone());
-                                (slave, pool)
+                    let kmes: Arc<Vec<Kme>> = Arc::new(
+                        (setups.into_iter())
+                            .map(|(client, masters_for, gate, probe)| {
+                                if let Some(probe) = probe {
+                                    tokio::spawn(watch(Arc::clone(&client), probe, timeout));
+                                }
+                                let pools = (masters_for.into_iter())
+                                    .map(|cfg| {
+                                        let slave = cfg.slave.clone();
+                                        let c = Arc::clone(&client);
+                                        (slave, Prefetcher::spawn_gated(c, cfg, gate.clone()))
+                                    })
+                                    .collect();
+                                Kme { client, pools }
                             })
                             .collect(),
                     );
-                    if let Some(probe) = probe {
-                        tokio::spawn(watch(Arc::clone(&client), probe, timeout));
-                    }
                     let wake_write = Arc::new(std::sync::Mutex::new(wake_write));
                     while let Some(job) = job_rx.recv().await {
-                        let (client, pools, tx, wake) = (
-                            Arc::clone(&client),
-                            Arc::clone(&pools),
+                        let (kmes, tx, wake) = (
+                            Arc::clone(&kmes),
                             result_tx.clone(),
                             Arc::clone(&wake_write),
                         );
                         tokio::spawn(async move {
-                            let result = run(&client, &pools, job, timeout).await;
+                            let result = match kmes.get(job.kme.index()) {
+                                Some(kme) => run(kme, job, timeout).await,
+                                None => job.reply(Err(QkdFailure::Unavailable)),
+                            };
                             if tx.send(result).is_ok() {
                                 let mut w = wake.lock().unwrap_or_else(|p| p.into_inner());
                                 // A full socket buffer already wakes the loop; the byte is only a signal.
@@ -122,6 +173,7 @@ impl KmeBridge {
             results,
             wake,
             metrics,
+            first,
             thread: Some(thread),
         })
     }
@@ -145,8 +197,13 @@ impl KmeBridge {
         self.results.try_iter().collect()
     }
 
-    /// The client's counters (keys, bytes, errors, latency, buffer level, reachability).
+    /// The first KME's counters (keys, bytes, errors, latency, buffer level, reachability).
     pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.first
+    }
+
+    /// Every KME's name and counters, in [`crate::node::KmeId`] order.
+    pub fn all_metrics(&self) -> &[(String, Arc<Metrics>)] {
         &self.metrics
     }
 }
@@ -160,14 +217,10 @@ impl Drop for KmeBridge {
     }
 }
 
-async fn run(
-    client: &KmeClient,
-    pools: &HashMap<SaeId, Prefetcher>,
-    request: KmeRequest,
-    timeout: Duration,
-) -> KmeReply {
+async fn run(kme: &Kme, request: KmeRequest, timeout: Duration) -> KmeReply {
+    let client = &kme.client;
     let result = match &request.op {
-        KmeOp::Fetch { slave, prefetched } => match pools.get(slave) {
+        KmeOp::Fetch { slave, prefetched } => match kme.pools.get(slave) {
             Some(pool) => {
                 if *prefetched == Prefetched::Discard {
                     pool.discard();

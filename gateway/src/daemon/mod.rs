@@ -36,14 +36,15 @@ use tracing::{info, warn};
 
 use self::audit::AuditThread;
 use self::control::{ControlThread, Listeners, Published, Shared};
-pub use self::kme::{BridgeError, KmeBridge, Probe};
+pub use self::kme::{BridgeError, KmeBridge, KmeSetup, Probe};
 use self::packets::PacketLoop;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::Validated;
+use crate::config_hybrid::{HybridPeerSpec, QkdSource};
 use crate::hybrid::{QkdPolicy, Role};
 use crate::io::notify::Notifier;
 use crate::io::tun::Tun;
-use crate::node::{Node, NodeConfig, Randomness};
+use crate::node::{KmeId, Node, NodeConfig, Randomness};
 use crate::proto::tai64n::WallClock;
 
 /// Longest wait for one KME answer (docs/protocol.md §7).
@@ -169,39 +170,49 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
     result
 }
 
-/// Starts the KME thread, if any peer uses QKD. A client that cannot load its certificates or
-/// key stops the daemon here, before it touches the network.
+/// Starts the KME thread, if this site has a KME: a client per KME, each with the prefetch
+/// pools of the peers this site is master of through it and a probe (docs/protocol.md §6.3). A
+/// client that cannot load its certificates or key stops the daemon here, before it touches the
+/// network.
 fn start_kme(cfg: &Validated) -> anyhow::Result<Option<KmeBridge>> {
-    let Some(client) = &cfg.kme else {
+    if cfg.kmes.is_empty() {
         return Ok(None);
-    };
-    let masters_for = master_pools(&cfg.node);
-    let probe = (cfg.node.peers.iter())
-        .filter_map(|p| p.hybrid.as_ref())
-        .filter(|h| h.policy != QkdPolicy::Off)
-        .find_map(|h| h.peer_sae_id.clone())
-        .map(|peer| Probe {
-            peer,
-            every: KME_PROBE_EVERY,
-        });
-    Ok(Some(KmeBridge::start(
-        client.clone(),
-        masters_for,
-        FetchGate::default(),
-        probe,
-        KME_TIMEOUT,
-    )?))
+    }
+    let kmes = (cfg.kmes.iter().enumerate())
+        .map(|(i, kme)| {
+            let id = KmeId::new(i);
+            let probe = (qkd_sources(&cfg.node))
+                .find(|(_, s)| Some(s.kme) == id)
+                .map(|(_, s)| Probe {
+                    peer: s.peer_sae_id.clone(),
+                    every: KME_PROBE_EVERY,
+                });
+            KmeSetup {
+                name: kme.name.clone(),
+                config: kme.client.clone(),
+                masters_for: id.map(|id| master_pools(&cfg.node, id)).unwrap_or_default(),
+                gate: FetchGate::default(),
+                probe,
+            }
+        })
+        .collect();
+    Ok(Some(KmeBridge::start_many(kmes, KME_TIMEOUT)?))
 }
 
-/// A prefetch pool for every peer this site is QKD master of, sized from the peer's rotation.
-fn master_pools(node: &NodeConfig) -> Vec<PrefetchConfig> {
+/// Every QKD source of every hybrid peer that uses QKD, with its peer's settings.
+fn qkd_sources(node: &NodeConfig) -> impl Iterator<Item = (&HybridPeerSpec, &QkdSource)> {
     (node.peers.iter())
         .filter_map(|p| p.hybrid.as_ref())
-        .filter(|h| h.role == Role::Master && h.policy != QkdPolicy::Off)
-        .filter_map(|h| {
-            let slave = h.peer_sae_id.clone()?;
-            Some(PrefetchConfig::for_rotation(slave, h.rekey_after))
-        })
+        .filter(|h| h.policy != QkdPolicy::Off)
+        .flat_map(|h| h.sources.iter().map(move |s| (h, s)))
+}
+
+/// A prefetch pool for every peer and source this site is QKD master of through `kme`, sized
+/// from the peer's rotation.
+fn master_pools(node: &NodeConfig, kme: KmeId) -> Vec<PrefetchConfig> {
+    qkd_sources(node)
+        .filter(|(h, s)| h.role == Role::Master && s.kme == kme)
+        .map(|(h, s)| PrefetchConfig::for_rotation(s.peer_sae_id.clone(), h.rekey_after))
         .collect()
 }
 
@@ -267,7 +278,7 @@ mod tests {
                 link(5, Role::Master, QkdPolicy::Off, 10),
             ],
         );
-        let pools = master_pools(&node);
+        let pools = master_pools(&node, KmeId::FIRST);
         let sized: Vec<_> = pools
             .iter()
             .map(|c| (c.slave.clone(), c.capacity))

@@ -7,11 +7,14 @@ use keymix::mlkem::{CIPHERTEXT_LEN, Ciphertext, ENCAPSULATION_KEY_LEN, Encapsula
 use keymix::{KeyId, KeySources, PeerIdentity, labels};
 use sha2::{Digest, Sha256};
 
-use super::HybridDrop;
 use super::constants::{KEY_ID_LEN, MAX_KEY_IDS};
+use super::{HybridDrop, SourceIndex};
 
 /// `flags` bit 0 of an Init: derive from the genesis chain key (§5.1, §9).
 const FLAG_GENESIS: u8 = 0x01;
+/// `flags` bit 1 of an Init: every key-ID entry starts with its source index (§5.1, §6.3). Only
+/// with key IDs; without it, every key ID is the first source's and the layout is version 1's.
+const FLAG_SOURCE_TAGGED: u8 = 0x02;
 
 /// §5.1. `sig` covers `T_I`.
 #[derive(Debug)]
@@ -30,6 +33,9 @@ pub struct Init {
     pub ek: EncapsulationKey,
     /// QKD key IDs from the master's `enc_keys` (empty without QKD).
     pub key_ids: Vec<KeyId>,
+    /// The source of each key ID, when tagged (`FLAG_SOURCE_TAGGED`): as many as `key_ids`, in
+    /// non-decreasing order. `None`: all are the first source's.
+    pub tags: Option<Vec<SourceIndex>>,
 }
 
 /// §5.2. `sig` covers `T_R`.
@@ -104,21 +110,39 @@ pub struct Reject {
 impl Init {
     /// The signed part of the body (everything before `sig_I`).
     pub fn encode_unsigned(&self) -> Vec<u8> {
-        let ids = self.key_ids.len() * (1 + KEY_ID_LEN);
+        let ids = self.key_ids.len() * (2 + KEY_ID_LEN);
         let mut out = Vec::with_capacity(1223 + ids + SIGNATURE_LEN);
         out.extend_from_slice(&self.epoch.to_le_bytes());
-        out.push(if self.genesis { FLAG_GENESIS } else { 0 });
+        let tagged = if self.tags.is_some() {
+            FLAG_SOURCE_TAGGED
+        } else {
+            0
+        };
+        out.push(if self.genesis { FLAG_GENESIS } else { 0 } | tagged);
         out.push(self.sources.bits());
         out.extend_from_slice(&self.timestamp);
         out.extend_from_slice(&self.chain_tag);
         out.extend_from_slice(self.ek.as_bytes());
         out.push(u8::try_from(self.key_ids.len()).unwrap_or(u8::MAX));
-        for id in &self.key_ids {
+        for (n, id) in self.key_ids.iter().enumerate() {
+            if let Some(tags) = &self.tags {
+                out.push(tags.get(n).map_or(u8::MAX, |t| t.byte()));
+            }
             let text = id.text();
             out.push(u8::try_from(text.as_bytes().len()).unwrap_or(u8::MAX));
             out.extend_from_slice(text.as_bytes());
         }
         out
+    }
+
+    /// Each key ID with its source, in order (untagged: all the first source's).
+    pub fn sourced_key_ids(&self) -> impl Iterator<Item = (SourceIndex, KeyId)> + '_ {
+        let tag = |n: usize| {
+            (self.tags.as_ref()).map_or(SourceIndex::FIRST, |t| {
+                t.get(n).copied().unwrap_or(SourceIndex::FIRST)
+            })
+        };
+        (self.key_ids.iter().enumerate()).map(move |(n, id)| (tag(n), *id))
     }
 
     /// The timestamp of an Init whose body starts with `prefix` (its first fragment is enough),
@@ -133,20 +157,29 @@ impl Init {
         let mut r = Reader(unsigned);
         let epoch = r.u64()?;
         let flags = r.u8()?;
-        if flags & !FLAG_GENESIS != 0 {
+        if flags & !(FLAG_GENESIS | FLAG_SOURCE_TAGGED) != 0 {
             return Err(HybridDrop::Malformed);
         }
+        let tagged = flags & FLAG_SOURCE_TAGGED != 0;
         let sources = KeySources::from_bits(r.u8()?).ok_or(HybridDrop::Malformed)?;
         let timestamp = r.array::<12>()?;
         let chain_tag = r.array::<16>()?;
         let ek = EncapsulationKey::from_bytes(r.take(ENCAPSULATION_KEY_LEN)?)
             .map_err(|_| HybridDrop::BadEncapsulationKey)?;
         let count = usize::from(r.u8()?);
-        if count > MAX_KEY_IDS || (count > 0) != sources.has_qkd() {
+        if count > MAX_KEY_IDS || (count > 0) != sources.has_qkd() || (tagged && count == 0) {
             return Err(HybridDrop::Malformed);
         }
         let mut key_ids = Vec::with_capacity(count);
+        let mut tags = Vec::with_capacity(if tagged { count } else { 0 });
         for _ in 0..count {
+            if tagged {
+                let tag = SourceIndex::new(usize::from(r.u8()?)).ok_or(HybridDrop::Malformed)?;
+                if tags.last().is_some_and(|last| *last > tag) {
+                    return Err(HybridDrop::Malformed);
+                }
+                tags.push(tag);
+            }
             let len = usize::from(r.u8()?);
             if len != KEY_ID_LEN {
                 return Err(HybridDrop::Malformed);
@@ -166,6 +199,7 @@ impl Init {
             chain_tag,
             ek,
             key_ids,
+            tags: tagged.then_some(tags),
         };
         Ok((init, unsigned, sig))
     }

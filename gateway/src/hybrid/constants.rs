@@ -62,4 +62,5 @@ pub const REQUESTED_EPOCH_MIN_AGE: Duration = crate::proto::constants::REKEY_TIM
 pub const DEFAULT_REKEY_AFTER: Duration = crate::proto::constants::REKEY_AFTER_TIME;
 
 const _: () = assert!(FRAGMENT_PAYLOAD == 1192);
-const _: () = assert!(MAX_MESSAGE >= 4569 + (MAX_KEY_IDS - 1) * (1 + KEY_ID_LEN));
+// The largest Init: one key ID (4569 bytes), the other seven, a source tag on each (§5.1).
+const _: () = assert!(MAX_MESSAGE >= 4569 + (MAX_KEY_IDS - 1) * (1 + KEY_ID_LEN) + MAX_KEY_IDS);

@@ -19,7 +19,7 @@ use super::freshness::Freshness;
 use super::outbox::{Prefetched, QkdOp, QkdRequest, RequestId};
 use super::shared::Shared;
 use super::wire::{self, Datagram, Kind};
-use super::{HybridEvent, QkdPolicy, QkdResult};
+use super::{HybridEvent, QkdFailure, QkdPolicy, QkdResult, SourceIndex, SourceResult};
 use crate::proto::constants::{REKEY_ATTEMPT_TIME, REKEY_TIMEOUT};
 use crate::proto::ratelimit::TokenBucket;
 
@@ -35,9 +35,9 @@ enum Phase {
     /// Waiting for the rekey timer (or for the first timeout, with no epoch yet).
     #[default]
     Idle,
-    /// Asked the KME for a key.
+    /// Asked each QKD source's KME for a key (§6.3).
     AwaitingQkd {
-        request: RequestId,
+        round: Box<Round>,
         deadline: Instant,
         next: Next,
     },
@@ -45,6 +45,30 @@ enum Phase {
     AwaitingResponse(Box<Exchange>),
     /// The last attempt failed; try again at `until`.
     Backoff { until: Instant },
+}
+
+/// One request per QKD source and the answers so far (§6.1 step 2, §6.3).
+struct Round {
+    asked: Vec<(RequestId, SourceIndex)>,
+    answers: Vec<(SourceIndex, QkdResult)>,
+}
+
+impl Round {
+    /// Every source answered.
+    fn complete(&self) -> bool {
+        self.answers.len() == self.asked.len()
+    }
+
+    /// The answers, the sources that gave none counted as unavailable.
+    fn finish(self) -> Vec<(SourceIndex, QkdResult)> {
+        let mut answers = self.answers;
+        for (_, source) in self.asked {
+            if !answers.iter().any(|(s, _)| *s == source) {
+                answers.push((source, Err(QkdFailure::Unavailable)));
+            }
+        }
+        answers
+    }
 }
 
 /// The epoch an exchange makes, and from which chain key.
@@ -135,15 +159,20 @@ impl MasterState {
         let use_qkd = s.policy != QkdPolicy::Off && !self.skip_qkd_once;
         self.skip_qkd_once = false;
         if use_qkd {
-            let request = s.new_request_id();
-            s.out.ask(QkdRequest {
-                id: request,
-                op: QkdOp::Fetch {
-                    prefetched: std::mem::replace(&mut self.prefetched, Prefetched::Use),
-                },
-            });
+            let prefetched = std::mem::replace(&mut self.prefetched, Prefetched::Use);
+            let asked: Vec<_> = (s.sources.indices())
+                .map(|source| (s.new_request_id(), source))
+                .collect();
+            s.out.ask(asked.iter().map(|&(id, source)| QkdRequest {
+                id,
+                source,
+                op: QkdOp::Fetch { prefetched },
+            }));
             self.phase = Phase::AwaitingQkd {
-                request,
+                round: Box::new(Round {
+                    asked,
+                    answers: Vec::new(),
+                }),
                 deadline: now + QKD_TIMEOUT,
                 next,
             };
@@ -160,8 +189,9 @@ impl MasterState {
         }
     }
 
-    /// The KME's answer to `request` (§6.1 step 2). A late answer to an abandoned request is
-    /// dropped, and with it the key (zeroized).
+    /// A KME's answer to `request` (§6.1 step 2). Once every source answered, the policy
+    /// decides (§6.3). A late answer to an abandoned request is dropped, and with it the key
+    /// (zeroized).
     pub(super) fn handle_qkd(
         &mut self,
         s: &mut Shared,
@@ -169,19 +199,40 @@ impl MasterState {
         request: RequestId,
         result: QkdResult,
     ) {
-        let Phase::AwaitingQkd {
-            request: expected,
-            next,
-            ..
-        } = self.phase
-        else {
+        let Phase::AwaitingQkd { round, .. } = &mut self.phase else {
             return;
         };
-        if request != expected {
+        let Some(&(_, source)) = round.asked.iter().find(|(id, _)| *id == request) else {
+            return;
+        };
+        if round.answers.iter().any(|(s, _)| *s == source) {
             return;
         }
-        match result {
-            Ok(material) => self.send_init(s, now, next, Some(material)),
+        s.stats.source(source, SourceResult::of(&result));
+        round.answers.push((source, result));
+        if round.complete() {
+            self.decide(s, now);
+        }
+    }
+
+    /// §6.1 step 2 with several sources (§6.3): mix what arrived, fall back, or fail closed.
+    fn decide(&mut self, s: &mut Shared, now: Instant) {
+        let Phase::AwaitingQkd { round, next, .. } = std::mem::take(&mut self.phase) else {
+            return;
+        };
+        for (_, source) in round
+            .asked
+            .iter()
+            .filter(|(_, source)| !round.answers.iter().any(|(answered, _)| answered == source))
+        {
+            s.stats.source(*source, SourceResult::Unavailable);
+        }
+        match s.sources.decide(s.policy, round.finish()) {
+            Ok(Some((tags, material))) => self.send_init(s, now, next, Some((tags, material))),
+            Ok(None) => {
+                s.event(HybridEvent::Fallback { epoch: next.epoch });
+                self.send_init(s, now, next, None);
+            }
             Err(_) => self.no_qkd(s, now, next),
         }
     }
@@ -203,7 +254,17 @@ impl MasterState {
     }
 
     /// §6.1 step 3: a fresh ML-KEM key pair, a signed Init, retransmitted until answered.
-    fn send_init(&mut self, s: &mut Shared, now: Instant, next: Next, qkd: Option<QkdMaterial>) {
+    fn send_init(
+        &mut self,
+        s: &mut Shared,
+        now: Instant,
+        next: Next,
+        qkd: Option<(Vec<SourceIndex>, QkdMaterial)>,
+    ) {
+        let (tags, qkd) = match qkd {
+            Some((tags, material)) => (tags, Some(material)),
+            None => (Vec::new(), None),
+        };
         let mut seed = [0u8; mlkem::KEYGEN_SEED_LEN];
         s.entropy.fill(&mut seed);
         let (dk, ek) = mlkem::generate_from_seed(&Secret::from_mut(&mut seed));
@@ -223,6 +284,8 @@ impl MasterState {
                 .as_ref()
                 .map(|q| q.key_ids().to_vec())
                 .unwrap_or_default(),
+            // Tagged only with several sources: one source keeps version 1's layout (§5.1).
+            tags: (s.sources.count > 1 && qkd.is_some()).then_some(tags),
         };
         let unsigned = init.encode_unsigned();
         let transcript = body::init_transcript(&s.keys.master, &s.keys.slave, id, &unsigned);
@@ -273,10 +336,7 @@ impl MasterState {
                 }
             }
             Phase::Backoff { until } if now >= *until => self.start(s, now),
-            Phase::AwaitingQkd { deadline, next, .. } if now >= *deadline => {
-                let next = *next;
-                self.no_qkd(s, now, next);
-            }
+            Phase::AwaitingQkd { deadline, .. } if now >= *deadline => self.decide(s, now),
             Phase::AwaitingResponse(exchange) if now >= exchange.give_up_at => {
                 self.restart_exchange(s, now);
             }

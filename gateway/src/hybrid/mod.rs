@@ -19,6 +19,7 @@
 //! | `outbox.rs` | what the peer hands back, bounded | §6 |
 //! | `shared.rs` | the state both roles share: keys, ratchet, signatures, installs | §6, §9 |
 //! | `peer.rs` | the public per-peer machine, dispatching to its role | §6 |
+//! | `sources.rs` | several QKD sources per peer: `require`, tags, combining their keys | §6.3 |
 //! | `master.rs`, `master/answers.rs`, `slave.rs` | each role's state and processing | §6.1, §6.2 |
 
 mod body;
@@ -31,6 +32,7 @@ mod peer;
 mod reassembly;
 mod shared;
 mod slave;
+mod sources;
 mod stats;
 pub mod wire;
 
@@ -45,7 +47,8 @@ pub use body::{RejectReason, RequestReason};
 pub use outbox::{Prefetched, QkdOp, QkdRequest, RequestId};
 pub use pair::{PairKeys, identity};
 pub use peer::{HybridPeer, HybridSettings, PeerKeys};
-pub use stats::HybridStats;
+pub use sources::{MAX_KMES, MAX_SOURCES, QkdSources, Require, SourceIndex};
+pub use stats::{HybridStats, SourceResult, SourceStats};
 
 use keymix::{KeyId, KeySources};
 

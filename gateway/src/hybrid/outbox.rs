@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use keymix::KeyId;
 
 use super::wire::Datagram;
-use super::{HybridDrop, HybridEvent};
+use super::{HybridDrop, HybridEvent, MAX_SOURCES, SourceIndex};
 use crate::proto::psk::HybridPsk;
 
 /// Most datagrams queued (two whole messages of the largest size).
@@ -52,6 +52,8 @@ pub enum QkdOp {
 pub struct QkdRequest {
     /// Echo this in [`super::HybridPeer::handle_qkd_result`].
     pub id: RequestId,
+    /// Which of the peer's QKD sources (its KME and the peer's SAE ID behind it) to ask.
+    pub source: SourceIndex,
     /// What to ask.
     pub op: QkdOp,
 }
@@ -69,7 +71,7 @@ pub struct PskInstall {
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
     datagrams: VecDeque<Datagram>,
-    qkd: Option<QkdRequest>,
+    qkd: VecDeque<QkdRequest>,
     psk: Option<PskInstall>,
     events: VecDeque<HybridEvent>,
 }
@@ -94,13 +96,15 @@ impl Outbox {
         Some(len)
     }
 
-    /// Asks the KME (one request in flight per peer: a newer one replaces an unsent older one).
-    pub(super) fn ask(&mut self, request: QkdRequest) {
-        self.qkd = Some(request);
+    /// Asks the KMEs: one request per source, one round in flight per peer (a newer round
+    /// replaces the unsent requests of an older one).
+    pub(super) fn ask(&mut self, round: impl IntoIterator<Item = QkdRequest>) {
+        self.qkd.clear();
+        self.qkd.extend(round.into_iter().take(MAX_SOURCES));
     }
 
     pub(super) fn poll_qkd_request(&mut self) -> Option<QkdRequest> {
-        self.qkd.take()
+        self.qkd.pop_front()
     }
 
     /// Offers a PSK for installation (a newer one replaces an unsent older one, which is erased).

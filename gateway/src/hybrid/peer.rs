@@ -15,7 +15,8 @@ use super::shared::Shared;
 use super::slave::SlaveState;
 use super::wire::{Fragment, Kind};
 use super::{
-    EpochInfo, HybridDrop, HybridEvent, HybridStats, Progress, QkdPolicy, QkdResult, Role,
+    EpochInfo, HybridDrop, HybridEvent, HybridStats, Progress, QkdPolicy, QkdResult, QkdSources,
+    Role,
 };
 use crate::proto::psk::PskId;
 use crate::proto::tai64n::WallClock;
@@ -63,6 +64,19 @@ impl HybridPeer {
             Role::Slave => RoleState::Slave(SlaveState::new(now)),
         };
         Self { shared, role }
+    }
+
+    /// The peer's QKD sources (§6.3; one, the site's only KME, unless set): both gateways
+    /// list them in the same order.
+    #[must_use]
+    pub fn with_qkd_sources(mut self, sources: QkdSources) -> Self {
+        self.shared.sources = sources;
+        self
+    }
+
+    /// The peer's QKD sources.
+    pub fn qkd_sources(&self) -> QkdSources {
+        self.shared.sources
     }
 
     /// This side's role.

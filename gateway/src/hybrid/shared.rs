@@ -13,7 +13,7 @@ use keymix::{ChainKey, Entropy, EpochKeys, KeyId, PeerIdentity, Secret, labels};
 use super::outbox::{Outbox, PskInstall, RequestId};
 use super::reassembly::Reassembly;
 use super::wire::Datagram;
-use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, PairKeys, QkdPolicy};
+use super::{EpochInfo, HybridDrop, HybridEvent, HybridStats, PairKeys, QkdPolicy, QkdSources};
 use crate::proto::constants::REKEY_TIMEOUT_JITTER_MAX;
 use crate::proto::psk::{HybridPsk, PskId};
 use crate::proto::tai64n::WallClock;
@@ -48,6 +48,8 @@ pub(super) struct Tentative {
 /// What both roles share.
 pub(super) struct Shared {
     pub(super) policy: QkdPolicy,
+    /// The peer's QKD sources (§6.3).
+    pub(super) sources: QkdSources,
     pub(super) rekey_after: Duration,
     pub(super) keys: PeerKeys,
     pub(super) clock: WallClock,
@@ -81,6 +83,7 @@ impl Shared {
         Self {
             confirmed: ChainKey::genesis(keys.genesis_psk.as_ref()),
             policy,
+            sources: QkdSources::default(),
             rekey_after,
             keys,
             clock,

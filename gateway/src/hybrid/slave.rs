@@ -18,8 +18,9 @@ use super::freshness::Freshness;
 use super::outbox::{QkdOp, QkdRequest, RequestId};
 use super::reassembly::Standing;
 use super::shared::Shared;
+use super::sources;
 use super::wire::{self, Datagram, Fragment, Kind};
-use super::{HybridDrop, HybridEvent, Progress, QkdFailure, QkdPolicy, QkdResult};
+use super::{HybridDrop, HybridEvent, Progress, QkdFailure, QkdResult, SourceIndex, SourceResult};
 use crate::proto::constants::REKEY_TIMEOUT;
 use crate::proto::ratelimit::TokenBucket;
 
@@ -55,9 +56,12 @@ struct Answering {
     epoch: u64,
 }
 
-/// An Init verified and waiting for the KME.
+/// An Init verified and waiting for the KMEs: one request per source it names (§6.3).
 struct Pending {
-    request: RequestId,
+    /// Each request, its source and the key IDs it resolves (in the Init's order).
+    asked: Vec<(RequestId, SourceIndex, Vec<KeyId>)>,
+    /// What the sources delivered so far.
+    delivered: Vec<(SourceIndex, QkdMaterial)>,
     deadline: Instant,
     answering: Answering,
     sources: KeySources,
@@ -147,8 +151,10 @@ impl SlaveState {
         for id in &init.key_ids {
             self.seen.insert(*id);
         }
+        let sourced: Vec<_> = init.sourced_key_ids().collect();
         let mut pending = Pending {
-            request: RequestId(0),
+            asked: Vec::new(),
+            delivered: Vec::new(),
             deadline: now + QKD_TIMEOUT,
             answering,
             sources: init.sources,
@@ -159,14 +165,24 @@ impl SlaveState {
         if pending.key_ids.is_empty() {
             self.respond(s, now, pending, None);
         } else {
-            pending.request = s.new_request_id();
-            let op = QkdOp::Resolve {
-                key_ids: pending.key_ids.clone(),
-            };
-            s.out.ask(QkdRequest {
-                id: pending.request,
-                op,
-            });
+            for (source, id) in sourced {
+                match pending.asked.last_mut() {
+                    Some((_, last, ids)) if *last == source => ids.push(id),
+                    _ => pending.asked.push((s.new_request_id(), source, vec![id])),
+                }
+            }
+            s.out.ask(
+                pending
+                    .asked
+                    .iter()
+                    .map(|(id, source, key_ids)| QkdRequest {
+                        id: *id,
+                        source: *source,
+                        op: QkdOp::Resolve {
+                            key_ids: key_ids.clone(),
+                        },
+                    }),
+            );
             self.pending = Some(Box::new(pending));
         }
         Ok(Progress::FromPeer)
@@ -175,12 +191,11 @@ impl SlaveState {
     /// §6.2 steps 2–3: the chain, the policy, and unseen key IDs.
     fn admissible(&mut self, s: &mut Shared, init: &Init) -> Result<(), RejectReason> {
         check_chain(s, init)?;
-        let acceptable = match s.policy {
-            QkdPolicy::Required => init.sources.has_qkd(),
-            QkdPolicy::Off => !init.sources.has_qkd(),
-            QkdPolicy::Preferred => true,
-        };
-        if !acceptable {
+        // §6.3: every source the Init names must be one of ours, and as many as `require` asks.
+        let mut named: Vec<SourceIndex> = init.sourced_key_ids().map(|(s, _)| s).collect();
+        named.dedup();
+        let ours = named.iter().all(|n| n.get() < s.sources.count);
+        if !ours || !s.sources.admits(s.policy, named.len()) {
             return Err(RejectReason::PolicyMismatch);
         }
         if init.key_ids.iter().any(|id| self.seen.contains(id)) {
@@ -190,7 +205,9 @@ impl SlaveState {
         Ok(())
     }
 
-    /// The KME's answer to the pending Init's key IDs (§6.2 step 4).
+    /// A KME's answer for the pending Init's key IDs of one source (§6.2 step 4). Every source
+    /// named must deliver exactly its key IDs; the first that does not ends the exchange with a
+    /// Reject.
     pub(super) fn handle_qkd(
         &mut self,
         s: &mut Shared,
@@ -198,22 +215,44 @@ impl SlaveState {
         request: RequestId,
         result: QkdResult,
     ) {
-        if self.pending.as_ref().is_none_or(|p| p.request != request) {
-            return;
-        }
-        let Some(pending) = self.pending.take() else {
+        let Some(pending) = self.pending.as_mut() else {
             return;
         };
-        match result {
+        let Some((_, source, key_ids)) = pending.asked.iter().find(|(id, ..)| *id == request)
+        else {
+            return;
+        };
+        let source = *source;
+        if pending.delivered.iter().any(|(d, _)| *d == source) {
+            return;
+        }
+        s.stats.source(source, SourceResult::of(&result));
+        let reason = match result {
+            Ok(material) if material.key_ids() == key_ids.as_slice() => {
+                pending.delivered.push((source, material));
+                if pending.delivered.len() < pending.asked.len() {
+                    return;
+                }
+                None
+            }
+            Ok(_) | Err(QkdFailure::NotFound) => Some(RejectReason::QkdRefused),
+            Err(QkdFailure::Unavailable) => Some(RejectReason::QkdUnavailable),
+        };
+        let Some(mut pending) = self.pending.take() else {
+            return;
+        };
+        if let Some(reason) = reason {
+            self.send_reject(s, pending.answering, reason);
+            return;
+        }
+        // In source order, which is the Init's order (its tags do not decrease).
+        pending.delivered.sort_by_key(|(source, _)| *source);
+        let parts = std::mem::take(&mut pending.delivered);
+        match sources::concat(parts.into_iter().map(|(_, m)| m).collect()) {
             Ok(material) if material.key_ids() == pending.key_ids.as_slice() => {
                 self.respond(s, now, *pending, Some(material));
             }
-            Ok(_) | Err(QkdFailure::NotFound) => {
-                self.send_reject(s, pending.answering, RejectReason::QkdRefused)
-            }
-            Err(QkdFailure::Unavailable) => {
-                self.send_reject(s, pending.answering, RejectReason::QkdUnavailable)
-            }
+            _ => self.send_reject(s, pending.answering, RejectReason::QkdRefused),
         }
     }
 
@@ -330,6 +369,11 @@ impl SlaveState {
         if self.pending.as_ref().is_some_and(|p| now >= p.deadline)
             && let Some(pending) = self.pending.take()
         {
+            for (_, source, _) in &pending.asked {
+                if !pending.delivered.iter().any(|(d, _)| d == source) {
+                    s.stats.source(*source, SourceResult::Unavailable);
+                }
+            }
             self.send_reject(s, pending.answering, RejectReason::QkdUnavailable);
         }
         if let Some((due, reason)) = self.request_due(s)

@@ -2,7 +2,48 @@
 
 use std::collections::HashMap;
 
-use super::HybridDrop;
+use super::{HybridDrop, MAX_SOURCES, QkdFailure, SourceIndex};
+
+/// What one QKD source last answered (§6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceResult {
+    /// A key (the master) or the keys the Init named (the slave).
+    Delivered,
+    /// The KME is unreachable, slow, or has no key.
+    Unavailable,
+    /// The KME does not know a key ID (or already delivered it).
+    NotFound,
+}
+
+impl SourceResult {
+    /// The status label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Unavailable => "unavailable",
+            Self::NotFound => "not_found",
+        }
+    }
+
+    pub(super) fn of<T>(result: &Result<T, QkdFailure>) -> Self {
+        match result {
+            Ok(_) => Self::Delivered,
+            Err(QkdFailure::Unavailable) => Self::Unavailable,
+            Err(QkdFailure::NotFound) => Self::NotFound,
+        }
+    }
+}
+
+/// One QKD source's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Answers with key material.
+    pub delivered: u64,
+    /// Failed answers (and requests that got no answer in time).
+    pub failed: u64,
+    /// The last answer.
+    pub last: Option<SourceResult>,
+}
 
 /// Counters only ever increase.
 #[derive(Debug, Default, Clone)]
@@ -27,11 +68,23 @@ pub struct HybridStats {
     pub qkd_key_reuse: u64,
     /// Exchanges refused with a Reject (sent by the slave, received by the master), by reason.
     pub rejects: HashMap<&'static str, u64>,
+    /// Per QKD source, in `qkd.sources` order (§6.3).
+    pub sources: [SourceStats; MAX_SOURCES],
 }
 
 impl HybridStats {
     pub(super) fn drop(&mut self, reason: HybridDrop) {
         *self.drops.entry(reason).or_default() += 1;
+    }
+
+    pub(super) fn source(&mut self, source: SourceIndex, result: SourceResult) {
+        if let Some(s) = self.sources.get_mut(source.get()) {
+            match result {
+                SourceResult::Delivered => s.delivered += 1,
+                _ => s.failed += 1,
+            }
+            s.last = Some(result);
+        }
     }
 
     pub(super) fn reject(&mut self, reason: super::RejectReason) {

@@ -11,6 +11,29 @@ use qkd_link::SaeId;
 use super::{Node, PeerId};
 use crate::hybrid::{Prefetched, QkdResult, RequestId};
 
+/// One of this site's KMEs: its position in the top-level `qkd:` (the single-KME form is
+/// [`KmeId::FIRST`], named `kme`). Each has its own mutual-TLS client (docs/protocol.md §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KmeId(u8);
+
+impl KmeId {
+    /// The first (with the single-KME form, the only) KME.
+    pub const FIRST: Self = Self(0);
+
+    /// The KME at position `i` of `qkd.kmes` (at most [`crate::hybrid::MAX_KMES`]).
+    pub fn new(i: usize) -> Option<Self> {
+        u8::try_from(i)
+            .ok()
+            .filter(|_| i < crate::hybrid::MAX_KMES)
+            .map(Self)
+    }
+
+    /// The position in `qkd.kmes`.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
 /// What to ask the KME.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KmeOp {
@@ -37,6 +60,8 @@ pub struct KmeRequest {
     pub peer: PeerId,
     /// Echo this in the [`KmeReply`].
     pub id: RequestId,
+    /// Which of this site's KMEs to ask (the peer's QKD source names it).
+    pub kme: KmeId,
     /// What to ask.
     pub op: KmeOp,
 }

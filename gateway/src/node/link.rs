@@ -8,7 +8,7 @@
 //! | WireGuard | `SessionConfirmed` keyed by hybrid PSK `n` | hybrid: the ratchet moves on; the log; an `epoch_in_use` audit record |
 //! | WireGuard | `HandshakeGaveUp` | staged packets dropped; the log |
 //! | hybrid | a PSK to install (the master: with "handshake now") | WireGuard: `install_hybrid_psk` |
-//! | hybrid | a KME request | the node's KME queue, with the peer's SAE ID |
+//! | hybrid | a KME request for one source | the node's KME queue, with that source's KME and the peer's SAE ID |
 //! | hybrid | an event | the operations view (audit records), the node's event queue |
 
 use std::time::Instant;
@@ -91,10 +91,17 @@ impl Node {
         }
         while let Some(request) = hybrid.poll_qkd_request() {
             moved = true;
-            let op = match (request.op, slot.peer_sae.clone()) {
-                (QkdOp::Fetch { prefetched }, Some(slave)) => KmeOp::Fetch { slave, prefetched },
-                (QkdOp::Resolve { key_ids }, Some(master)) => KmeOp::Resolve { master, key_ids },
-                // No SAE ID (configuration refuses QKD without one): no key, at once.
+            let source = slot.qkd_sources.get(request.source.get());
+            let (kme, op) = match (request.op, source) {
+                (QkdOp::Fetch { prefetched }, Some(s)) => {
+                    let slave = s.peer_sae_id.clone();
+                    (s.kme, KmeOp::Fetch { slave, prefetched })
+                }
+                (QkdOp::Resolve { key_ids }, Some(s)) => {
+                    let master = s.peer_sae_id.clone();
+                    (s.kme, KmeOp::Resolve { master, key_ids })
+                }
+                // No such source (configuration refuses QKD without one): no key, at once.
                 (_, None) => {
                     hybrid.handle_qkd_result(now, request.id, Err(QkdFailure::Unavailable));
                     continue;
@@ -103,6 +110,7 @@ impl Node {
             self.kme_requests.push_back(KmeRequest {
                 peer: id,
                 id: request.id,
+                kme,
                 op,
             });
         }

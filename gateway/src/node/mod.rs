@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 pub use self::config::{NodeConfig, NodePeer, PeerSpec, Randomness};
 pub use self::events::NodeEvent;
-pub use self::kme::{KmeOp, KmeReply, KmeRequest};
+pub use self::kme::{KmeId, KmeOp, KmeReply, KmeRequest};
 use self::ops::OpsClock;
 pub use self::peers::{MAX_STAGED, PeerId};
 use self::peers::{PeerSlot, Peers, SlotContext};

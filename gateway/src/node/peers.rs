@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use keymix::mldsa::SigningKey;
-use qkd_link::SaeId;
 
 use super::config::{NodePeer, Randomness};
-use crate::config_hybrid::HybridPeerSpec;
+use crate::config_hybrid::{HybridPeerSpec, QkdSource};
 use crate::error::Error;
-use crate::hybrid::{HybridPeer, HybridSettings, PairKeys, PeerKeys, Role, identity};
+use crate::hybrid::{HybridPeer, HybridSettings, PairKeys, PeerKeys, QkdSources, Role, identity};
 use crate::ops::PeerWatch;
 use crate::proto::constants::KEY_LEN;
 use crate::proto::handshake::{RemoteKeys, StaticKeys};
@@ -48,8 +47,9 @@ pub(super) struct PeerSlot {
     pub(super) name: String,
     pub(super) wg: Peer,
     pub(super) hybrid: Option<HybridPeer>,
-    /// The peer gateway's SAE ID at its KME (hybrid peers with QKD).
-    pub(super) peer_sae: Option<SaeId>,
+    /// The peer's QKD sources, in order: which KME of this site, and the peer's SAE ID behind
+    /// it (hybrid peers with QKD; docs/protocol.md §6.3).
+    pub(super) qkd_sources: Vec<QkdSource>,
     /// Packets from the tunnel waiting for a session.
     pub(super) staged: VecDeque<Vec<u8>>,
     pub(super) watch: PeerWatch,
@@ -85,7 +85,10 @@ impl PeerSlot {
                 peer.want_handshake(cx.now);
             }
         }
-        let peer_sae = hybrid.as_ref().and_then(|h| h.peer_sae_id.clone());
+        let qkd_sources = hybrid
+            .as_ref()
+            .map(|h| h.sources.clone())
+            .unwrap_or_default();
         let hybrid = match hybrid {
             None => None,
             Some(spec) => {
@@ -97,7 +100,7 @@ impl PeerSlot {
             name,
             wg: peer,
             hybrid,
-            peer_sae,
+            qkd_sources,
             staged: VecDeque::new(),
             watch: PeerWatch::default(),
         })
@@ -145,7 +148,11 @@ fn hybrid_peer(
         rekey_after: spec.rekey_after,
     };
     let entropy = cx.randomness.stream();
-    Ok(HybridPeer::new(cx.now, settings, keys, cx.clock, entropy))
+    let sources = QkdSources {
+        count: spec.sources.len().max(1),
+        require: spec.require,
+    };
+    Ok(HybridPeer::new(cx.now, settings, keys, cx.clock, entropy).with_qkd_sources(sources))
 }
 
 /// The table and its indexes.

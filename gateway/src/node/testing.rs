@@ -10,9 +10,9 @@ use keymix::Secret;
 use keymix::mldsa::SigningKey;
 use qkd_link::SaeId;
 
-use super::{Node, NodeConfig, NodePeer, PeerSpec, Randomness};
-use crate::config_hybrid::HybridPeerSpec;
-use crate::hybrid::{QkdPolicy, Role};
+use super::{KmeId, Node, NodeConfig, NodePeer, PeerSpec, Randomness};
+use crate::config_hybrid::{HybridPeerSpec, QkdSource};
+use crate::hybrid::{QkdPolicy, Require, Role};
 use crate::proto::handshake::StaticKeys;
 use crate::proto::tai64n::WallClock;
 
@@ -134,7 +134,14 @@ pub fn hybrid(me: Site, links: &[HybridLink]) -> NodeConfig {
             verifying_key: l.peer.signing_key().verifying_key().clone(),
             role: l.role,
             policy: l.policy,
-            peer_sae_id: (l.policy != QkdPolicy::Off).then(|| l.peer.sae()),
+            sources: (l.policy != QkdPolicy::Off)
+                .then(|| QkdSource {
+                    kme: KmeId::FIRST,
+                    peer_sae_id: l.peer.sae(),
+                })
+                .into_iter()
+                .collect(),
+            require: Require::All,
             rekey_after: l.rekey_after,
         }),
     });
