@@ -20,7 +20,7 @@
 //! | `shared.rs` | the state both roles share: keys, ratchet, signatures, installs | §6, §9 |
 //! | `peer.rs` | the public per-peer machine, dispatching to its role | §6 |
 //! | `sources.rs` | several QKD sources per peer: `require`, tags, combining their keys | §6.3 |
-//! | `master.rs`, `master/answers.rs`, `slave.rs` | each role's state and processing | §6.1, §6.2 |
+//! | `master.rs`, `master/answers.rs`, `slave.rs`, `slave/keys.rs` | each role's state and processing | §6.1, §6.2, §6.3 |
 
 mod body;
 pub mod constants;
@@ -38,6 +38,8 @@ pub mod wire;
 
 #[cfg(test)]
 mod dos_tests;
+#[cfg(test)]
+mod sources_tests;
 #[cfg(test)]
 mod test_pair;
 #[cfg(test)]

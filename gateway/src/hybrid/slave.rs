@@ -2,6 +2,8 @@
 //! fetch the QKD key by ID, encapsulate, derive, answer; ask the master for epochs. This state
 //! exists only at the side that is slave of the pair.
 
+mod keys;
+
 use std::time::Instant;
 
 use keymix::mlkem::{self, Ciphertext, EncapsulationKey};
@@ -18,9 +20,8 @@ use super::freshness::Freshness;
 use super::outbox::{QkdOp, QkdRequest, RequestId};
 use super::reassembly::Standing;
 use super::shared::Shared;
-use super::sources;
 use super::wire::{self, Datagram, Fragment, Kind};
-use super::{HybridDrop, HybridEvent, Progress, QkdFailure, QkdResult, SourceIndex, SourceResult};
+use super::{HybridDrop, HybridEvent, Progress, SourceIndex, SourceResult};
 use crate::proto::constants::REKEY_TIMEOUT;
 use crate::proto::ratelimit::TokenBucket;
 
@@ -203,57 +204,6 @@ impl SlaveState {
             return Err(RejectReason::QkdRefused);
         }
         Ok(())
-    }
-
-    /// A KME's answer for the pending Init's key IDs of one source (§6.2 step 4). Every source
-    /// named must deliver exactly its key IDs; the first that does not ends the exchange with a
-    /// Reject.
-    pub(super) fn handle_qkd(
-        &mut self,
-        s: &mut Shared,
-        now: Instant,
-        request: RequestId,
-        result: QkdResult,
-    ) {
-        let Some(pending) = self.pending.as_mut() else {
-            return;
-        };
-        let Some((_, source, key_ids)) = pending.asked.iter().find(|(id, ..)| *id == request)
-        else {
-            return;
-        };
-        let source = *source;
-        if pending.delivered.iter().any(|(d, _)| *d == source) {
-            return;
-        }
-        s.stats.source(source, SourceResult::of(&result));
-        let reason = match result {
-            Ok(material) if material.key_ids() == key_ids.as_slice() => {
-                pending.delivered.push((source, material));
-                if pending.delivered.len() < pending.asked.len() {
-                    return;
-                }
-                None
-            }
-            Ok(_) | Err(QkdFailure::NotFound) => Some(RejectReason::QkdRefused),
-            Err(QkdFailure::Unavailable) => Some(RejectReason::QkdUnavailable),
-        };
-        let Some(mut pending) = self.pending.take() else {
-            return;
-        };
-        if let Some(reason) = reason {
-            self.send_reject(s, pending.answering, reason);
-            return;
-        }
-        // In source order, which is the Init's order (its tags do not decrease).
-        pending.delivered.sort_by_key(|(source, _)| *source);
-        let parts = std::mem::take(&mut pending.delivered);
-        match sources::concat(parts.into_iter().map(|(_, m)| m).collect()) {
-            Ok(material) if material.key_ids() == pending.key_ids.as_slice() => {
-                self.respond(s, now, *pending, Some(material));
-            }
-            _ => self.send_reject(s, pending.answering, RejectReason::QkdRefused),
-        }
     }
 
     /// §6.2 step 5: encapsulate, derive, answer, cache, install (WireGuard then answers the

@@ -26,6 +26,10 @@ pub(super) struct Kme {
     pub(super) slave_down: bool,
     /// The slave's KME serves other bytes than the master's for the next key resolved.
     pub(super) corrupt_next: bool,
+    /// Sources whose KME (or relay path) is down at the master's side.
+    pub(super) master_down_at: Vec<SourceIndex>,
+    /// Sources whose KME (or relay path) is down at the slave's side.
+    pub(super) slave_down_at: Vec<SourceIndex>,
 }
 
 impl Kme {
@@ -174,6 +178,12 @@ fn drain(
     while let Some(request) = from.poll_qkd_request() {
         progressed = true;
         let result = match request.op {
+            QkdOp::Fetch { .. } if kme.master_down_at.contains(&request.source) => {
+                Err(QkdFailure::Unavailable)
+            }
+            QkdOp::Resolve { .. } if kme.slave_down_at.contains(&request.source) => {
+                Err(QkdFailure::Unavailable)
+            }
             QkdOp::Fetch { .. } => kme.fetch(),
             QkdOp::Resolve { key_ids } => kme.resolve(&key_ids),
         };
@@ -198,6 +208,15 @@ fn drain(
 impl Pair {
     pub(super) fn new(policy: QkdPolicy) -> Self {
         Self::with_master_key(policy, 0xA)
+    }
+
+    /// A pair whose master and slave list QKD sources `master` and `slave` (§6.3).
+    pub(super) fn with_sources(policy: QkdPolicy, master: QkdSources, slave: QkdSources) -> Self {
+        let mut pair = Self::new(policy);
+        let (m, s) = build(pair.now, pair.clock, policy, 0xA);
+        pair.master = m.with_qkd_sources(master);
+        pair.slave = s.with_qkd_sources(slave);
+        pair
     }
 
     pub(super) fn with_master_key(policy: QkdPolicy, key: u8) -> Self {
