@@ -134,11 +134,21 @@ fn every_shipped_simulator_config_is_valid() {
     let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["kme-sim-madrid.yaml", "kme-sim-region.yaml", "kme-sim.yaml"]
+        [
+            "kme-sim-madrid-region.yaml",
+            "kme-sim-madrid.yaml",
+            "kme-sim-region.yaml",
+            "kme-sim.yaml"
+        ]
     );
-    let madrid = &loaded[0].1;
+    let madrid_region = &loaded[0].1;
+    assert_eq!(
+        (madrid_region.trusted_nodes.len(), madrid_region.kmes.len()),
+        (4, 6)
+    );
+    let madrid = &loaded[1].1;
     assert_eq!((madrid.trusted_nodes.len(), madrid.links.len()), (2, 3));
-    let region = &loaded[1].1;
+    let region = &loaded[2].1;
     let saes: usize = region.kmes.iter().map(|k| k.saes.len()).sum();
     assert!(saes >= 100, "the region serves {saes} SAEs");
     assert!(region.trusted_nodes.len() >= 3);

@@ -298,3 +298,27 @@ fn the_shipped_topologies_relay_end_to_end() {
     keys(&ask(&mut e, t0, "KME_DC", "SAE_DC", "SAE_S10_10"), 1);
     keys(&ask(&mut e, t0, "KME_S01", "SAE_S01_01", "SAE_S10_10"), 1);
 }
+
+#[test]
+fn the_madrid_region_gives_hospital_3_two_paths_through_disjoint_trusted_nodes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs/kme-sim-madrid-region.yaml");
+    let cfg = SimConfig::load(&path).unwrap();
+    let t0 = Instant::now();
+    let mut e = Engine::new(&cfg, t0, Box::new(SeededEntropy::new(7)));
+    let ring = |e: &Engine| ["KME_RN", "KME_RE", "KME_RS", "KME_RW"].map(|n| relayed_by(e, n));
+    let mut ask = |kme: &str, master: &str, slave: &str| {
+        let kme = e.kme_index(&sae(kme)).unwrap();
+        let request = ApiRequest::EncKeys {
+            slave: sae(slave),
+            request: n_keys(1),
+        };
+        keys(&e.handle(t0, kme, &sae(master), request), 1);
+        ring(&e)
+    };
+    // East: RN and RE only; west: RS and RW only; every other hospital through two ring nodes.
+    assert_eq!(ask("KME_DC_E", "SAE_DC_E", "SAE_H3_E"), [1, 1, 0, 0]);
+    assert_eq!(ask("KME_DC_W", "SAE_DC_W", "SAE_H3_W"), [1, 1, 1, 1]);
+    assert_eq!(ask("KME_DC_E", "SAE_DC_E", "SAE_H1"), [2, 2, 1, 1]);
+    assert_eq!(ask("KME_DC_E", "SAE_DC_E", "SAE_H2"), [3, 2, 1, 2]);
+}
