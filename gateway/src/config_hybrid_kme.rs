@@ -88,6 +88,8 @@ pub struct SiteKme {
 pub struct QkdSource {
     /// The KME.
     pub kme: KmeId,
+    /// Its name (status, metrics).
+    pub kme_name: String,
     /// The peer gateway's SAE ID.
     pub peer_sae_id: SaeId,
 }
@@ -267,12 +269,11 @@ pub fn validate_sources(
             let sae = SaeId::new(s.value.as_str())
                 .or_else(|e| fail(path, s.referenced.line(), &field("peer_sae_id"), e))?;
             match kmes.len() {
-                _ if off => vec![QkdSource {
+                _ if off || kmes.len() == 1 => vec![QkdSource {
                     kme: KmeId::FIRST,
-                    peer_sae_id: sae,
-                }],
-                1 => vec![QkdSource {
-                    kme: KmeId::FIRST,
+                    kme_name: (kmes.first())
+                        .map_or(DEFAULT_KME_NAME, |k| k.name.as_str())
+                        .to_owned(),
                     peer_sae_id: sae,
                 }],
                 0 => {
@@ -358,7 +359,12 @@ fn sources(
         let sae_line = s.peer_sae_id.referenced.line();
         let peer_sae_id = SaeId::new(s.peer_sae_id.value.as_str())
             .or_else(|e| fail(path, sae_line, &format!("{field}[{n}].peer_sae_id"), e))?;
-        let source = QkdSource { kme, peer_sae_id };
+        let kme_name = s.kme.value.clone();
+        let source = QkdSource {
+            kme,
+            kme_name,
+            peer_sae_id,
+        };
         if out.contains(&source) {
             return fail(
                 path,

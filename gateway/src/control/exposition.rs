@@ -4,13 +4,14 @@
 //! declared without `_total`, its samples keep it, and it ends in `# EOF`, so a truncated scrape
 //! is detected). The series are the same in both: every family with `# HELP` and `# TYPE`, base
 //! units (`_seconds`, `_bytes`), `_total` counters, and labels of low cardinality only
-//! (`interface`, `peer`, `reason`, `source`, `state`, `kind`). Key IDs and keys are never labels or
+//! (`interface`, `peer`, `reason`, `source`, `state`, `kind`, `kme`). Key IDs and keys are never labels or
 //! values. The list of families is in `configs/prometheus/metric-names.txt`.
 //!
 //! The status is a snapshot the packet thread published, so the families are collected from it
 //! at each scrape (by a `Collector`, `exposition_encode.rs`): the packet thread updates no metric object.
 
-use super::status::{PeerStatus, Status};
+use super::status::{PeerStatus, QkdStatus, SourceStatus, Status};
+use crate::config_hybrid_kme::DEFAULT_KME_NAME;
 use crate::ops::PolicyState;
 
 #[path = "exposition_encode.rs"]
@@ -39,6 +40,7 @@ fn collect(t: &mut Text, st: &Status) {
     wireguard_peers(t, &all);
     let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
     hybrid_peers(t, &hybrid);
+    qkd_sources(t, &hybrid);
     qkd(t, st);
     daemon::audit(t, st);
     daemon::control(t, st);
@@ -255,57 +257,114 @@ fn hybrid_peers(t: &mut Text, peers: &[&PeerStatus]) {
     );
 }
 
+/// Each hybrid peer's QKD sources (docs/protocol.md §6.3), by position (`qkd_source`) and KME.
+fn qkd_sources(t: &mut Text, peers: &[&PeerStatus]) {
+    let all: Vec<(&str, String, &SourceStatus)> = (peers.iter())
+        .flat_map(|p| {
+            let sources = p.qkd_sources.iter().enumerate();
+            sources.map(|(n, s)| (p.name.as_str(), n.to_string(), s))
+        })
+        .collect();
+    t.family(
+        "qgw_peer_qkd_source_answers_total",
+        "counter",
+        "KME answers for each QKD source of the peer, by result (delivered, failed).",
+    );
+    for (peer, n, s) in &all {
+        for (result, v) in [("delivered", s.delivered), ("failed", s.failed)] {
+            let labels = [("peer", *peer), ("qkd_source", n), ("kme", &s.kme)];
+            t.sample(&[labels[0], labels[1], labels[2], ("result", result)], v);
+        }
+    }
+    t.family(
+        "qgw_peer_qkd_source_up",
+        "gauge",
+        "1 if the QKD source's last answer delivered key material (absent before the first).",
+    );
+    for (peer, n, s) in &all {
+        if let Some(last) = &s.last {
+            let up = u8::from(last == "delivered");
+            t.sample(&[("peer", *peer), ("qkd_source", n), ("kme", &s.kme)], up);
+        }
+    }
+}
+
+/// Each KME's client counters, labelled with its name (`kme` for the single-KME form). A status
+/// without `kmes` (from an older daemon) has its one KME in `qkd`.
 fn qkd(t: &mut Text, st: &Status) {
-    let Some(q) = &st.qkd else { return };
-    for (name, help, v) in [
+    let single = st.qkd.iter().map(|q| (DEFAULT_KME_NAME, q));
+    let kmes: Vec<(&str, &QkdStatus)> = if st.kmes.is_empty() {
+        single.collect()
+    } else {
+        (st.kmes.iter())
+            .map(|k| (k.name.as_str(), &k.client))
+            .collect()
+    };
+    if kmes.is_empty() {
+        return;
+    }
+    type Counter = fn(&QkdStatus) -> u64;
+    let counters: [(&str, &str, Counter); 3] = [
         (
             "qgw_qkd_requests_total",
             "ETSI 014 requests made to the KME.",
-            q.requests,
+            |q| q.requests,
         ),
         (
             "qgw_qkd_keys_fetched_total",
             "QKD keys received from the KME.",
-            q.keys_fetched,
+            |q| q.keys_fetched,
         ),
         (
             "qgw_qkd_key_bytes_total",
             "Bytes of QKD key material received.",
-            q.key_bytes,
+            |q| q.key_bytes,
         ),
-    ] {
+    ];
+    for (name, help, value) in counters {
         t.family(name, "counter", help);
-        t.sample(&[], v);
+        for (kme, q) in &kmes {
+            t.sample(&[("kme", kme)], value(q));
+        }
     }
     t.family(
         "qgw_qkd_errors_total",
         "counter",
         "KME request failures, by kind.",
     );
-    for (kind, n) in &q.errors {
-        t.sample(&[("kind", kind)], n);
+    for (kme, q) in &kmes {
+        for (kind, n) in &q.errors {
+            t.sample(&[("kme", kme), ("kind", kind)], n);
+        }
     }
     let h = "qgw_qkd_request_duration_seconds";
     t.family(h, "histogram", "KME request latency.");
-    let buckets = (q.latency_buckets.iter())
-        .map(|(le_ms, n)| (le_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0), *n))
-        .collect();
-    let count = q.latency_buckets.last().map_or(0, |(_, n)| *n);
-    let sum = q.latency_sum_us as f64 / 1e6;
-    t.push(Sample::Histogram(buckets, sum, count));
+    for (kme, q) in &kmes {
+        let buckets = (q.latency_buckets.iter())
+            .map(|(le_ms, n)| (le_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0), *n))
+            .collect();
+        let count = q.latency_buckets.last().map_or(0, |(_, n)| *n);
+        let sum = q.latency_sum_us as f64 / 1e6;
+        let labels = vec![("kme", (*kme).to_owned())];
+        t.push(Sample::Histogram(labels, buckets, sum, count));
+    }
     t.family(
         "qgw_qkd_prefetch_keys",
         "gauge",
         "QKD keys waiting in the prefetch buffers (the sum over the peers this site is master of).",
     );
-    t.sample(&[], q.prefetch_keys);
+    for (kme, q) in &kmes {
+        t.sample(&[("kme", kme)], q.prefetch_keys);
+    }
     t.family(
         "qgw_qkd_kme_reachable",
         "gauge",
         "1 if the last request reached the KME (absent before the first request).",
     );
-    if let Some(reachable) = q.kme_reachable {
-        t.sample(&[], u8::from(reachable));
+    for (kme, q) in &kmes {
+        if let Some(reachable) = q.kme_reachable {
+            t.sample(&[("kme", kme)], u8::from(reachable));
+        }
     }
 }
 

@@ -108,8 +108,9 @@ impl From<f64> for Value {
 #[derive(Debug)]
 pub(super) enum Sample {
     Point(Vec<(&'static str, String)>, Value),
-    /// Cumulative `(upper bound in seconds, count)` buckets (the last one `+Inf`), sum, count.
-    Histogram(Vec<(f64, u64)>, f64, u64),
+    /// Labels after `interface`; cumulative `(upper bound in seconds, count)` buckets (the last
+    /// one `+Inf`), sum, count.
+    Histogram(Vec<(&'static str, String)>, Vec<(f64, u64)>, f64, u64),
 }
 
 /// One family: its exposition name (counters with `_total`), type, help and samples.
@@ -142,15 +143,19 @@ impl Family {
                         (_, Value::Float(x)) => ConstGauge::new(x).encode(one),
                     }?;
                 }
-                Sample::Histogram(cumulative, sum, count) => {
+                Sample::Histogram(labels, cumulative, sum, count) => {
+                    let labels: Vec<(&str, &str)> =
+                        labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
                     // The encoder takes each bucket's own count and accumulates.
                     let mut below = 0;
                     let buckets: Vec<(f64, u64)> = (cumulative.iter())
                         .map(|&(le, n)| (le, n.saturating_sub(std::mem::replace(&mut below, n))))
                         .collect();
-                    family.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        *sum, *count, &buckets, None,
-                    )?;
+                    family
+                        .encode_family(&labels)?
+                        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                            *sum, *count, &buckets, None,
+                        )?;
                 }
             }
         }

@@ -11,7 +11,10 @@ fn full_status() -> Status {
         "rx_packets": 5, "tx_packets": 6, "handshakes": 7, "session_usable": true,
         "handshake_failures": {"timeout": 1, "hybrid_abandoned": 2},
         "policy_state": "fallback", "qkd_configured": true,
-        "epochs_by_source": {"x25519+mlkem": 1, "x25519+mlkem+qkd": 3}
+        "epochs_by_source": {"x25519+mlkem": 1, "x25519+mlkem+qkd": 3},
+        "qkd_sources": [
+            {"kme": "kme", "peer_sae_id": "SAE_B", "last": "unavailable", "delivered": 3, "failed": 2}
+        ]
     });
     Status {
         interface: "qgw0".into(),
@@ -68,12 +71,14 @@ fn every_documented_family_is_rendered_with_its_samples() {
         format!("qgw_peer_policy_state{{{p},state=\"normal\"}} 0"),
         format!("qgw_peer_qkd_configured{{{p}}} 1"),
         format!("qgw_peer_up{{{p}}} 1"),
-        "qgw_qkd_errors_total{interface=\"qgw0\",kind=\"timeout\"} 2".to_owned(),
-        "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",le=\"0.005\"} 2".to_owned(),
-        "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",le=\"+Inf\"} 3".to_owned(),
-        "qgw_qkd_request_duration_seconds_sum{interface=\"qgw0\"} 1.5".to_owned(),
-        "qgw_qkd_request_duration_seconds_count{interface=\"qgw0\"} 3".to_owned(),
-        "qgw_qkd_kme_reachable{interface=\"qgw0\"} 0".to_owned(),
+        format!("qgw_peer_qkd_source_answers_total{{{p},qkd_source=\"0\",kme=\"kme\",result=\"failed\"}} 2"),
+        format!("qgw_peer_qkd_source_up{{{p},qkd_source=\"0\",kme=\"kme\"}} 0"),
+        "qgw_qkd_errors_total{interface=\"qgw0\",kme=\"kme\",kind=\"timeout\"} 2".to_owned(),
+        "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",kme=\"kme\",le=\"0.005\"} 2".to_owned(),
+        "qgw_qkd_request_duration_seconds_bucket{interface=\"qgw0\",kme=\"kme\",le=\"+Inf\"} 3".to_owned(),
+        "qgw_qkd_request_duration_seconds_sum{interface=\"qgw0\",kme=\"kme\"} 1.5".to_owned(),
+        "qgw_qkd_request_duration_seconds_count{interface=\"qgw0\",kme=\"kme\"} 3".to_owned(),
+        "qgw_qkd_kme_reachable{interface=\"qgw0\",kme=\"kme\"} 0".to_owned(),
         "qgw_audit_records_total{interface=\"qgw0\"} 9".to_owned(),
         "qgw_control_connections_dropped_total{interface=\"qgw0\",socket=\"metrics\",reason=\"timeout\"} 4".to_owned(),
         "qgw_offload_in_use{interface=\"qgw0\",offload=\"tun_tso\"} 1".to_owned(),
@@ -173,13 +178,27 @@ fn hybrid_peers_export_epoch_sources_drops_and_rejects_but_no_key_id() {
     );
 }
 
+/// A bucket's `le` label moved to the end of its labels: the two encoders place it before and
+/// after the family's own labels (`kme`), and label order carries no meaning.
+fn le_last(line: &str) -> String {
+    let Some(start) = line.find(",le=\"") else {
+        return line.to_owned();
+    };
+    let Some(len) = line[start + 5..].find('"') else {
+        return line.to_owned();
+    };
+    let le = &line[start..start + 5 + len + 1];
+    let rest = line.replacen(le, "", 1);
+    rest.replacen('}', &format!("{le}}}"), 1)
+}
+
 #[test]
 fn openmetrics_has_the_same_series_counters_declared_without_total_and_an_end() {
     let text = render(full_status(), Format::Text);
     let om = render(full_status(), Format::OpenMetrics);
     let series = |t: &str| -> Vec<String> {
         let mut lines: Vec<String> =
-            (t.lines().filter(|l| !l.starts_with('#')).map(str::to_owned)).collect();
+            (t.lines().filter(|l| !l.starts_with('#')).map(le_last)).collect();
         // OpenMetrics puts a histogram's sum and count before its buckets.
         lines.sort();
         lines
@@ -189,4 +208,35 @@ fn openmetrics_has_the_same_series_counters_declared_without_total_and_an_end() 
     assert!(om.contains("\n# TYPE qgw_dropped counter\n"), "{om}");
     assert!(om.contains("\n# TYPE qgw_qkd_request_duration_seconds histogram\n"));
     assert!(!om.contains("_total counter"), "{om}");
+}
+
+#[test]
+fn each_kme_and_each_source_is_labelled_with_its_name() {
+    let mut st = full_status();
+    let q = st.qkd.take().unwrap();
+    st.kmes = ["east", "west"]
+        .map(|name| crate::control::status::KmeStatus {
+            name: name.into(),
+            client: q.clone(),
+        })
+        .into();
+    st.peers[0].qkd_sources = ["east", "west"]
+        .map(|kme| crate::control::status::SourceStatus {
+            kme: kme.into(),
+            peer_sae_id: "SAE_H".into(),
+            last: Some("delivered".into()),
+            delivered: 1,
+            failed: 0,
+        })
+        .into();
+    let text = render(st, Format::Text);
+    for line in [
+        "qgw_qkd_kme_reachable{interface=\"qgw0\",kme=\"east\"} 0",
+        "qgw_qkd_kme_reachable{interface=\"qgw0\",kme=\"west\"} 0",
+        "qgw_qkd_requests_total{interface=\"qgw0\",kme=\"west\"} 3",
+        "qgw_qkd_request_duration_seconds_count{interface=\"qgw0\",kme=\"east\"} 3",
+        "qgw_peer_qkd_source_up{interface=\"qgw0\",peer=\"site-b\",qkd_source=\"1\",kme=\"west\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
 }

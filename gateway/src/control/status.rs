@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+pub use super::status_sources::{KmeStatus, SourceStatus};
+
 /// One interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -28,9 +30,12 @@ pub struct Status {
     /// Build and uptime of the daemon.
     #[serde(default)]
     pub process: Option<ProcessStatus>,
-    /// The KME client's counters (absent without a KME).
+    /// The first KME client's counters (absent without a KME; every KME is in `kmes`).
     #[serde(default)]
     pub qkd: Option<QkdStatus>,
+    /// Each KME of this site, in `qkd:` order, with its client's counters.
+    #[serde(default)]
+    pub kmes: Vec<KmeStatus>,
     /// The audit log's counters (absent without `audit:`).
     #[serde(default)]
     pub audit: Option<AuditStatus>,
@@ -209,6 +214,9 @@ pub struct PeerStatus {
     /// Hybrid epochs installed since start, by key-source combination.
     #[serde(default)]
     pub epochs_by_source: BTreeMap<String, u64>,
+    /// The peer's QKD sources, in order (hybrid peers with QKD; docs/protocol.md §6.3).
+    #[serde(default)]
+    pub qkd_sources: Vec<SourceStatus>,
 }
 
 /// Base64 as `wg` prints keys.
@@ -284,6 +292,7 @@ impl Status {
                 if let Some(id) = &p.qkd_key_id {
                     s += &format!("  qkd key id: {id}\n");
                 }
+                s += &super::status_sources::render(&p.qkd_sources);
             }
             if let Some(k) = p.persistent_keepalive {
                 s += &format!("  persistent keepalive: every {k} seconds\n");

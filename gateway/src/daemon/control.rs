@@ -24,7 +24,9 @@ use zeroize::Zeroizing;
 use crate::control::conn::Message;
 use crate::control::metrics::{self, Endpoint, MetricsThread};
 use crate::control::server::{Answer, Drops, Server, Socket};
-use crate::control::status::{AuditStatus, ProcessStatus, QkdStatus, Status, asks_for_status};
+use crate::control::status::{
+    AuditStatus, KmeStatus, ProcessStatus, QkdStatus, Status, asks_for_status,
+};
 use crate::control::uapi::{self, Device, Plan, Target};
 use crate::control::{Listener, status_path, uapi_path};
 use crate::proto::secret::Secret;
@@ -114,8 +116,8 @@ pub struct Shared {
     pub private_key: Secret<32>,
     /// The node's published status.
     pub published: Arc<Published>,
-    /// The KME client's counters, with a KME.
-    pub kme: Option<Arc<qkd_link::Metrics>>,
+    /// Each KME's name and client counters, in `qkd:` order (empty without a KME).
+    pub kmes: Vec<(String, Arc<qkd_link::Metrics>)>,
     /// The audit thread's counters, with an audit log.
     pub audit: Option<Arc<AuditCounters>>,
     /// When the daemon started.
@@ -158,7 +160,13 @@ impl Shared {
             start_time_unix: self.started_unix,
             uptime_seconds: self.started.elapsed().as_secs(),
         });
-        st.qkd = (self.kme.as_ref()).map(|m| QkdStatus::from_snapshot(&m.snapshot()));
+        st.kmes = (self.kmes.iter())
+            .map(|(name, m)| KmeStatus {
+                name: name.clone(),
+                client: QkdStatus::from_snapshot(&m.snapshot()),
+            })
+            .collect();
+        st.qkd = st.kmes.first().map(|k| k.client.clone());
         st.audit = self.audit.as_ref().map(|a| AuditStatus {
             path: a.path.clone(),
             records: a.records.load(Ordering::Relaxed),

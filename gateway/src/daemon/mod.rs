@@ -126,7 +126,10 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
         listen_port,
         private_key,
         published: Arc::clone(&published),
-        kme: kme.as_ref().map(|k| Arc::clone(k.metrics())),
+        kmes: kme
+            .as_ref()
+            .map(|k| k.all_metrics().to_vec())
+            .unwrap_or_default(),
         audit: audit.as_ref().map(AuditThread::counters),
         started: now,
         started_unix: unix.as_secs(),

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use super::Node;
 use super::peers::PeerSlot;
-use crate::control::status::{PeerStatus, Status, b64};
+use crate::control::status::{PeerStatus, SourceStatus, Status, b64};
 use crate::error::DropReason;
+use crate::hybrid::QkdPolicy;
 use crate::proto::tai64n::WallClock;
 
 impl Node {
@@ -69,6 +70,20 @@ fn peer_status(
     .collect();
     handshake_failures.extend(view.hybrid_failures.clone());
     let stats = h.map(|h| h.stats());
+    let qkd_sources = match stats {
+        Some(stats) if h.is_some_and(|h| h.policy() != QkdPolicy::Off) => {
+            (slot.qkd_sources.iter().zip(&stats.sources))
+                .map(|(source, s)| SourceStatus {
+                    kme: source.kme_name.clone(),
+                    peer_sae_id: source.peer_sae_id.as_str().to_owned(),
+                    last: s.last.map(|r| r.label().to_owned()),
+                    delivered: s.delivered,
+                    failed: s.failed,
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     PeerStatus {
         name: slot.name.clone(),
         public_key: b64(p.public_key()),
@@ -103,5 +118,6 @@ fn peer_status(
         policy_state: view.policy_state.map(|s| s.label().to_owned()),
         qkd_configured: view.qkd_configured,
         epochs_by_source: view.epochs_by_source.clone(),
+        qkd_sources,
     }
 }

@@ -125,6 +125,28 @@ pub fn hybrid_pair(me: Site, policy: QkdPolicy, rekey_after: Duration) -> NodeCo
     hybrid(me, &[link])
 }
 
+/// `config` with every QKD peer given two sources (docs/protocol.md §6.3): the same peer SAE
+/// through this site's KME `east` (the first) and `west` (the second), with `require`.
+pub fn with_two_sources(mut config: NodeConfig, require: Require) -> NodeConfig {
+    for h in config.peers.iter_mut().filter_map(|p| p.hybrid.as_mut()) {
+        let Some(first) = h.sources.first().cloned() else {
+            continue;
+        };
+        h.sources = [
+            (KmeId::FIRST, "east"),
+            (KmeId::new(1).unwrap_or(KmeId::FIRST), "west"),
+        ]
+        .map(|(kme, name)| QkdSource {
+            kme,
+            kme_name: name.to_owned(),
+            peer_sae_id: first.peer_sae_id.clone(),
+        })
+        .into();
+        h.require = require;
+    }
+    config
+}
+
 /// A node configuration of `me` with hybrid peers.
 pub fn hybrid(me: Site, links: &[HybridLink]) -> NodeConfig {
     let peers = links.iter().map(|l| NodePeer {
@@ -137,6 +159,7 @@ pub fn hybrid(me: Site, links: &[HybridLink]) -> NodeConfig {
             sources: (l.policy != QkdPolicy::Off)
                 .then(|| QkdSource {
                     kme: KmeId::FIRST,
+                    kme_name: "kme".to_owned(),
                     peer_sae_id: l.peer.sae(),
                 })
                 .into_iter()

@@ -3,7 +3,8 @@
 //! served exactly once by the slave's KME (`dec_keys`, §5.3), then gone. Faults: a KME can be down
 //! (503), answers take a random latency, a slave's KME can hand out wrong bytes for the right
 //! key ID (a broken link: the exchange must refuse it at key confirmation), and the KMEs can lose
-//! every key not yet served (a restart without persistent storage, or a resynchronisation).
+//! every key not yet served (a restart without persistent storage, or a resynchronisation), and
+//! one of a site's KMEs (one QKD path of a peer with two sources) can be down alone.
 //!
 //! A master's `Fetch` is served as the daemon serves it: from a prefetch buffer of keys the master
 //! fetched earlier, in batches (`qkd_link::Prefetcher`), when [`Kmes::prefetch`] is set; a
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use gateway::hybrid::{QkdFailure, QkdResult};
 use gateway::node::testing::Site;
-use gateway::node::{KmeOp, KmeReply, KmeRequest, Prefetched};
+use gateway::node::{KmeId, KmeOp, KmeReply, KmeRequest, Prefetched};
 use keymix::{KeyId, QkdMaterial, SecretVec};
 use qkd_link::SaeId;
 
@@ -30,6 +31,8 @@ pub struct Kmes {
     pools: BTreeMap<(SaeId, SaeId), BTreeMap<KeyId, Vec<u8>>>,
     /// Sites whose KME is down.
     pub down: BTreeSet<u16>,
+    /// One path down: a site's requests to one of its KMEs fail (docs/protocol.md §6.3).
+    pub down_paths: BTreeSet<(u16, KmeId)>,
     /// Latency of every answer.
     pub latency: (Duration, Duration),
     /// Probability that a `dec_keys` answer carries wrong bytes.
@@ -56,6 +59,7 @@ impl Kmes {
         Self {
             pools: BTreeMap::new(),
             down: BTreeSet::new(),
+            down_paths: BTreeSet::new(),
             latency: (Duration::from_millis(1), Duration::from_millis(1)),
             wrong_keys: 0.0,
             issued: 0,
@@ -86,7 +90,8 @@ impl Kmes {
         let start = self.take_slot(now, site, latency);
         self.asked.push((start, site.0));
         let at = start + latency;
-        let result = if self.down.contains(&site.0) {
+        let down = self.down_paths.contains(&(site.0, request.kme));
+        let result = if down || self.down.contains(&site.0) {
             Err(QkdFailure::Unavailable)
         } else {
             match &request.op {
