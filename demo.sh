@@ -12,6 +12,10 @@
 #   sudo ./demo.sh            run, show, tear down (also on Ctrl-C or failure)
 #   sudo ./demo.sh --keep     leave the sites running to explore (prints how)
 #   sudo ./demo.sh --down     tear a kept demo down
+#   sudo ./demo.sh --sites 4 [--keep|--down]
+#                             a data centre and three hospitals on a Madrid-like QKD network, one
+#                             hospital with two QKD paths (scripts/demo/region.sh; --sites 2 is
+#                             this two-site demo)
 #
 # Exit status 0 only if every outcome holds (DICOM byte-identical, no MQTT message lost, duplicated
 # or reordered, iperf3 ran, epochs with QKD among their key sources), so CI can run it as it is
@@ -55,53 +59,42 @@ source "$HELPERS/traffic.sh"   # start_services, dicom_phase, mqtt_phase, iperf_
 # shellcheck source=scripts/demo/summary.sh
 source "$HELPERS/summary.sh"   # collect_facts, check_epochs, verify_audit, print_summary, print_keep_guide
 
+usage="usage: $0 [--sites 2|4] [--keep|--down]"
+sites=2 args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sites) [ $# -ge 2 ] || die "$usage"; sites=$2; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case "$sites" in
+  2) ;;
+  4) exec "$HELPERS/region.sh" "${args[@]}" ;;
+  *) die "--sites: 2 (two hospitals) or 4 (a data centre and three hospitals)" ;;
+esac
+set -- "${args[@]}"
 case "${1:-}" in
-  --down) [ "$(id -u)" = 0 ] || die "run as root"; teardown; echo "demo torn down"; exit 0 ;;
+  --down)
+    [ "$(id -u)" = 0 ] || die "run as root"
+    teardown
+    "$HELPERS/region.sh" --down > /dev/null # a kept --sites 4 demo as well
+    echo "demo torn down"
+    exit 0
+    ;;
   --keep) keep=1 ;;
   "") ;;
-  *) die "usage: $0 [--keep|--down]" ;;
+  *) die "$usage" ;;
 esac
-[ $# -le 1 ] || die "usage: $0 [--keep|--down]"
+[ $# -le 1 ] || die "$usage"
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces, TUN devices)"
 [ -e "$STATE" ] && die "a demo is already running ($STATE); use $0 --down first"
 if ip netns list | grep -qE "^($NS_A|$NS_B)( |$)"; then die "namespace $NS_A or $NS_B exists; use $0 --down first"; fi
 
-cleanup_on_exit() {
-  local status=$?
-  trap - EXIT INT TERM HUP
-  if [ "$keep" = 1 ] && [ "$status" = 0 ]; then return; fi
-  if [ "$status" = 130 ]; then
-    echo "interrupted: tearing down"
-  elif [ "$status" != 0 ] && [ -d "$STATE" ]; then
-    local saved
-    saved=$(mktemp -d /tmp/qgw-demo-logs.XXXXXX)
-    find "$STATE" -maxdepth 1 -type f \( -name '*.log' -o -name '*.out' -o -name '*.txt' -o -name '*.json' \
-      -o -name '*.yaml' -o -name '*.jsonl' \) -exec cp {} "$saved" \; 2>/dev/null || true
-    echo "demo failed (exit $status); logs copied to $saved"
-  fi
-  teardown
-}
-mkdir -m 700 "$STATE"
-trap cleanup_on_exit EXIT
-trap 'exit 130' INT TERM HUP
+open_state # $STATE, and the traps that tear the demo down on exit (kept with --keep)
 
 # ---------------------------------------------------------------------------------------------
 step "packages and build"
-# The demo runs its own broker inside site B's namespace and uses only promtool from prometheus:
-# the packages' own services are kept from starting (scripts/lib/debian.sh).
-# shellcheck source=scripts/lib/debian.sh
-. "$REPO/scripts/lib/debian.sh"
-mapfile -t need < <(missing_debian_packages ip:iproute2 ping:iputils-ping iperf3:iperf3 curl:curl \
-  python3:python3 storescu:dcmtk mosquitto:mosquitto mosquitto_pub:mosquitto-clients \
-  promtool:prometheus)
-install_debian_packages demo.sh "$STATE/apt.log" "${need[@]}"
-command -v cargo > /dev/null || die "cargo not found (sudo resets PATH; try: sudo env PATH=\"\$PATH\" $0)"
-info "cargo build --release: qgw, and qkd-kme-sim with qkd-link's sim feature (a first build takes a few minutes)"
-# Two builds, so that qgw is built as deployed: without the simulator feature of qkd-link.
-{ nice -n 10 cargo build --release --locked -q -p gateway --bin qgw \
-    && nice -n 10 cargo build --release --locked -q -p qkd-link --features sim --bin qkd-kme-sim; } > "$STATE/build.log" 2>&1 \
-  || { tail -n 30 "$STATE/build.log" >&2; die "build failed"; }
-BIN=$REPO/target/release
+packages_and_build # sets BIN
 t_start=$(date +%s.%N)
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +131,7 @@ info "KME_A https://127.0.0.1:8441 (site A), KME_B https://10.200.0.1:8442 (reac
 
 # ---------------------------------------------------------------------------------------------
 step "gateways: keys, configs, qgw up at both sites (hybrid: on, qkd.policy: required, epoch every ${ROTATION}s)"
-make_keys
+make_keys a b
 write_site_configs
 
 t_up=$(date +%s.%N)
@@ -174,15 +167,4 @@ check_epochs
 verify_audit
 print_summary
 
-if [ ${#failures[@]} -gt 0 ]; then
-  printf '%s%d outcome(s) failed:%s\n' "$RED" "${#failures[@]}" "$OFF"
-  printf '  - %s\n' "${failures[@]}"
-  exit 1
-fi
-echo "all outcomes hold: DICOM intact, telemetry complete, bulk transfer done, QKD epochs rotated"
-
-if [ "$keep" = 1 ]; then
-  print_keep_guide
-else
-  echo "tearing down"
-fi
+close_outcomes "all outcomes hold: DICOM intact, telemetry complete, bulk transfer done, QKD epochs rotated" print_keep_guide

@@ -7,11 +7,12 @@
 # Sets: audit (1 when the sites write audit logs), audit_a, audit_b (their paths, or empty).
 # shellcheck disable=SC2154 # the variables above are demo.sh's
 
-# make_keys: $STATE/{a,b}.key/.pub (X25519) and .mldsa/.mldsa.pub (ML-DSA-65), private keys 0600.
+# make_keys SITE...: $STATE/SITE.key/.pub (X25519) and .mldsa/.mldsa.pub (ML-DSA-65) for each
+# site, private keys 0600.
 make_keys() {
   (
     umask 077
-    for s in a b; do
+    for s in "$@"; do
       "$BIN/qgw" genkey > "$STATE/$s.key"
       "$BIN/qgw" pubkey < "$STATE/$s.key" > "$STATE/$s.pub"
       "$BIN/qgw" genkey --mldsa > "$STATE/$s.mldsa"
