@@ -1,5 +1,5 @@
 //! The KME simulator (`qkd_link::sim`) for tests: one PKI for its two KMEs and two SAEs, one
-//! configuration of two linked KMEs ([`Kmes`]), and one way to run it: on a thread of the test
+//! configuration of two linked KMEs ([`Kmes`]) or any other ([`start_sim_yaml`]), and one way to run it: on a thread of the test
 //! process, inside a network namespace or on the host, until the handle is dropped.
 
 use std::path::Path;
@@ -82,10 +82,17 @@ pub struct Sim {
 /// Runs the simulator with `kmes` and the certificates in `pki` on a thread, inside namespace
 /// `ns` if given, until the returned handle is dropped.
 pub fn start_sim(ns: Option<&str>, kmes: &Kmes, pki: &Path) -> Sim {
+    start_sim_yaml(ns, kmes.yaml(), &["KME_A", "KME_B"], pki)
+}
+
+/// As [`start_sim`], with any simulator configuration `yaml`; [`Sim::kme_url`] knows the KMEs
+/// named in `urls_of`.
+pub fn start_sim_yaml(ns: Option<&str>, yaml: String, urls_of: &[&str], pki: &Path) -> Sim {
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (ready_tx, ready_rx) = mpsc::channel();
     let path = ns.map(|ns| format!("/var/run/netns/{ns}"));
-    let (yaml, pki) = (kmes.yaml(), pki.to_owned());
+    let pki = pki.to_owned();
+    let names: Vec<String> = urls_of.iter().map(|k| (*k).to_owned()).collect();
     let thread = std::thread::spawn(move || {
         if let Some(path) = path {
             let fd = std::fs::File::open(&path).unwrap();
@@ -97,7 +104,12 @@ pub fn start_sim(ns: Option<&str>, kmes: &Kmes, pki: &Path) -> Sim {
             .unwrap();
         let cfg = SimConfig::from_yaml(&yaml, "sim.yaml").unwrap();
         let sim = rt.block_on(qkd_link::sim::start(cfg, &pki)).unwrap();
-        let urls = ["KME_A", "KME_B"].map(|k| (k.to_owned(), sim.kme_url(k).unwrap()));
+        let urls: Vec<(String, String)> = (names.into_iter())
+            .map(|k| {
+                let url = sim.kme_url(&k).unwrap();
+                (k, url)
+            })
+            .collect();
         ready_tx.send((Arc::clone(sim.control()), urls)).unwrap();
         // Serve until the test drops the sender (bounded by the test's own deadlines).
         rt.block_on(async {
@@ -114,7 +126,7 @@ pub fn start_sim(ns: Option<&str>, kmes: &Kmes, pki: &Path) -> Sim {
         stop: Some(stop_tx),
         thread: Some(thread),
         control,
-        urls: urls.into(),
+        urls,
     }
 }
 
@@ -131,6 +143,11 @@ impl Sim {
     pub fn kme_down(&self, kme: &str, down: bool) {
         let id = SaeId::new(kme).unwrap();
         self.control.set_kme_down(&id, down).unwrap();
+    }
+
+    /// The admin API's view (`GET /admin/state`): KMEs, links and their counters, no key.
+    pub fn state(&self) -> serde_json::Value {
+        self.control.state()
     }
 
     /// Stops the KMEs and waits until their ports are free.

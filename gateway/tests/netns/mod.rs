@@ -7,6 +7,8 @@
 //! | [`qgw`] | key files, qgw configuration files, `qgw up` and `qgw status` |
 //! | [`pair`] | a running qgw ↔ qgw or qgw ↔ wireguard-go pair, with options |
 //! | [`kme`] | the KME simulator for tests: its PKI, its configuration and a running instance |
+//! | [`hub`] | a hub qgw, master of 100 hybrid spokes, each a qgw in its own namespace on a bridge, and the simulator serving the region topology |
+//! | [`hub_measure`] | that hub's memory, CPU, restart, KME load and key consumption, printed (`QGW_HUB_MEASURE=1`) |
 //! | [`hybrid`] | two hybrid qgw sites, each with its own KME from the simulator |
 //! | [`ha`] | a site with an active and a standby gateway under keepalived (VRRP), a host behind them, facing a hybrid site b |
 //! | [`ha_layout`] | that site pair's namespaces and bridges, qgw configurations and keepalived configurations |
@@ -33,6 +35,8 @@
 pub mod control;
 pub mod ha;
 pub mod ha_layout;
+pub mod hub;
+pub mod hub_measure;
 pub mod hybrid;
 pub mod kme;
 pub mod lab;
