@@ -10,7 +10,10 @@
                                    QKD_KEY_IDS INSTALLED" (key IDs comma-separated or "-"; INSTALLED,
                                    the epochs since start by key sources, e.g. "4x x25519+mlkem+qkd")
   facts.py epoch-keys LOG PEER     the QKD key IDs of each epoch of PEER in a qgw log, one line an
-                                   epoch: "EPOCH SOURCES KEY_ID[,KEY_ID...]"
+                                   epoch: "EPOCH SOURCES KEY_ID[,KEY_ID...]" (IDs in source order)
+  facts.py sources STATUS_JSON     one line a peer with QKD sources: "NAME SOURCE[; SOURCE...]", each
+                                   "KME -> PEER_SAE (N delivered, N failed, last RESULT)"; peers
+                                   whose status has no per-source list are left out
   facts.py metric METRICS NAME     sum of every sample of NAME in a Prometheus text file, or "n/a"
   facts.py iperf IPERF_JSON        received Gbit/s of an `iperf3 -J` client run, or "n/a"
   facts.py kme ADMIN_STATE_JSON    "ISSUED DELIVERED" from the simulator's GET /admin/state
@@ -82,6 +85,18 @@ def peers(path):
             print(peer.get("name", "?"), peer.get("hybrid", "off"), peer.get("epoch", 0), sources, ",".join(ids) or "-", done)
 
 
+def sources(path):
+    with open(path) as f:
+        for peer in json.load(f).get("peers") or []:
+            listed = [
+                "%s -> %s (%d delivered, %d failed, last %s)"
+                % (s.get("kme", "?"), s.get("peer_sae_id", "?"), s.get("delivered", 0), s.get("failed", 0), s.get("last") or "-")
+                for s in peer.get("qkd_sources") or []
+            ]
+            if listed:
+                print(peer.get("name", "?"), "; ".join(listed))
+
+
 def links(path, key_bits=256):
     with open(path) as f:
         state = json.load(f)
@@ -136,6 +151,7 @@ def main(argv):
         "epochs": epochs,
         "epoch-keys": epoch_keys,
         "peers": peers,
+        "sources": sources,
         "metric": metric,
         "iperf": iperf,
         "kme": kme,

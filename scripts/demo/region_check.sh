@@ -8,8 +8,9 @@
 #     it (the data centre's east duct = the three east access links; RN-RE = hospital 1 + hospital
 #     3 east; RW-RN = hospital 2; the west duct = RS-RW = hospital 3 west), each link's consumed
 #     bits are its relayed keys of 256 bits, and RE-RS, on no shortest path, spent nothing;
-#   * hospital 3's link: with two QKD sources, every epoch at the data centre mixed two QKD keys and
-#     the west path carried them; with one source (a qgw without several sources per peer), a note.
+#   * hospital 3's link: with two QKD sources, every epoch at the data centre mixed two QKD keys, the
+#     west path carried them, and `qgw status` at both ends lists both sources (east, west) with
+#     their last answer delivered; with one source (a qgw without several sources per peer), a note.
 #
 # Uses from demo-check.sh: STATE, BIN, HELPERS, tmp, ok, fail.
 # shellcheck disable=SC2154 # the variables above are demo-check.sh's
@@ -72,6 +73,14 @@ if grep -q '^  kmes:' "$STATE/site-hub.yaml"; then
     fail "hospital 3: $two of $all epochs at the data centre mixed two QKD keys"
   fi
   if [ "$(c KME_H3_W-KME_RW)" -ge 1 ]; then ok "hospital 3: the west path consumed $(c KME_H3_W-KME_RW) keys"; else fail "hospital 3: the west path consumed no key"; fi
+  for site in hub h3; do
+    line=$(python3 "$HELPERS/facts.py" sources "$tmp/status-$site.json" | grep -E '^(hospital-3|data-centre) ' || true)
+    if [ "$(grep -o 'last delivered' <<< "$line" | wc -l)" = 2 ] && [[ "$line" == *"east -> "*"; west -> "* ]]; then
+      ok "$site: qgw status shows the two QKD sources of the hospital 3 link, both last delivered: ${line#* }"
+    else
+      fail "$site: qgw status does not show two QKD sources (east, west) both last delivered: ${line:-no qkd_sources}"
+    fi
+  done
 else
   echo "note  hospital 3 runs on ONE QKD source: this qgw does not accept several sources per peer (the west path is idle)"
   same "the west path is idle with one source" "$(c KME_H3_W-KME_RW)" 0

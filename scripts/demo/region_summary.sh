@@ -96,8 +96,10 @@ EOF
   for s in "${SPOKES[@]}"; do print_peers "$STATE/status-$s.json" "hospital $(spoke_no "$s")" "hospital $(spoke_no "$s")"; done
   check_two_paths
   echo "      two paths hospital 3: $two_paths_line"
-  echo "                QKD key IDs of hospital-3's last epochs at the data centre (epoch, key sources, key IDs):"
-  python3 "$HELPERS/facts.py" epoch-keys "$STATE/qgw-hub.log" hospital-3 | tail -n 3 | sed 's/^/                  /'
+  echo "                QKD sources per peer at the data centre (qgw status --json, qkd_sources):"
+  python3 "$HELPERS/facts.py" sources "$STATE/status-hub.json" 2> /dev/null | sed 's/^/                  /;s/; /\n                    /g'
+  echo "                hospital-3's last epochs at the data centre: epoch, key sources, QKD key IDs in source order:"
+  python3 "$HELPERS/facts.py" epoch-keys "$STATE/qgw-hub.log" hospital-3 | tail -n 3 | sed 's/^/                  /;s/,/, /g'
   print_links
   read -r kme_issued kme_delivered < <(python3 "$HELPERS/facts.py" kme "$STATE/kme-state.json") || true
   cat << EOF
