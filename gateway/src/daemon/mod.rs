@@ -105,11 +105,13 @@ pub fn run(cfg: Validated) -> anyhow::Result<()> {
     let node = Node::new(now, clock, node_config, Randomness::Os)?;
     for id in node.peer_ids() {
         if let Some(h) = node.hybrid_peer(id) {
-            let (role, policy) = (h.role(), h.policy());
+            let (role, policy, sources) = (h.role(), h.policy(), h.qkd_sources());
             info!(
                 peer = node.peer_name(id),
                 ?role,
                 ?policy,
+                qkd_sources = sources.count,
+                require = sources.require.label(),
                 "hybrid key agreement on"
             );
         }

@@ -175,3 +175,19 @@ fn a_slave_with_one_source_refuses_tags_it_does_not_have() {
     };
     assert_eq!(count(&pair.at_slave, mismatch), 1);
 }
+
+#[test]
+fn what_a_slave_admits_by_policy_and_sources_named() {
+    let table = [
+        (QkdPolicy::Required, Require::All, [false, false, true]),
+        (QkdPolicy::Required, Require::Any, [false, true, true]),
+        (QkdPolicy::Preferred, Require::All, [true, true, true]),
+        (QkdPolicy::Off, Require::All, [true, false, false]),
+    ];
+    for (policy, require, by_named) in table {
+        for (named, want) in by_named.into_iter().enumerate() {
+            let got = two(require).admits(policy, named);
+            assert_eq!(got, want, "{policy:?} {require:?} with {named} named");
+        }
+    }
+}
