@@ -140,15 +140,17 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
             (format!("qgw_peer_up{{{p}}}"), 1.0),
             (format!("qgw_peer_qkd_configured{{{p}}}"), 1.0),
             (
-                format!("qgw_qkd_keys_fetched_total{{interface=\"{iface}\"}}"),
+                format!("qgw_qkd_keys_fetched_total{{interface=\"{iface}\",kme=\"kme\"}}"),
                 1.0,
             ),
             (
-                format!("qgw_qkd_kme_reachable{{interface=\"{iface}\"}}"),
+                format!("qgw_qkd_kme_reachable{{interface=\"{iface}\",kme=\"kme\"}}"),
                 1.0,
             ),
             (
-                format!("qgw_qkd_request_duration_seconds_count{{interface=\"{iface}\"}}"),
+                format!(
+                    "qgw_qkd_request_duration_seconds_count{{interface=\"{iface}\",kme=\"kme\"}}"
+                ),
                 1.0,
             ),
             (format!("qgw_uptime_seconds{{interface=\"{iface}\"}}"), 0.0),
@@ -196,7 +198,13 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
         (503, "not ready: no usable session with peer")
     );
     let (_, text_b) = http(&s.lab, &s.nb, "/metrics");
-    let b = |name: &str| sample(&text_b, &format!("{name}{{interface=\"{ib}\"}}"));
+    // The one-KME form's series carry kme="kme".
+    let b = |name: &str| {
+        sample(
+            &text_b,
+            &format!("{name}{{interface=\"{ib}\",kme=\"kme\"}}"),
+        )
+    };
     assert_eq!(b("qgw_qkd_kme_reachable"), Some(0.0), "{text_b}");
     let errors: f64 = (text_b.lines())
         .filter(|l| l.starts_with("qgw_qkd_errors_total{"))
