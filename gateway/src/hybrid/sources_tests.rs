@@ -191,3 +191,24 @@ fn what_a_slave_admits_by_policy_and_sources_named() {
         }
     }
 }
+
+/// The flags byte of the first Init the master sent (fragment 0's body starts after the header),
+/// without `GENESIS` (the first epoch's Init has it).
+fn init_flags(seen: &Seen) -> u8 {
+    let first = seen.sent.first().expect("an Init sent");
+    first[super::constants::HEADER_LEN + 8] & !0x01
+}
+
+#[test]
+fn only_a_peer_with_several_sources_tags_its_key_ids() {
+    // One source: version 1's Init, byte for byte (no SOURCE_TAGGED), as a gateway that predates
+    // several sources sends and expects.
+    let mut one = Pair::new(QkdPolicy::Required);
+    one.run_for(Duration::from_secs(1));
+    assert_eq!(init_flags(&one.at_master), 0);
+    assert_eq!(epochs_installed(&one.at_slave).len(), 1);
+    let mut two_sources =
+        Pair::with_sources(QkdPolicy::Required, two(Require::All), two(Require::All));
+    two_sources.run_for(Duration::from_secs(1));
+    assert_eq!(init_flags(&two_sources.at_master), 0x02);
+}
