@@ -330,7 +330,9 @@ impl MasterState {
                 let due = s
                     .installed
                     .as_ref()
-                    .is_none_or(|(_, at)| now >= *at + s.rekey_after);
+                    .map_or(now >= s.first_exchange_at, |(_, at)| {
+                        now >= *at + s.rekey_after
+                    });
                 if due {
                     self.start(s, now);
                 }
@@ -373,7 +375,7 @@ impl MasterState {
             Phase::Idle => Some(
                 s.installed
                     .as_ref()
-                    .map_or(s.created_at, |(_, at)| *at + s.rekey_after),
+                    .map_or(s.first_exchange_at, |(_, at)| *at + s.rekey_after),
             ),
             Phase::Backoff { until } => Some(*until),
             Phase::AwaitingQkd { deadline, .. } => Some(*deadline),

@@ -74,6 +74,12 @@ impl HybridPeer {
         self
     }
 
+    /// Delays a master's first exchange until `at` (a hub spreads its peers' first exchanges,
+    /// docs/protocol.md §7); traffic that needs a session still starts it at once.
+    pub fn delay_first_exchange(&mut self, until: Instant) {
+        self.shared.first_exchange_at = until;
+    }
+
     /// The peer's QKD sources.
     pub fn qkd_sources(&self) -> QkdSources {
         self.shared.sources

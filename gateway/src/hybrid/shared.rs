@@ -67,8 +67,11 @@ pub(super) struct Shared {
     /// The last [`EPOCH_HISTORY`] installed epochs and when, newest last: the session carrying
     /// traffic may still be keyed by an older one than the newest.
     pub(super) history: VecDeque<(EpochInfo, Instant)>,
-    /// When this peer was created: the master's first exchange is due then.
+    /// When this peer was created.
     pub(super) created_at: Instant,
+    /// When the master's first exchange is due: at creation, or later on a hub
+    /// ([`super::HybridPeer::delay_first_exchange`]).
+    pub(super) first_exchange_at: Instant,
 }
 
 impl Shared {
@@ -97,6 +100,7 @@ impl Shared {
             installed: None,
             history: VecDeque::with_capacity(EPOCH_HISTORY),
             created_at: now,
+            first_exchange_at: now,
         }
     }
 

@@ -34,6 +34,7 @@
 
 mod config;
 mod events;
+mod first_exchange;
 mod kme;
 mod link;
 mod ops;
@@ -155,8 +156,10 @@ impl Node {
             ops: OpsClock::new(now),
             cursor: 0,
         };
+        let window = first_exchange::window(&peers);
         for peer in peers {
-            node.add_peer(now, peer)?;
+            let id = node.add_peer(now, peer)?;
+            node.spread_first_exchange(now, id, window);
         }
         Ok(node)
     }
