@@ -10,7 +10,9 @@
 #   4. ./demo.sh --down, always (trap), and nothing of the demo is left.
 # With --sites 4, the same for the regional demo (./demo.sh --sites 4 --keep: a data centre and
 # three hospitals, every outcome at every hospital), its four sites' /metrics as in 2., and instead
-# of 3. (that demo writes no audit log) the QKD network's checks of scripts/demo/region_check.sh.
+# of 3. (that demo writes no audit log) the checks of scripts/demo/region_check.sh: every peer
+# rotated with QKD, the key each QKD link consumed accounted path by path, hospital 3's two QKD
+# sources, and `require: all` failing closed on that link alone when one of its paths is cut.
 # Ends with "demo-check: N passed, N failed[, N skipped]"; exit status 1 if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

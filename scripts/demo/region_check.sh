@@ -10,7 +10,9 @@
 #     bits are its relayed keys of 256 bits, and RE-RS, on no shortest path, spent nothing;
 #   * hospital 3's link: with two QKD sources, every epoch at the data centre mixed two QKD keys, the
 #     west path carried them, and `qgw status` at both ends lists both sources (east, west) with
-#     their last answer delivered; with one source (a qgw without several sources per peer), a note.
+#     their last answer delivered; then with the west path cut, `require: all` fails closed on that
+#     link alone (fail_closed_on_one_path); with one source (a qgw without several sources per
+#     peer), a note.
 #
 # Uses from demo-check.sh: STATE, BIN, HELPERS, tmp, ok, fail.
 # shellcheck disable=SC2154 # the variables above are demo-check.sh's
@@ -60,6 +62,52 @@ for link in KME_H1-KME_RE KME_H2-KME_RW KME_H3_E-KME_RE; do
   if [ "$(c "$link")" -ge 1 ]; then ok "link $link consumed $(c "$link") keys"; else fail "link $link consumed no key"; fi
 done
 
+# epoch_of SITE PEER: the peer's epoch in force and its last source's last answer, "EPOCH LAST".
+epoch_of() {
+  ip netns exec "qgw-rgn-$1" "$BIN/qgw" status "qgw-$1" --json > "$tmp/now-$1.json" 2> /dev/null || { echo "? ?"; return; }
+  local epoch last
+  epoch=$(python3 "$HELPERS/facts.py" peers "$tmp/now-$1.json" | awk -v p="$2" '$1 == p { print $3 }')
+  last=$(python3 "$HELPERS/facts.py" sources "$tmp/now-$1.json" | awk -v p="$2" '$1 == p' | sed -n 's/.*; west -> .*last \([a-z_]*\))$/\1/p')
+  echo "${epoch:-?} ${last:-?}"
+}
+
+# fail_closed_on_one_path: `require: all` fails closed with one path down. Cuts hospital 3's west
+# access fibre (KME_H3_W-KME_RW; no other path reaches KME_H3_W). The keys already relayed stay
+# deliverable, so the hub's prefetched west keys carry a few more epochs (about 5 at a 10 s
+# rotation); then the west source answers `unavailable`, hospital 3's link installs no new epoch
+# while hospital 1's keeps rotating, and the epoch in force still carries traffic (qgw refuses it
+# only 180 s after it was installed). Bounded: 120 s for the west source to fail, then one rotation.
+fail_closed_on_one_path() {
+  local e1 e1_after e3 e3_after last _ waited=0
+  if ! ip netns exec qgw-rgn-hub curl -sf --max-time 5 -X POST -d '{"down": true}' \
+    http://127.0.0.1:8630/admin/link/KME_H3_W/KME_RW > /dev/null; then
+    fail "could not cut the link KME_H3_W-KME_RW on the simulator's admin API"
+    return
+  fi
+  while read -r e3 last < <(epoch_of hub hospital-3) && [ "$last" != unavailable ] && [ "$waited" -lt 120 ]; do
+    sleep 2
+    waited=$((waited + 2))
+  done
+  if [ "$last" != unavailable ]; then
+    fail "hospital 3: 120 s after its west access fibre was cut, the hub's west source still answers ${last}"
+    return
+  fi
+  read -r e1 _ < <(epoch_of hub hospital-1)
+  sleep 12 # more than one rotation
+  read -r e1_after _ < <(epoch_of hub hospital-1)
+  read -r e3_after last < <(epoch_of hub hospital-3)
+  if [ "$e3_after" = "$e3" ] && [ "$e1_after" -gt "$e1" ] 2> /dev/null; then
+    ok "require: all fails closed: ${waited}s after the west path was cut its source answered $last; hospital 3 stayed at epoch $e3 while hospital 1 went $e1 -> $e1_after"
+  else
+    fail "require: all with the west path cut: hospital 3 epoch $e3 -> $e3_after (want no change), hospital 1 $e1 -> $e1_after (want a rotation)"
+  fi
+  if ip netns exec qgw-rgn-h3 ping -c 1 -W 1 10.211.0.1 > /dev/null 2>&1; then
+    ok "hospital 3 still reaches the data centre on the epoch in force (refused only 180 s after it was installed)"
+  else
+    fail "hospital 3 lost the tunnel as soon as its link failed closed"
+  fi
+}
+
 # Hospital 3's two QKD paths.
 if grep -q '^  kmes:' "$STATE/site-hub.yaml"; then
   all=0 two=0
@@ -81,6 +129,7 @@ if grep -q '^  kmes:' "$STATE/site-hub.yaml"; then
       fail "$site: qgw status does not show two QKD sources (east, west) both last delivered: ${line:-no qkd_sources}"
     fi
   done
+  fail_closed_on_one_path
 else
   echo "note  hospital 3 runs on ONE QKD source: this qgw does not accept several sources per peer (the west path is idle)"
   same "the west path is idle with one source" "$(c KME_H3_W-KME_RW)" 0

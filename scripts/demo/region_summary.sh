@@ -120,7 +120,11 @@ region_keep_guide() {
   done
   cat << EOF
   KME   ip netns exec $NS_HUB curl -s http://127.0.0.1:8630/admin/state   (per-link consumed_bits, keys_relayed)
-        cut a ring link: ip netns exec $NS_HUB curl -s -X POST -d '{"down": true}' http://127.0.0.1:8630/admin/link/KME_RN/KME_RE
+        cut a ring link (keys reroute the other way round the ring):
+          ip netns exec $NS_HUB curl -s -X POST -d '{"down": true}' http://127.0.0.1:8630/admin/link/KME_RN/KME_RE
+        cut hospital 3's west access fibre (require: all: once the hub's prefetched west keys are
+        spent, about 5 epochs, that link installs no new epoch; the others rotate on):
+          ip netns exec $NS_HUB curl -s -X POST -d '{"down": true}' http://127.0.0.1:8630/admin/link/KME_H3_W/KME_RW
   MQTT  broker 10.211.0.1:1883, e.g. ip netns exec $NS_HUB mosquitto_sub -h 10.211.0.1 -t 'icu/#' -v
   tear down: ./demo.sh --sites 4 --down   (or ./demo.sh --down)
 EOF
