@@ -12,7 +12,8 @@
 //! 3. after a hub restart (all its sessions and hybrid state gone, the spokes keep theirs), the
 //!    simulated time until every peer has a fresh epoch in force, and the KME requests per second
 //!    of simulated time at the peak, with the hub's requests queued as behind the daemon's gate
-//!    (4 in flight) and without a limit;
+//!    (`qkd_link::gate::scaled_in_flight`: 4 in flight up to 256 peers, 16 from 961) and
+//!    without a limit;
 //! 4. QKD key consumed per link per hour, against the secret-key rates of
 //!    /work/shared/reference/etsi-qkd-014.md §9.
 //!
@@ -45,8 +46,10 @@ const HUB: Site = Site(1);
 const ROTATION: Duration = Duration::from_secs(120);
 /// Bits of one QKD key (the simulated KMEs hand out 256-bit keys, as every real one here).
 const KEY_BITS: u64 = 256;
-/// The daemon's `FetchGate`: `enc_keys` requests in flight at most (§11).
-const GATE: usize = 4;
+/// The daemon's `FetchGate` for `peers` master pools: `enc_keys` requests in flight at most (§11).
+fn gate(peers: usize) -> usize {
+    qkd_link::gate::scaled_in_flight(peers)
+}
 /// How long a phase may take in simulated time before the bench gives up on it and says so.
 const PHASE_LIMIT: Duration = Duration::from_secs(300);
 
@@ -300,7 +303,7 @@ fn main() {
     let wall = Instant::now();
     let mut w = World::new(13);
     w.kmes.latency = latency;
-    w.kmes.max_in_flight = GATE;
+    w.kmes.max_in_flight = gate(peers);
     w.add(HUB, hub_config(peers));
     for k in 0..peers {
         w.add(spoke(k), spoke_config(k));
@@ -398,12 +401,8 @@ fn main() {
     );
 
     // 3. Hub restarts: with the daemon's gate, then without a limit.
-    restart(
-        &mut w,
-        peers,
-        GATE,
-        "hub's KME requests gated at 4 in flight",
-    );
+    let label = format!("hub's KME requests gated at {} in flight", gate(peers));
+    restart(&mut w, peers, gate(peers), &label);
     restart(&mut w, peers, 0, "no limit on the hub's KME requests");
     println!("total steps {}", w.steps);
 }
