@@ -54,7 +54,7 @@ step "deployment files: Prometheus config, alert rules and their tests, Grafana 
 step "the two-hospital demo, non-interactive, with its outcomes, /metrics (promtool) and audit-log checks"
 ./scripts/demo-check.sh
 
-step "the regional demo (./demo.sh --sites 4): a data centre and three hospitals in namespaces on a Madrid-like QKD network in the simulator (keys relayed through two trusted ring nodes; hospital 3 on two QKD paths through disjoint trusted nodes), fewer messages per hospital (3 DICOM, 200 MQTT, 3 s iperf3), every outcome at every hospital, /metrics (promtool), every peer rotated with QKD, the key each QKD link consumed accounted path by path"
+step "the regional demo (./demo.sh --sites 4): a data centre and three hospitals in namespaces on a Madrid-like QKD network in the simulator (keys relayed through two trusted ring nodes; hospital 3 on two QKD paths through disjoint trusted nodes), fewer messages per hospital (3 DICOM, 200 MQTT, 3 s iperf3), every outcome at every hospital, /metrics (promtool), every peer rotated with QKD, the key each QKD link consumed accounted path by path, then hospital 3's west path cut: require: all fails closed on that link alone (about 2 min)"
 ./scripts/demo-check.sh --sites 4
 
 step "live alerting: the demo again with a real Prometheus per site and Alertmanager (prometheus-alertmanager, installed if missing) routing to a webhook receiver; KME killed, then a gateway: QKD link down, peer fail-closed and gateway down fire and resolve, times printed (rules' for: scaled down 30x, checked to be the only difference)"
