@@ -40,6 +40,18 @@ pub fn scaled_in_flight(pools: usize) -> usize {
         .clamp(DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_CAP)
 }
 
+/// Pools' first fills (and, in qgw's node, a hub's first exchanges) started per second on
+/// average after a start: a scaled gate spreads the first fills of n pools over
+/// `max(DEFAULT_START_SPREAD, (n - 1) / STARTS_PER_SECOND)` ([`start_window`]), so a hub of 100
+/// peers asks its KME for about 50 keys a second, not 100 in its first second.
+pub const STARTS_PER_SECOND: u32 = 50;
+
+/// The window over which `n` starts at [`STARTS_PER_SECOND`] fall: zero for one.
+pub fn start_window(n: usize) -> Duration {
+    let gaps = u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX);
+    Duration::from_secs(1) * gaps / STARTS_PER_SECOND
+}
+
 /// Window over which the pools' first fills start. One second: a pool that nobody waits for is
 /// full within about a second of start, and a waiting epoch does not wait for it at all.
 pub const DEFAULT_START_SPREAD: Duration = Duration::from_secs(1);
@@ -72,7 +84,8 @@ struct Scaled {
 
 impl Default for FetchGate {
     /// The daemon's gate: [`scaled_in_flight`] requests for the pools that joined (4 at first),
-    /// first fills spread over [`DEFAULT_START_SPREAD`].
+    /// first fills spread over [`DEFAULT_START_SPREAD`] or, for more than 51 pools, over
+    /// [`start_window`] of them.
     fn default() -> Self {
         let mut gate = Self::new(DEFAULT_MAX_IN_FLIGHT, DEFAULT_START_SPREAD);
         gate.scaled = Some(Arc::new(Mutex::new(Scaled {
@@ -120,8 +133,13 @@ impl FetchGate {
 
     /// The delay before a pool's first fill for a uniform random `draw`: `draw` modulo the
     /// window, to the millisecond.
+    /// A scaled gate's window grows with its pools ([`STARTS_PER_SECOND`]).
     pub fn start_delay(&self, draw: u64) -> Duration {
-        let window = u64::try_from(self.start_spread.as_millis()).unwrap_or(u64::MAX);
+        let spread = self.scaled.as_ref().map_or(self.start_spread, |scaled| {
+            let pools = scaled.lock().unwrap_or_else(PoisonError::into_inner).pools;
+            self.start_spread.max(start_window(pools))
+        });
+        let window = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
         if window == 0 {
             return Duration::ZERO;
         }
@@ -173,6 +191,30 @@ mod tests {
         assert!(urgent.is_ok(), "the reserved permit");
         let more = tokio::time::timeout(Duration::from_secs(1), gate.urgent()).await;
         assert!(more.is_err(), "never more than three in flight");
+    }
+
+    #[test]
+    fn a_scaled_gate_spreads_first_fills_at_the_hub_start_rate() {
+        let gate = FetchGate::default();
+        for _ in 0..10 {
+            gate.join();
+        }
+        let latest = |g: &FetchGate| (0..5000).map(|d| g.start_delay(d)).max();
+        assert_eq!(
+            latest(&gate),
+            Some(Duration::from_millis(999)),
+            "1 s for 10"
+        );
+        for _ in 10..101 {
+            gate.join();
+        }
+        // (101 - 1) / 50 per second = 2 s, as the node spreads the first exchanges.
+        assert_eq!(latest(&gate), Some(Duration::from_millis(1999)));
+        let fixed = FetchGate::new(4, Duration::from_secs(1));
+        for _ in 0..101 {
+            fixed.join();
+        }
+        assert_eq!(latest(&fixed), Some(Duration::from_millis(999)));
     }
 
     #[test]

@@ -3,30 +3,31 @@
 //! A gateway that is master of many QKD peers (a hub) would otherwise start every peer's first
 //! exchange in the same instant after a start or restart, and so ask its KME for one key per peer
 //! at once (ETSI GS QKD 014 §5.2 `enc_keys`). Instead each master peer with a QKD policy starts at
-//! a uniform random moment of a window that grows with their number: [`FIRST_EXCHANGES_PER_SECOND`]
-//! on average, so 100 peers spread over 2 s and a pair (one master peer) starts at once. A peer
-//! whose traffic needs a session does not wait for its moment (the hybrid peer's
-//! `on_epoch_needed` starts the exchange at once), so the spread delays idle peers only.
+//! a uniform random moment of a window that grows with their number:
+//! [`qkd_link::gate::STARTS_PER_SECOND`] on average (the rate at which the KME client's gate
+//! spreads its pools' first fills too), so 100 peers spread over 2 s and a pair (one master peer)
+//! starts at once. A peer whose traffic needs a session does not wait for its moment (the hybrid
+//! peer's `on_epoch_needed` starts the exchange at once), so the spread delays idle peers only.
+//! Each peer then rotates `rekey_after` after its own last epoch, so its later epochs, and the KME
+//! requests they make, stay spread as well instead of arriving in one burst every rotation.
 
 use std::time::{Duration, Instant};
+
+use qkd_link::gate::start_window;
 
 use crate::hybrid::{QkdPolicy, Role};
 
 use super::{Node, NodePeer, PeerId};
 
-/// The average rate at which a hub starts its master peers' first exchanges.
-pub const FIRST_EXCHANGES_PER_SECOND: u32 = 50;
-
 /// The window over which the first exchanges of `peers`' QKD master peers start: zero for one,
-/// `(n - 1) / FIRST_EXCHANGES_PER_SECOND` for n.
+/// `(n - 1) / qkd_link::gate::STARTS_PER_SECOND` for n.
 pub(super) fn window(peers: &[NodePeer]) -> Duration {
     let masters = peers
         .iter()
         .filter_map(|p| p.hybrid.as_ref())
         .filter(|h| h.role == Role::Master && h.policy != QkdPolicy::Off)
         .count();
-    let gaps = u32::try_from(masters.saturating_sub(1)).unwrap_or(u32::MAX);
-    Duration::from_secs(1) * gaps / FIRST_EXCHANGES_PER_SECOND
+    start_window(masters)
 }
 
 /// A moment of `[now, now + window)` from 8 random bytes (uniform up to 2^-64).
