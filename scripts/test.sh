@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step's title starts with the suite's elapsed time, so a slow step shows in any CI log.
+started=$SECONDS
+step() { printf '\n== [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
+trap 'printf "\n== [%dm%02ds] suite ended (exit %d)\n" $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) $?' EXIT
 
 step "toolchain"
 cargo --version
