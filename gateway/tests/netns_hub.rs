@@ -20,7 +20,9 @@ mod netns;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use netns::hub::{Hub, SPOKES, has_qkd_epoch, peer_name, peers_with_qkd, start_hub};
+use netns::hub::{Hub, SPOKES, audit_path, has_qkd_epoch, peer_name, peers_with_qkd, start_hub};
+
+const QGW_BIN: &str = env!("CARGO_BIN_EXE_qgw");
 use netns::hub_measure::{measure, metrics};
 use netns::qgw::status;
 use netns::wait_for;
@@ -40,6 +42,7 @@ fn a_hub_with_100_hybrid_spokes_reaches_every_spoke_with_qkd_keys() {
     every_spoke_answers_through_the_tunnel(&hub);
     every_spoke_has_a_qkd_epoch(&hub);
     status_and_metrics_list_every_peer(&hub);
+    the_audit_log_verifies_and_names_every_peer(&hub);
     the_simulator_conserves_keys_on_every_link(&hub.sim.state());
     if measuring {
         measure(&mut hub);
@@ -91,6 +94,38 @@ fn status_and_metrics_list_every_peer(hub: &Hub) {
         .filter_map(|l| Some(l.split("peer=\"").nth(1)?.split('"').next()?.to_owned()))
         .collect();
     assert_eq!(with_qkd, want, "/metrics has every peer's epoch with QKD");
+}
+
+/// The hub's signed audit log passes `qgw audit verify` with the hub's ML-DSA key and records an
+/// epoch with a QKD key ID for every one of the 100 peers.
+fn the_audit_log_verifies_and_names_every_peer(hub: &Hub) {
+    let (log, key) = (
+        audit_path(&hub.lab.dir, 51820),
+        hub.lab.dir.join("hub.mldsa.pub"),
+    );
+    let verify = std::process::Command::new(QGW_BIN)
+        .args(["audit", "verify", "--key"])
+        .args([&key, &log])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "qgw audit verify {}: {}",
+        log.display(),
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let with_qkd: BTreeSet<String> = (text.lines())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| {
+            r["qkd_key_ids"]
+                .as_array()
+                .is_some_and(|ids| !ids.is_empty())
+        })
+        .filter_map(|r| r["peer"].as_str().map(str::to_owned))
+        .collect();
+    let want: BTreeSet<String> = (1..=SPOKES).map(peer_name).collect();
+    assert_eq!(with_qkd, want, "an audited QKD epoch for every peer");
 }
 
 /// Every key between the hub (KME_DC) and a spoke is relayed: each link of its path spends it.

@@ -133,7 +133,16 @@ pub fn hub_yaml(lab: &Lab, iface: &str, port: u16, peers: &[String], rekey: Opti
             s += &format!("    rekey_after_seconds: {r}\n");
         }
     }
-    s + &format!("metrics:\n  listen: 127.0.0.1:{}\n", 9586 + port - 51820)
+    s + &format!(
+        "metrics:\n  listen: 127.0.0.1:{}\naudit:\n  path: {}\n",
+        9586 + port - 51820,
+        audit_path(dir, port).display()
+    )
+}
+
+/// The signed audit log of the hub listening on `port`.
+pub fn audit_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!("hub-{port}.audit.jsonl"))
 }
 
 /// Spoke `i`'s configuration: one peer, the hub, whose public key is `hub_pub`.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::hub::{Hub, SPOKES, hub_yaml, spawn_qgw, wait_up};
+use super::hub::{Hub, SPOKES, audit_path, hub_yaml, spawn_qgw, wait_up};
 use super::qgw::{crash_qgw, status};
 use super::traffic::in_netns;
 
@@ -139,12 +139,35 @@ fn render_sizes(hub: &Hub, series_0: usize) {
 /// CPU per epoch and QKD key per link per hour over [`WINDOW`].
 fn steady(hub: &Hub) {
     let pid = hub_pid(hub);
+    let log = audit_path(&hub.lab.dir, 51820);
+    let audit = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.len(), text.lines().count())
+    };
+    let audit0 = audit();
     let (cpu0, epochs0, state0) = (cpu_seconds(pid), epochs_installed(hub), hub.sim.state());
     let start = Instant::now();
     std::thread::sleep(WINDOW);
     let (cpu1, epochs1, state1) = (cpu_seconds(pid), epochs_installed(hub), hub.sim.state());
     let secs = start.elapsed().as_secs_f64();
     let epochs = epochs1 - epochs0;
+    let audit1 = audit();
+    let verify_start = Instant::now();
+    let verified = std::process::Command::new(QGW_BIN)
+        .args(["audit", "verify", "--key"])
+        .args([&hub.lab.dir.join("hub.mldsa.pub"), &log])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    println!(
+        "audit log: {} records, {} bytes in the window: {:.1} records and {:.0} bytes per epoch; `qgw audit verify` of the whole {} kB: {} in {:.0} ms",
+        audit1.1 - audit0.1,
+        audit1.0 - audit0.0,
+        (audit1.1 - audit0.1) as f64 / epochs.max(1) as f64,
+        (audit1.0 - audit0.0) as f64 / epochs.max(1) as f64,
+        audit1.0 / 1000,
+        if verified { "passes" } else { "FAILS" },
+        verify_start.elapsed().as_secs_f64() * 1000.0
+    );
     let issued = |s: &serde_json::Value| s["stats"]["keys_issued"].as_u64().unwrap_or(0);
     println!(
         "steady {secs:.0} s: {epochs} epochs, {} QKD keys issued, hub CPU {:.2} s: {:.2} ms per epoch ({:.1} % of one core)",
