@@ -68,9 +68,8 @@ pub struct KmeBridge {
     jobs: Option<mpsc::UnboundedSender<KmeRequest>>,
     results: std_mpsc::Receiver<KmeReply>,
     wake: UnixStream,
+    /// Every KME's name and counters, in [`crate::node::KmeId`] order; never empty.
     metrics: Vec<(String, Arc<Metrics>)>,
-    /// The first KME's counters.
-    first: Arc<Metrics>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -113,10 +112,10 @@ impl KmeBridge {
             metrics.push((kme.name, m));
             setups.push((Arc::new(client), kme.masters_for, kme.gate, kme.probe));
         }
-        let Some(first) = metrics.first().map(|(_, m)| Arc::clone(m)) else {
+        if metrics.is_empty() {
             let none = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no KME");
             return Err(BridgeError::Io(none));
-        };
+        }
         let (wake_write, wake) = UnixStream::pair().map_err(BridgeError::Io)?;
         wake.set_nonblocking(true).map_err(BridgeError::Io)?;
         let (jobs, mut job_rx) = mpsc::unbounded_channel::<KmeRequest>();
@@ -173,7 +172,6 @@ impl KmeBridge {
             results,
             wake,
             metrics,
-            first,
             thread: Some(thread),
         })
     }
@@ -199,7 +197,8 @@ impl KmeBridge {
 
     /// The first KME's counters (keys, bytes, errors, latency, buffer level, reachability).
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.first
+        // `start_many` refuses an empty list.
+        &self.metrics[0].1
     }
 
     /// Every KME's name and counters, in [`crate::node::KmeId`] order.

@@ -19,7 +19,9 @@ use super::freshness::Freshness;
 use super::outbox::{Prefetched, QkdOp, QkdRequest, RequestId};
 use super::shared::Shared;
 use super::wire::{self, Datagram, Kind};
-use super::{HybridEvent, QkdFailure, QkdPolicy, QkdResult, SourceIndex, SourceResult};
+use super::{
+    HybridEvent, HybridStats, QkdFailure, QkdPolicy, QkdResult, SourceIndex, SourceResult,
+};
 use crate::proto::constants::{REKEY_ATTEMPT_TIME, REKEY_TIMEOUT};
 use crate::proto::ratelimit::TokenBucket;
 
@@ -59,11 +61,12 @@ impl Round {
         self.answers.len() == self.asked.len()
     }
 
-    /// The answers, the sources that gave none counted as unavailable.
-    fn finish(self) -> Vec<(SourceIndex, QkdResult)> {
+    /// The answers, each source that gave none counted (in `stats`) and answered as unavailable.
+    fn finish(self, stats: &mut HybridStats) -> Vec<(SourceIndex, QkdResult)> {
         let mut answers = self.answers;
         for (_, source) in self.asked {
             if !answers.iter().any(|(s, _)| *s == source) {
+                stats.source(source, SourceResult::Unavailable);
                 answers.push((source, Err(QkdFailure::Unavailable)));
             }
         }
@@ -220,14 +223,8 @@ impl MasterState {
         let Phase::AwaitingQkd { round, next, .. } = std::mem::take(&mut self.phase) else {
             return;
         };
-        for (_, source) in round
-            .asked
-            .iter()
-            .filter(|(_, source)| !round.answers.iter().any(|(answered, _)| answered == source))
-        {
-            s.stats.source(*source, SourceResult::Unavailable);
-        }
-        match s.sources.decide(s.policy, round.finish()) {
+        let answers = round.finish(&mut s.stats);
+        match s.sources.decide(s.policy, answers) {
             Ok(Some((tags, material))) => self.send_init(s, now, next, Some((tags, material))),
             Ok(None) => {
                 s.event(HybridEvent::Fallback { epoch: next.epoch });
