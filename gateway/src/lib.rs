@@ -13,6 +13,7 @@
 //! | [`config`] | the YAML file, validated into a node configuration | files |
 
 pub mod audit;
+pub mod classes;
 pub mod config;
 pub mod config_audit;
 pub mod config_hybrid;

@@ -1,0 +1,77 @@
+//! Clinical traffic classes at the tunnel's egress: which class an inner packet belongs to
+//! (`rules`), the per-peer egress scheduler that honours them while the inner flows are still
+//! visible (`scheduler`, `flows`, `codel`, `bucket`), ECN between the inner and outer headers
+//! (`ecn`, RFC 6040) and what each class did (`stats`). The design, and why it lives in qgw's
+//! encrypt path rather than in a kernel qdisc, is in docs/gateway-decisions.md, "Traffic classes".
+//!
+//! The four classes are fixed, in priority order; an administrator's `classes:` rules only
+//! decide which class traffic falls into.
+
+pub mod stats;
+
+use std::fmt;
+
+/// One of the four traffic classes, in priority order (the scheduler serves a lower index first
+/// or with a larger share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClassId {
+    /// ICU vital signs and alarms (MQTT/MQTTS, HL7 MLLP, small EF/CS5 traffic): strict priority,
+    /// up to a cap.
+    Telemonitoring,
+    /// Teleconsultation voice and video (SIP, RTP, AF4x): the largest weighted share.
+    Telemedicine,
+    /// DICOM studies: bulk, a weighted share.
+    Imaging,
+    /// Everything else: the smallest weighted share.
+    Default,
+}
+
+impl ClassId {
+    /// Every class, in priority order.
+    pub const ALL: [ClassId; 4] = [
+        ClassId::Telemonitoring,
+        ClassId::Telemedicine,
+        ClassId::Imaging,
+        ClassId::Default,
+    ];
+
+    /// Its position in [`ClassId::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its name in the configuration, `qgw status`, metrics (`class` label) and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ClassId::Telemonitoring => "telemonitoring",
+            ClassId::Telemedicine => "telemedicine",
+            ClassId::Imaging => "imaging",
+            ClassId::Default => "default",
+        }
+    }
+
+    /// The class named `name` in a configuration.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for ClassId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_priority_order() {
+        for (i, c) in ClassId::ALL.into_iter().enumerate() {
+            assert_eq!(c.index(), i);
+            assert_eq!(ClassId::from_name(c.name()), Some(c));
+        }
+        assert_eq!(ClassId::from_name("video"), None);
+    }
+}
