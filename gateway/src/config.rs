@@ -283,6 +283,7 @@ impl Config {
                 name: p.name.clone(),
                 wg,
                 hybrid,
+                egress: crate::classes::PeerEgress::default(),
             });
         }
         let (signing_key, kmes) = match hybrid_site {
@@ -297,6 +298,7 @@ impl Config {
             signing_key,
             danger_rekey_after,
             danger_reject_after,
+            classes: std::sync::Arc::new(crate::classes::rules::ClassRules::builtin()),
         };
         Ok(Validated {
             name: name.clone(),

@@ -141,6 +141,7 @@ fn duplicate_self_and_low_order_peers_are_refused() {
             ..B.as_peer(None)
         },
         hybrid: None,
+        egress: gateway::classes::PeerEgress::default(),
     };
     assert!(matches!(
         a.add_peer(now, peer(B.public_key())),

@@ -7,6 +7,7 @@
 //! The four classes are fixed, in priority order; an administrator's `classes:` rules only
 //! decide which class traffic falls into.
 
+pub mod rules;
 pub mod stats;
 
 use std::fmt;
@@ -60,6 +61,17 @@ impl fmt::Display for ClassId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// A peer's egress settings (`egress_rate`, `outer_dscp` in its configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerEgress {
+    /// The WAN rate toward the peer in bits per second, counting outer (wire) bytes; `Some`
+    /// turns class scheduling on for the peer, `None` leaves its data path as without classes.
+    pub rate_bps: Option<u64>,
+    /// Mark the outer UDP header with the class's DSCP (off by default: it tells an observer
+    /// which class a packet is).
+    pub outer_dscp: bool,
 }
 
 #[cfg(test)]

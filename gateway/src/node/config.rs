@@ -29,6 +29,9 @@ pub struct NodeConfig {
     pub danger_rekey_after: Option<Duration>,
     /// Off-spec: refuse sessions after this instead of REJECT_AFTER_TIME (tests only).
     pub danger_reject_after: Option<Duration>,
+    /// Which traffic class each inner packet falls into (the `classes:` rules, then the
+    /// built-in ones), for peers with an egress rate.
+    pub classes: Arc<crate::classes::rules::ClassRules>,
 }
 
 /// One configured peer.
@@ -40,6 +43,8 @@ pub struct NodePeer {
     pub wg: PeerSpec,
     /// Its hybrid key agreement settings, with `hybrid: on`.
     pub hybrid: Option<HybridPeerSpec>,
+    /// Its egress rate and outer marking (`egress_rate`, `outer_dscp`).
+    pub egress: crate::classes::PeerEgress,
 }
 
 /// A peer's WireGuard settings.

@@ -129,6 +129,7 @@ impl Node {
             signing_key,
             danger_rekey_after,
             danger_reject_after,
+            classes: _,
         } = config;
         let keys = StaticKeys::new(private_key);
         let checker = CookieChecker::new(keys.cookie_key);

@@ -68,7 +68,9 @@ pub(super) struct SlotContext<'a> {
 impl PeerSlot {
     /// Builds a peer from its configuration (a hybrid peer gets its key agreement too).
     pub(super) fn new(cx: SlotContext<'_>, config: NodePeer) -> Result<Self, Error> {
-        let NodePeer { name, wg, hybrid } = config;
+        let NodePeer {
+            name, wg, hybrid, ..
+        } = config;
         let remote = RemoteKeys::new(cx.keys, wg.public_key)
             .map_err(|_| Error::InvalidKey("low-order public key"))?;
         let keying = match &hybrid {

@@ -11,6 +11,8 @@ use keymix::mldsa::SigningKey;
 use qkd_link::SaeId;
 
 use super::{KmeId, Node, NodeConfig, NodePeer, PeerSpec, Randomness};
+use crate::classes::PeerEgress;
+use crate::classes::rules::ClassRules;
 use crate::config_hybrid::{HybridPeerSpec, QkdSource};
 use crate::hybrid::{QkdPolicy, Require, Role};
 use crate::proto::handshake::StaticKeys;
@@ -104,6 +106,7 @@ pub fn plain(me: Site, peers: &[Site], psk: bool) -> NodeConfig {
         name: format!("site-{}", p.0),
         wg: p.as_peer(psk.then(|| Secret::new([9; 32]))),
         hybrid: None,
+        egress: PeerEgress::default(),
     });
     config(me, peers.collect())
 }
@@ -167,6 +170,7 @@ pub fn hybrid(me: Site, links: &[HybridLink]) -> NodeConfig {
             require: Require::All,
             rekey_after: l.rekey_after,
         }),
+        egress: PeerEgress::default(),
     });
     let mut cfg = config(me, peers.collect());
     cfg.signing_key = Some(me.signing_key());
@@ -182,6 +186,7 @@ fn config(me: Site, peers: Vec<NodePeer>) -> NodeConfig {
         signing_key: None,
         danger_rekey_after: None,
         danger_reject_after: None,
+        classes: Arc::new(ClassRules::builtin()),
     }
 }
 

@@ -53,6 +53,7 @@ impl Node {
                         name,
                         wg,
                         hybrid: None,
+                        egress: crate::classes::PeerEgress::default(),
                     };
                     let Ok(id) = self.add_peer(now, peer) else {
                         continue;
