@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Clinical traffic classes on a shaped WAN: telemonitoring delay and video jitter, idle and while
+# a DICOM bulk transfer saturates the link, through qgw with classes on, qgw with classes off and
+# wireguard-go, over the same 200 Mbit/s underlay. The scenario and its probes are the demo's
+# (scripts/demo/clinical.sh, clinical.py, clinical_report.py): one harness, two users.
+#
+#   qgwcls-a 10.213.0.1 ──[tbf 200mbit burst 64kb latency 100ms on clsa]── 10.213.0.2 qgwcls-b
+#   tunnel 10.201.0.1/24                                                tunnel 10.201.0.2/24
+#
+# For every round, and in it every variant (a fresh pair of daemons each):
+#   idle     telemonitoring (MQTT every 20 ms, TCP 1883) and video (RTP-like UDP 4.08 Mbit/s to
+#            port 20000) for -t seconds: one-way delay p50/p99/max, jitter p99, loss;
+#   load     the same while storescu streams a CT study to storescp (TCP 11112) in a loop;
+#   imaging  (classes off only) imaging alone: the capacity "remaining" is measured against.
+# Variants: qgw-on (`egress_rate: 190mbit` on both sites' peer), qgw-off (no egress_rate: today's
+# data path), wggo (wireguard-go). 190 Mbit/s is 95 % of the 200 Mbit/s WAN: the scheduler counts
+# the outer datagram while tbf counts the Ethernet frame (14 bytes more a packet) and drains its
+# bucket in bursts, so a rate a little under the WAN's keeps tbf's FIFO empty and the queue inside
+# qgw, where the classes are still visible; at 100 % the queue would form in tbf again.
+# qgw runs plain WireGuard unless -H (hybrid: X25519 + ML-KEM + QKD from qkd-kme-sim, required,
+# a master and b slave, as the demo).
+#
+# Prints the markdown table (medians over rounds) and the issue's targets as text, and writes
+# them, with META and the raw result lines, to -r (default gateway/bench/results/DATE-classes.txt).
+#
+#   sudo gateway/bench/classes.sh [-t SECS] [-n ROUNDS] [-v VARIANTS] [-H] [-o DIR] [-r FILE] [-B]
+#   sudo gateway/bench/classes.sh cleanup      # remove what a killed run left behind
+#
+#   -t  seconds each phase measures (20)     -n  rounds (1)
+#   -v  comma list of qgw-on,qgw-off,wggo (all)   -H  qgw hybrid with the KME simulator
+#   -o  logs directory (default: a new /tmp/qgw-classes.*)   -B  skip the release build
+# Traffic stays inside the namespaces this script creates; every process it starts is bounded in
+# time and ended by PID on exit (also on failure or Ctrl-C).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$here/lib.sh" # repo, BIN; log/die, start/stop_pid, cleanup, keys, KME, qgw configs, wireguard-go
+# shellcheck source=scripts/demo/clinical.sh
+source "$repo/scripts/demo/clinical.sh" # clin_shape, clin_services, clin_run, clin_egress_rate
+
+NS_A=qgwcls-a NS_B=qgwcls-b
+UL_A=10.213.0.1 UL_B=10.213.0.2 TN_A=10.201.0.1 TN_B=10.201.0.2
+PORT=51820 MTU=1420 REKEY=10 EGRESS_RATE=190mbit
+DUR=20 ROUNDS=1 VARIANTS=qgw-on,qgw-off,wggo HYBRID=0 OUT="" RESULT="" BUILD=1
+BENCH_NAME=classes BENCH_NS=("$NS_A" "$NS_B") QGW_IF=qgwcls
+BENCH_STALE=(/var/run/wireguard/wgcls-a.sock /var/run/wireguard/wgcls-b.sock)
+
+cleanup_command "$@"
+args=()
+for a in "$@"; do if [[ $a == --hybrid ]]; then args+=(-H); else args+=("$a"); fi; done
+set -- "${args[@]+"${args[@]}"}"
+while getopts "t:n:v:Ho:r:B" o; do
+  case $o in
+    t) DUR=$OPTARG ;;
+    n) ROUNDS=$OPTARG ;;
+    v) VARIANTS=$OPTARG ;;
+    H) HYBRID=1 ;;
+    o) OUT=$OPTARG ;;
+    r) RESULT=$OPTARG ;;
+    B) BUILD=0 ;;
+    *) sed -n '2,34p' "$0"; exit 2 ;;
+  esac
+done
+[[ $(id -u) == 0 ]] || die "run as root (namespaces, tc)"
+need ip tc ping python3 mosquitto storescu storescp dump2dcm
+[[ ,$VARIANTS, == *,wggo,* ]] && { need wg; find_wireguard_go; }
+OUT=${OUT:-$(mktemp -d /tmp/qgw-classes.XXXXXX)}
+RESULT=${RESULT:-$repo/gateway/bench/results/$(date -u +%F)-classes.txt}
+mkdir -p "$OUT"
+WD=$(mktemp -d)
+info() { log "$*"; }
+cleanup_hook() { clin_stop_all; }
+arm_cleanup
+# shellcheck disable=SC2119 # no example needed
+[[ $BUILD == 1 ]] && build_release
+
+# shellcheck disable=SC2034 # read by clinical.sh
+CLIN_A=$NS_A CLIN_B=$NS_B CLIN_WAN_IF=clsa CLIN_DST=$TN_B CLIN_OUT=$OUT CLIN_SECS=$DUR
+make_namespaces
+veth $NS_A clsa $UL_A $NS_B clsb $UL_B
+make_keys
+clin_shape
+if [[ $HYBRID == 1 ]]; then
+  kme_config "$UL_A"
+  kme_start "$OUT/kme.log" $((ROUNDS * 4 * (4 * DUR + 120)))
+fi
+
+tunnel_start() { # VARIANT: both sites' tunnel, up; TUN_PIDS
+  local v=$1 s ep
+  TUN_PIDS=()
+  if [[ $v == wggo ]]; then
+    wg_go_up a wgcls-a $UL_B error $((4 * DUR + 120)) "$OUT/$v.wggo-a.log"
+    TUN_PIDS+=("$last")
+    wg_go_up b wgcls-b $UL_A error $((4 * DUR + 120)) "$OUT/$v.wggo-b.log"
+    TUN_PIDS+=("$last")
+  else
+    for s in a b; do
+      ep=$UL_B
+      [[ $s == b ]] && ep=$UL_A
+      if [[ $HYBRID == 1 ]]; then qgw_config $s $ep "$OUT/$v.audit-$s.log" $REKEY; else qgw_plain_config $s $ep; fi
+      if [[ $v == qgw-on ]]; then
+        clin_egress_rate "$WD/site-$s.yaml" $EGRESS_RATE
+        "$BIN/qgw" check-config "$WD/site-$s.yaml" > "$OUT/check-config.log" 2>&1 \
+          || die "this qgw does not accept egress_rate (classes not in this build; try -v qgw-off,wggo): $(tail -n 2 "$OUT/check-config.log")"
+      fi
+      qgw_up $s "$OUT/$v.qgw-$s.log" $((4 * DUR + 120))
+      TUN_PIDS+=("$last")
+    done
+  fi
+  tunnel_up 30 || die "$v: no tunnel"
+}
+status_json() { # VARIANT TAG: site A's qgw status, kept
+  [[ $1 == wggo ]] && return 0
+  ip netns exec $NS_A "$BIN/qgw" status $QGW_IF-a --json > "$OUT/$1.$2.status-a.json" 2> /dev/null || true
+}
+
+clin_services
+meta="META kernel=$(uname -r) tcp_cc=$(ip netns exec $NS_A sysctl -n net.ipv4.tcp_congestion_control)\
+ tbf=\"${CLIN_TBF[*]}\" egress_rate=$EGRESS_RATE secs=$DUR rounds=$ROUNDS hybrid=$HYBRID\
+ storescu_streams=$CLIN_STREAMS commit=$(git -C "$repo" rev-parse --short HEAD)"
+log "$meta"
+IFS=, read -r -a variants <<< "$VARIANTS"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for v in "${variants[@]}"; do
+    case $v in qgw-on | qgw-off | wggo) ;; *) die "unknown variant $v (qgw-on, qgw-off, wggo)" ;; esac
+    log "round $round: $v"
+    tunnel_start "$v"
+    sleep 1
+    clin_run "$v" idle "$round" > /dev/null
+    clin_run "$v" load "$round" > /dev/null
+    status_json "$v" "r$round"
+    [[ $v == qgw-off ]] && clin_run "$v" imaging "$round" > /dev/null
+    for p in "${TUN_PIDS[@]}"; do stop_pid "$p"; done
+  done
+done
+
+{
+  echo "# gateway/bench/classes.sh -t $DUR -n $ROUNDS -v $VARIANTS$([[ $HYBRID == 1 ]] && echo ' -H'), $(date -u '+%F %H:%M UTC')"
+  echo "$meta"
+  echo
+  python3 "$repo/scripts/demo/clinical_report.py" table "$OUT/results.jsonl"
+  echo
+  echo "Raw results (one line per variant, phase and round):"
+  sed 's/^/    /' "$OUT/results.jsonl"
+} > "$OUT/table.txt"
+mkdir -p "$(dirname "$RESULT")"
+cp "$OUT/table.txt" "$RESULT"
+cat "$OUT/table.txt"
+log "table in $RESULT; logs in $OUT"
