@@ -7,8 +7,15 @@
 //! The four classes are fixed, in priority order; an administrator's `classes:` rules only
 //! decide which class traffic falls into.
 
+pub mod bucket;
+pub mod codel;
+pub mod delay;
+pub mod ecn;
+pub mod flows;
 pub mod rules;
+pub mod scheduler;
 pub mod stats;
+pub mod store;
 
 use std::fmt;
 
