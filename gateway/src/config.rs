@@ -219,6 +219,7 @@ impl Config {
             self.qkd.as_ref(),
         )?;
         let audit = crate::config_audit::validate(path, self.audit.as_ref())?;
+        let classes = crate::config_classes::validate_rules(path, &self.classes)?;
         let local_public =
             x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*private_key.expose()))
                 .to_bytes();
@@ -283,7 +284,12 @@ impl Config {
                 name: p.name.clone(),
                 wg,
                 hybrid,
-                egress: crate::classes::PeerEgress::default(),
+                egress: crate::config_classes::validate_egress(
+                    path,
+                    &field(""),
+                    p.egress_rate.as_ref(),
+                    p.outer_dscp,
+                )?,
             });
         }
         let (signing_key, kmes) = match hybrid_site {
@@ -298,7 +304,7 @@ impl Config {
             signing_key,
             danger_rekey_after,
             danger_reject_after,
-            classes: std::sync::Arc::new(crate::classes::rules::ClassRules::builtin()),
+            classes: std::sync::Arc::new(classes),
         };
         Ok(Validated {
             name: name.clone(),

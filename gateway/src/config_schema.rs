@@ -23,6 +23,9 @@ pub struct Config {
     pub qkd: Option<Spanned<crate::config_hybrid::KmeConfig>>,
     /// The tamper-evident audit trail (docs/audit.md).
     pub audit: Option<crate::config_audit::AuditConfig>,
+    /// Traffic-class rules, tried in order before the built-in ones.
+    #[serde(default)]
+    pub classes: Vec<crate::config_classes::ClassConfig>,
 }
 
 /// `interface:`.
@@ -120,6 +123,11 @@ pub struct PeerConfig {
     pub qkd: Option<crate::config_hybrid::PeerQkdConfig>,
     /// Seconds between epochs (5-165, default 120), with `hybrid: on`.
     pub rekey_after_seconds: Option<Spanned<u64>>,
+    /// The WAN rate toward this peer (`200mbit`): turns class scheduling on for it.
+    pub egress_rate: Option<Spanned<crate::config_classes::NumberOrText>>,
+    /// Mark the outer header with the class's DSCP (default false).
+    #[serde(default)]
+    pub outer_dscp: bool,
 }
 
 /// `metrics:`.

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod classes;
 pub mod config;
 pub mod config_audit;
+pub mod config_classes;
 pub mod config_hybrid;
 pub mod config_hybrid_kme;
 pub mod config_schema;

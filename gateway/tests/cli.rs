@@ -138,6 +138,46 @@ fn errors_exit_1_on_one_line_naming_the_file() {
 }
 
 #[test]
+fn check_config_names_the_line_and_field_of_a_class_or_egress_mistake() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("a.key");
+    std::fs::write(&key, "eCT+gjt6ny4E9UmDw7ucGULZtjmoXNGy9eBX8JxIhlQ=\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let site = |classes: &str, rate: &str| {
+        format!(
+            "interface:\n  name: qgw0\n  address: 10.201.0.1/24\n  private_key_file: {}\n{classes}peers:\n  - name: site-b\n    public_key: \"gN65BZ+U0AatSgvoHf9KTL2BLd+s5ZVVxbqUIM3U/Cs=\"\n    egress_rate: {rate}\n",
+            key.display()
+        )
+    };
+    let rules = "classes:\n  - name: imaging\n    match: {protocol: tcp, ports: [443]}\n";
+    let path = dir.path().join("site.yaml");
+    for (yaml, code, want) in [
+        (site(rules, "200mbit"), 0, "ok (1 peers)"),
+        (
+            site(&rules.replace("imaging", "video"), "200mbit"),
+            1,
+            "site.yaml:6: classes[0].name: must be one of telemonitoring, telemedicine, imaging, default",
+        ),
+        (
+            site(rules, "200"),
+            1,
+            "site.yaml:11: peers[0] (site-b).egress_rate: 200 needs a unit",
+        ),
+    ] {
+        std::fs::write(&path, &yaml).unwrap();
+        let o = qgw(&["check-config", path.to_str().unwrap()]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(code), "{out}{err}");
+        assert!(
+            out.contains(want) || err.contains(want),
+            "{want}: {out}{err}"
+        );
+        assert_clean(&o);
+    }
+}
+
+#[test]
 fn keys_round_trip_through_genkey_and_pubkey() {
     for mldsa in [false, true] {
         let flag: &[&str] = if mldsa { &["--mldsa"] } else { &[] };

@@ -108,20 +108,24 @@ impl Rule {
 
 /// Whether `ip` is inside `net/len` (never for different address families).
 fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
+    net.is_ipv4() == ip.is_ipv4() && network(net, len) == network(ip, len)
+}
+
+/// `ip` with all but its first `len` bits cleared: the network of `ip/len`.
+pub fn network(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
             let mask = u32::MAX
                 .checked_shl(32 - u32::from(len.min(32)))
                 .unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
+            Ipv4Addr::from(u32::from(a) & mask).into()
         }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
+        IpAddr::V6(a) => {
             let mask = u128::MAX
                 .checked_shl(128 - u32::from(len.min(128)))
                 .unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
+            Ipv6Addr::from(u128::from(a) & mask).into()
         }
-        _ => false,
     }
 }
 
