@@ -100,10 +100,35 @@ fn control_connections_yield_the_first_request_whatever_the_reads() {
 }
 
 #[test]
+fn the_classify_seeds_are_the_packets_they_are_named_after() {
+    use crate::classes::ClassId::*;
+    let rules = crate::classes::rules::ClassRules::builtin();
+    let seed =
+        |name| std::fs::read(format!("../fuzz/corpus/gateway_classify/seed-{name}")).unwrap();
+    for (name, class, ports) in [
+        ("v4-mqtt", Telemonitoring, (40000, 1883)),
+        ("v4-dicom-reply", Imaging, (104, 40000)),
+        ("v4-ef-icmp", Telemonitoring, (0, 0)),
+        ("v4-later-fragment", Default, (0, 0)),
+        ("v6-rtp-hbh-frag", Telemedicine, (40000, 20000)),
+        ("v6-sip-tcp", Telemedicine, (5061, 50000)),
+    ] {
+        let c = rules.classify(&seed(name));
+        assert_eq!(
+            (c.class, (c.flow.src_port, c.flow.dst_port)),
+            (class, ports),
+            "{name}"
+        );
+        classify(&seed(name));
+    }
+}
+
+#[test]
 fn known_edge_inputs() {
     for d in [&[][..], &[0], &[1, 0, 0, 0], &[4, 0, 0, 0], &[255; 200]] {
         message(d);
         ip_packet(d);
+        classify(d);
         datagram(d);
         uapi_request(d);
         config_text(d);
@@ -122,6 +147,7 @@ proptest! {
     fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         message(&data);
         ip_packet(&data);
+        classify(&data);
         config_text(&data);
         control_request(&data);
     }
