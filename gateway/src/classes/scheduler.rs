@@ -352,3 +352,7 @@ impl EgressScheduler {
 #[cfg(test)]
 #[path = "scheduler_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "scheduler_props.rs"]
+mod props;
