@@ -7,6 +7,8 @@
 #   * an ICU telemetry stream over MQTT (mosquitto) that spans key rotations, checked message by
 #     message,
 #   * a bulk transfer (iperf3),
+#   * clinical traffic classes: MQTT vital signs and a video stream while a DICOM transfer fills a
+#     200 Mbit/s WAN (tbf on the underlay), with classes off, then on (egress_rate) after a restart,
 # and a summary: what arrived intact, the epochs and their key sources, QKD keys used, throughput.
 #
 #   sudo ./demo.sh            run, show, tear down (also on Ctrl-C or failure)
@@ -18,14 +20,16 @@
 #                             this two-site demo)
 #
 # Exit status 0 only if every outcome holds (DICOM byte-identical, no MQTT message lost, duplicated
-# or reordered, iperf3 ran, epochs with QKD among their key sources), so CI can run it as it is
+# or reordered, iperf3 ran, epochs with QKD among their key sources, every clinical probe delivered
+# something), so CI can run it as it is
 # (no TTY needed). QGW_DEMO_AUDIT=auto|on|off: write each site's signed audit log (auto: when this
 # qgw's `check-config` accepts the `audit:` block).
 #
 # It only sends traffic inside the namespaces it creates, and only ends processes it started (by
 # PID). Logs go to files in the state directory; on failure they are copied out before teardown.
 # This file is the sequence of steps; the pieces are in scripts/demo/ (sourced shell: lib.sh,
-# site.sh, traffic.sh, summary.sh; Python: dicom.py, telemetry.py, facts.py, tamper.py).
+# site.sh, traffic.sh, summary.sh, clinical_demo.sh with clinical.sh; Python: dicom.py, telemetry.py,
+# facts.py, tamper.py, clinical.py, clinical_report.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 REPO=$PWD
@@ -45,7 +49,7 @@ AUDIT_MODE=${QGW_DEMO_AUDIT:-auto}
 # `qkd.policy: required` fails closed that many seconds after the last epoch instead of 180
 # (scripts/alerting-check.sh sets it; unset: the spec's 180 s).
 REJECT_AFTER=${QGW_DEMO_REJECT_AFTER:-}
-STEPS=8
+STEPS=9
 keep=0
 step_no=0
 failures=()
@@ -58,6 +62,8 @@ source "$HELPERS/site.sh"      # make_keys, write_site_configs
 source "$HELPERS/traffic.sh"   # start_services, dicom_phase, mqtt_phase, iperf_phase
 # shellcheck source=scripts/demo/summary.sh
 source "$HELPERS/summary.sh"   # collect_facts, check_epochs, verify_audit, print_summary, print_keep_guide
+# shellcheck source=scripts/demo/clinical_demo.sh
+source "$HELPERS/clinical_demo.sh" # clinical_phase (with scripts/demo/clinical.sh)
 
 usage="usage: $0 [--sites 2|4] [--keep|--down]"
 sites=2 args=()
@@ -136,7 +142,9 @@ write_site_configs
 
 t_up=$(date +%s.%N)
 bg "$NS_A" "$STATE/qgw-a.log" "$BIN/qgw" up --config "$STATE/site-a.yaml"
+qgw_a_pid=$last_pid
 bg "$NS_B" "$STATE/qgw-b.log" "$BIN/qgw" up --config "$STATE/site-b.yaml"
+qgw_b_pid=$last_pid
 ok=0
 for _ in $(seq 300); do # each try waits up to 0.2 s: bounded at about a minute
   if in_a ping -c 1 -W 0.2 10.201.0.2 > /dev/null 2>&1; then ok=1; break; fi
@@ -159,6 +167,10 @@ mqtt_phase
 # ---------------------------------------------------------------------------------------------
 step "bulk transfer: iperf3, one TCP stream for ${IPERF_SECONDS}s, site A -> site B"
 iperf_phase
+
+# ---------------------------------------------------------------------------------------------
+step "clinical classes: telemonitoring, video and a saturating DICOM transfer on a 200 Mbit/s WAN, classes off, then on"
+clinical_phase
 
 # ---------------------------------------------------------------------------------------------
 step "summary"

@@ -7,7 +7,10 @@
 #   3. `qgw audit verify --key <site's ML-DSA public key>` passes on each site's live audit log and
 #      fails, naming a line, on altered copies (a field edited, a record deleted, two swapped, one
 #      repeated) and with the other site's key;
-#   4. ./demo.sh --down, always (trap), and nothing of the demo is left.
+#   4. the clinical-classes phase, no timing: with classes on (kept running) site A's status lists
+#      the four classes, telemonitoring, telemedicine and imaging classified packets and
+#      telemonitoring dropped none; with classes off (saved) no classes; every probe delivered;
+#   5. ./demo.sh --down, always (trap), and nothing of the demo is left.
 # With --sites 4, the same for the regional demo (./demo.sh --sites 4 --keep: a data centre and
 # three hospitals, every outcome at every hospital), its four sites' /metrics as in 2., and instead
 # of 3. (that demo writes no audit log) the checks of scripts/demo/region_check.sh: every peer
@@ -137,6 +140,23 @@ if [ "${#SITES[@]}" = 4 ]; then
   source "$HELPERS/region_check.sh"
   exit 0
 fi
+section "clinical classes (no timing asserted: the demo's summary prints the delays)"
+# The demo ran its probes with classes off, then restarted the gateways with egress_rate (on) and
+# kept them so: site A's live status must list the four classes, the probes' traffic classified
+# into the first three, nothing dropped from telemonitoring; the status saved while classes were
+# off has no classes; every probe delivered something in both runs.
+clin=$STATE/clinical
+status_on=$tmp/status-on-a.json
+if [ -f "$clin/classes-unsupported" ]; then
+  skip "classes on was not run: this qgw does not accept egress_rate ($(tail -n 1 "$clin/classes-unsupported"))"
+  status_on=-
+else
+  ip netns exec "$NS_A" "$BIN/qgw" status qgw-a --json > "$status_on" 2> /dev/null || true
+fi
+while read -r verdict text; do
+  if [ "$verdict" = ok ]; then ok "$text"; else fail "$text"; fi
+done < <(python3 "$HELPERS/clinical_report.py" check "$clin/status-off-a.json" "$status_on" "$clin/results.jsonl" || true)
+
 section "audit log"
 # demo.sh adds the audit block only when this qgw's check-config accepts it.
 if ! grep -q '^audit:' "$STATE/site-a.yaml"; then

@@ -128,7 +128,7 @@ def targets(groups):
 def brief(path, variant=None):
     """demo.sh's lines: one per variant (or VARIANT's alone) of its imaging-load runs."""
     rows = [r for r in load(path) if r["phase"] == "load" and variant in (None, r["variant"])]
-    for v in VARIANTS:
+    for v in dict.fromkeys(r["variant"] for r in rows):  # in the order they ran
         g = [r for r in rows if r["variant"] == v]
         if not g:
             continue
@@ -136,7 +136,7 @@ def brief(path, variant=None):
             fmt(median(g, "tm_p50_ms")), fmt(median(g, "tm_p99_ms")), fmt(median(g, "video_jitter_p99_ms")),
             fmt(median(g, "imaging_mbit_s"), 1), total(g, "tm_lost"), total(g, "tm_sent"),
             total(g, "video_lost"), total(g, "video_sent"))
-        print(line if variant else "%-17s %s" % (VARIANTS[v] + ":", line))
+        print(line if variant else "%-17s %s" % (VARIANTS.get(v, v) + ":", line))
 
 
 def probe_checks(rows):

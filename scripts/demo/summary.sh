@@ -6,7 +6,7 @@
 #
 # Uses from demo.sh: STATE, BIN, HELPERS, NS_A, NS_B, METRICS_PORT, ROTATION, IPERF_SECONDS,
 # t_start, first_packet; audit, audit_a, audit_b from site.sh; the phases' results from
-# traffic.sh; in_a, bad from lib.sh.
+# traffic.sh; clinical_table, CLINICAL_SECONDS from clinical_demo.sh; in_a, bad from lib.sh.
 # shellcheck disable=SC2154 # the variables above are demo.sh's
 
 # collect_facts: the sites' status, metrics and logs, and the KME's state, as shell variables.
@@ -77,6 +77,10 @@ print_summary() {
                 ip netns exec $NS_A curl -s http://127.0.0.1:$METRICS_PORT/metrics
       runtime   ${runtime}s after the build
 EOF
+  if [ -n "${clinical_table:-}" ]; then
+    echo "      classes   under a DICOM transfer filling the 200 Mbit/s WAN (tbf), ${CLINICAL_SECONDS}s each:"
+    printf '%s\n' "$clinical_table" | sed 's/^/                /'
+  fi
 }
 
 # print_keep_guide: for --keep, where the running sites' status, metrics, logs and data are.
