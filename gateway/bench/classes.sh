@@ -139,6 +139,12 @@ done
   echo "$meta"
   echo
   python3 "$repo/scripts/demo/clinical_report.py" table "$OUT/results.jsonl"
+  for f in "$OUT"/qgw-on.r*.status-a.json; do
+    [[ -f $f ]] || continue
+    echo
+    echo "Site A's classes after $(basename "$f" .status-a.json) (qgw status --json; queue p99 of the last window):"
+    python3 "$repo/scripts/demo/clinical_report.py" classes "$f" | sed 's/^/    /'
+  done
   echo
   echo "Raw results (one line per variant, phase and round):"
   sed 's/^/    /' "$OUT/results.jsonl"

@@ -8,6 +8,7 @@ standard library only.
   clinical_report.py brief RESULTS.jsonl [VARIANT]
                                              demo.sh's summary lines: the imaging-load runs
   clinical_report.py delivered RESULTS.jsonl exit 1 if a probe delivered nothing in a run
+  clinical_report.py classes STATUS           a status's per-class counters, one line a class
   clinical_report.py check STATUS_OFF STATUS_ON RESULTS.jsonl
                                              demo-check's checks, no timing: one "ok ..." or
                                              "FAIL ..." line each; exit 1 if any failed
@@ -160,6 +161,14 @@ def delivered(path):
     return 1 if empty else 0
 
 
+def classes(path):
+    """One line per class of a `qgw status --json`'s first peer: what the scheduler did."""
+    for c in classes_of(path):
+        print("%-15s %9d packets %12d bytes %6d drops (%d overflow, %d CoDel) %6d CE  queue p99 %s ms" % (
+            c.get("name"), c.get("packets", 0), c.get("bytes", 0), c.get("drops", 0), c.get("drops_overflow", 0),
+            c.get("drops_codel", 0), c.get("ecn_marked", 0), fmt(c.get("queue_delay_p99_ms"))))
+
+
 def classes_of(path):
     """The first peer's classes array (empty when absent: a qgw without classes)."""
     with open(path, encoding="utf-8") as f:
@@ -212,6 +221,9 @@ def main(argv):
         return 0
     if len(argv) == 3 and argv[1] == "delivered":
         return delivered(argv[2])
+    if len(argv) == 3 and argv[1] == "classes":
+        classes(argv[2])
+        return 0
     if len(argv) == 5 and argv[1] == "check":
         return check(argv[2], argv[3], argv[4])
     print(__doc__.split("\n\n")[1], file=sys.stderr)
