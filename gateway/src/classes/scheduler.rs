@@ -356,3 +356,7 @@ mod tests;
 #[cfg(test)]
 #[path = "scheduler_props.rs"]
 mod props;
+
+#[cfg(test)]
+#[path = "scheduler_sim.rs"]
+mod sim;
