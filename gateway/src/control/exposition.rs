@@ -4,8 +4,9 @@
 //! declared without `_total`, its samples keep it, and it ends in `# EOF`, so a truncated scrape
 //! is detected). The series are the same in both: every family with `# HELP` and `# TYPE`, base
 //! units (`_seconds`, `_bytes`), `_total` counters, and labels of low cardinality only
-//! (`interface`, `peer`, `reason`, `source`, `state`, `kind`, `kme`). Key IDs and keys are never labels or
-//! values. The list of families is in `configs/prometheus/metric-names.txt`.
+//! (`interface`, `peer`, `reason`, `source`, `state`, `kind`, `kme`, `qkd_source`, `result`,
+//! `class`). Key IDs and keys are never labels or values. The list of families is in
+//! `configs/prometheus/metric-names.txt`.
 //!
 //! The status is a snapshot the packet thread published, so the families are collected from it
 //! at each scrape (by a `Collector`, `exposition_encode.rs`): the packet thread updates no metric object.
@@ -41,6 +42,7 @@ fn collect(t: &mut Text, st: &Status) {
     let hybrid: Vec<&PeerStatus> = st.peers.iter().filter(|p| p.hybrid != "off").collect();
     hybrid_peers(t, &hybrid);
     qkd_sources(t, &hybrid);
+    classes::classes(t, &st.peers);
     qkd(t, st);
     daemon::audit(t, st);
     daemon::control(t, st);
@@ -368,6 +370,8 @@ fn qkd(t: &mut Text, st: &Status) {
     }
 }
 
+#[path = "exposition_classes.rs"]
+mod classes;
 #[path = "exposition_daemon.rs"]
 mod daemon;
 

@@ -16,9 +16,12 @@ fn full_status() -> Status {
             {"kme": "kme", "peer_sae_id": "SAE_B", "last": "unavailable", "delivered": 3, "failed": 2}
         ]
     });
+    let mut peer: crate::control::status::PeerStatus = serde_json::from_value(peer).unwrap();
+    let telemonitoring = crate::control::status_classes::tests::telemonitoring();
+    peer.classes = vec![(&telemonitoring).into()];
     Status {
         interface: "qgw0".into(),
-        peers: vec![serde_json::from_value(peer).unwrap()],
+        peers: vec![peer],
         process: Some(ProcessStatus {
             version: "0.1.0".into(),
             commit: "abc".into(),
@@ -90,6 +93,7 @@ fn every_documented_family_is_rendered_with_its_samples() {
         "qgw_udp_coalesced_total{interface=\"qgw0\"} 14".to_owned(),
         "qgw_udp_send_dropped_total{interface=\"qgw0\"} 11".to_owned(),
         "qgw_tun_refused_total{interface=\"qgw0\",reason=\"too_short\"} 1".to_owned(),
+        format!("qgw_class_drops_total{{{p},class=\"telemonitoring\",reason=\"codel\"}} 1"),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }
@@ -239,4 +243,18 @@ fn each_kme_and_each_source_is_labelled_with_its_name() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }
+}
+
+#[test]
+fn the_families_are_those_of_the_documented_list() {
+    let text = render(full_status(), Format::Text);
+    let served: std::collections::BTreeSet<&str> = (text.lines())
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    let names = include_str!("../../../configs/prometheus/metric-names.txt");
+    let documented: std::collections::BTreeSet<&str> = (names.lines())
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(served, documented, "configs/prometheus/metric-names.txt");
 }

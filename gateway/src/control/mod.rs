@@ -19,6 +19,7 @@ pub mod exposition;
 pub mod metrics;
 pub mod server;
 pub mod status;
+mod status_classes;
 mod status_sources;
 pub mod uapi;
 

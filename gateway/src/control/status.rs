@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+pub use super::status_classes::ClassStatus;
 pub use super::status_sources::{KmeStatus, SourceStatus};
 
 /// One interface.
@@ -217,6 +218,10 @@ pub struct PeerStatus {
     /// The peer's QKD sources, in order (hybrid peers with QKD; docs/protocol.md §6.3).
     #[serde(default)]
     pub qkd_sources: Vec<SourceStatus>,
+    /// The four traffic classes at the peer's egress, in priority order (empty for a peer with
+    /// neither `egress_rate` nor `outer_dscp`).
+    #[serde(default)]
+    pub classes: Vec<ClassStatus>,
 }
 
 /// Base64 as `wg` prints keys.
@@ -297,6 +302,7 @@ impl Status {
             if let Some(k) = p.persistent_keepalive {
                 s += &format!("  persistent keepalive: every {k} seconds\n");
             }
+            s += &super::status_classes::render(&p.classes);
         }
         s
     }
@@ -328,7 +334,9 @@ mod tests {
             "allowed_ips": ["10.1.0.0/16"], "latest_handshake_unix": 1000, "rx_bytes": 1,
             "tx_bytes": 2, "key_epoch": 3, "persistent_keepalive": 25, "hybrid": "master",
             "epoch": 4, "epoch_age_seconds": 5, "key_sources": ["x25519", "mlkem", "qkd"],
-            "qkd_key_id": "bc490419-7d60-487f-adc1-4ddcc177c139"
+            "qkd_key_id": "bc490419-7d60-487f-adc1-4ddcc177c139",
+            "classes": [{"name": "telemonitoring", "packets": 1204, "bytes": 317440,
+                "drops": 0, "queue_delay_p99_ms": 0.3}]
         });
         let st = Status {
             interface: "qgw0".into(),
@@ -345,6 +353,7 @@ mod tests {
             "  hybrid epoch: 4 (5 s old), key sources: x25519+mlkem+qkd",
             "  qkd key id: bc490419-7d60-487f-adc1-4ddcc177c139",
             "  persistent keepalive: every 25 seconds",
+            "  class telemonitoring: 1204 packets, 317440 B, 0 drops, queue p99 0.3 ms",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -119,5 +119,6 @@ fn peer_status(
         qkd_configured: view.qkd_configured,
         epochs_by_source: view.epochs_by_source.clone(),
         qkd_sources,
+        classes: Vec::new(),
     }
 }
