@@ -17,18 +17,20 @@
 //! - **telemedicine**: TCP/UDP 5060 and TCP 5061, SIP and SIP over TLS, which set up the
 //!   teleconsultation calls; UDP 16384–32767, the RTP media range most SIP phones and video
 //!   endpoints use for voice and video.
-//! - **imaging**: TCP 104 and 11112, DICOM (the well-known port and the one IANA registered
-//!   for DICOM without privileges), which carries the studies.
+//! - **imaging**: TCP 104 and 11112, DICOM (the privileged well-known port, and the port IANA
+//!   registered for DICOM that needs no privileges), which carries the studies.
 //! - then, for traffic no port identifies, its DSCP: EF (46) or CS5 (40) **of at most 512
-//!   bytes** is telemonitoring (RFC 4594: EF for real-time interactive alarms and telephony,
-//!   CS5 signalling; "small" because bulk marked EF, by mistake or to jump the queue, must not
-//!   get strict priority), AF41/AF42/AF43 (RFC 4594 multimedia conferencing) telemedicine.
+//!   bytes** is telemonitoring (RFC 4594 gives EF to telephony and CS5 to signalling: small
+//!   packets whose delay matters, as a device's alarms are when it marks them; "small" because
+//!   bulk marked EF, by mistake or to jump the queue, must not get strict priority), and
+//!   AF41/AF42/AF43 (RFC 4594 multimedia conferencing) telemedicine.
 //!
 //! The port rules come before the DSCP ones: a port names the application, a DSCP is only the
 //! sender's hint. So a DICOM transfer marked AF41 stays imaging, and RTP voice marked EF (as
 //! phones do) stays in telemedicine with its video instead of being split off into
-//! telemonitoring. Well-known ports cannot collide with clients' ephemeral ports (32768 and up
-//! on Linux, 49152 and up on Windows), which matters because either end's port matches.
+//! telemonitoring. These ports, the RTP range included, lie below clients' ephemeral ports
+//! (32768 and up on Linux, 49152 and up on Windows), which matters because either end's port
+//! matches: a client's own port never puts its flow in a class.
 //! FHIR and other HTTPS (TCP 443) is deliberately left to the administrator: the same port
 //! carries alarms, record lookups and bulk downloads.
 //!
