@@ -7,6 +7,16 @@
 //!   back in one buffer, with their size in a `UDP_GRO` control message; [`Batch::segmented`]
 //!   says where they are. `recvmmsg` either way.
 //!
+//! **Outer TOS** (DSCP and ECN of the outer IP header, RFC 2474 §3, RFC 3168 §5; carried per
+//! RFC 6040 by `classes::ecn`): a datagram committed with [`Batch::commit_with_tos`] goes with an
+//! `IP_TOS` (`ip(7)`) or `IPV6_TCLASS` (`ipv6(7)`) control message, chosen by the destination's
+//! family (a dual-stack socket sends to IPv4 through the IPv4 path, which reads only `IP_TOS`).
+//! TOS 0 goes without one, as before, so the default path is unchanged. Received datagrams report
+//! theirs through [`Batch::tos`] (`IP_RECVTOS`, `IPV6_RECVTCLASS`); a coalesced run has one, as
+//! GRO only merges datagrams whose TOS and Traffic Class are equal (Linux `include/net/gro.h`,
+//! `inet_gro_flush`: "All fields must match except length and checksum", `ipv6_gro_flush`:
+//! "Flush if Traffic Class fields are different").
+//!
 //! A kernel or device that refuses GSO (`EIO` where the NIC cannot checksum, `EINVAL`) turns it off
 //! for the socket's life and the batch goes again with `sendmmsg`; the log says so once.
 //! Buffers are preallocated once: nothing allocates per packet. With GRO the receive headers
@@ -37,6 +47,12 @@ pub const GSO_MAX_SEGMENTS: usize = 64;
 pub const GSO_MAX_BYTES: usize = 65_000;
 /// A receive slot with `UDP_GRO`: the largest coalesced datagram.
 pub const GRO_SLOT: usize = 65_535;
+
+/// Control message room per received datagram: a `UDP_GRO` segment size and an `IP_TOS` (1 byte)
+/// or `IPV6_TCLASS` (an int), never both for one datagram.
+fn rx_cmsg_space() -> Vec<u8> {
+    nix::cmsg_space!(i32, i32)
+}
 
 /// The UDP offloads in use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +92,8 @@ pub struct Udp {
     sock: UdpSocket,
     rx: MultiHeaders<SockaddrStorage>,
     tx: MultiHeaders<SockaddrStorage>,
+    /// `sendmmsg` headers with room for one TOS control message, for runs with a TOS.
+    tx_tos: MultiHeaders<SockaddrStorage>,
     offloads: UdpOffloads,
     /// Datagrams the kernel refused for want of send buffer (`EAGAIN`, `ENOBUFS`).
     send_dropped: u64,
@@ -103,11 +121,21 @@ impl Udp {
         } else {
             UdpOffloads::default()
         };
-        let cmsg = offloads.gro.then(|| nix::cmsg_space!(i32));
+        // Report each datagram's TOS: IPv4 datagrams (also on a dual-stack socket) with IP_TOS,
+        // IPv6 ones with IPV6_TCLASS. Without it, every datagram reads as TOS 0 (Not-ECT).
+        let v4 = setsockopt(&sock, sockopt::IpRecvTos, &true);
+        let v6 = match addr.is_ipv6() {
+            true => setsockopt(&sock, sockopt::Ipv6RecvTClass, &true),
+            false => Ok(()),
+        };
+        if let Err(e) = v4.and(v6) {
+            warn!(error = %e, "cannot read the outer TOS of received datagrams (ECN marks are lost)");
+        }
         Ok(Self {
             sock,
-            rx: MultiHeaders::preallocate(BATCH, cmsg),
+            rx: MultiHeaders::preallocate(BATCH, Some(rx_cmsg_space())),
             tx: MultiHeaders::preallocate(BATCH, None),
+            tx_tos: MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(i32))),
             offloads,
             send_dropped: 0,
         })
@@ -148,11 +176,13 @@ impl Udp {
         let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
             std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
         if self.offloads.gro {
-            // The kernel sets a message's control length to what it wrote, 0 when it had no
-            // control message, and nix's headers keep that value: a slot that once received an
-            // uncoalesced datagram would never again be told a segment size. Fresh headers per
-            // call (one allocation per system call, not per datagram) restore the full length.
-            self.rx = MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(i32)));
+            // The kernel sets a message's control length to what it wrote and nix's headers keep
+            // that value: a slot that once received an uncoalesced datagram (a TOS message only)
+            // would never again be told a segment size. Fresh headers per call (one allocation
+            // per system call, not per datagram) restore the full length. Without GRO every
+            // datagram brings the same one TOS message (`IP_TOS` and `IPV6_TCLASS` both take
+            // `CMSG_SPACE(4)`), so the length written back is the length the next one needs.
+            self.rx = MultiHeaders::preallocate(BATCH, Some(rx_cmsg_space()));
         }
         let fd = self.sock.as_raw_fd();
         let res = recvmmsg(
@@ -165,17 +195,23 @@ impl Udp {
         .map_err(io::Error::from)?;
         let mut n = 0;
         for msg in res {
-            let mut segment = 0;
+            let (mut segment, mut tos) = (0, 0);
             if let Ok(cmsgs) = msg.cmsgs() {
                 for c in cmsgs {
-                    if let ControlMessageOwned::UdpGroSegments(size) = c {
-                        segment = usize::try_from(size).unwrap_or(0);
+                    match c {
+                        ControlMessageOwned::UdpGroSegments(size) => {
+                            segment = usize::try_from(size).unwrap_or(0);
+                        }
+                        ControlMessageOwned::Ipv4Tos(t) => tos = t,
+                        ControlMessageOwned::Ipv6TClass(t) => tos = u8::try_from(t).unwrap_or(0),
+                        _ => {}
                     }
                 }
             }
             batch.lens[n] = msg.bytes;
             batch.addrs[n] = msg.address.as_ref().and_then(to_std);
             batch.segments[n] = segment;
+            batch.tos[n] = tos;
             n += 1;
         }
         batch.len = n;
@@ -216,12 +252,21 @@ impl Udp {
         let Some(to) = batch.addrs[start] else {
             return Ok(());
         };
-        let to = SockaddrStorage::from(to);
         let size = u16::try_from(batch.lens[start]).map_err(|_| Errno::EINVAL)?;
-        let cmsg = [ControlMessage::UdpGsoSegments(&size)];
+        let (tos, tclass) = (batch.tos[start], i32::from(batch.tos[start]));
+        let both = [
+            ControlMessage::UdpGsoSegments(&size),
+            tos_cmsg(&tos, &tclass, to),
+        ];
         // One datagram needs no segmentation (and a segment size above its length is refused by
-        // older kernels).
-        let cmsgs: &[ControlMessage<'_>] = if end - start > 1 { &cmsg } else { &[] };
+        // older kernels); TOS 0 needs no control message.
+        let cmsgs: &[ControlMessage<'_>] = match (end - start > 1, tos != 0) {
+            (true, true) => &both,
+            (true, false) => &both[..1],
+            (false, true) => &both[1..],
+            (false, false) => &[],
+        };
+        let to = SockaddrStorage::from(to);
         let fd = self.sock.as_raw_fd();
         sendmsg(
             fd,
@@ -233,11 +278,12 @@ impl Udp {
         Ok(())
     }
 
-    /// Datagrams `start..` of `batch` with `sendmmsg`, up to `BATCH` per call.
+    /// Datagrams `start..` of `batch` with `sendmmsg`, up to `BATCH` per call, a call per run of
+    /// datagrams that share a TOS control message (nix gives every message of a call the same).
     fn send_each(&mut self, batch: &Batch, mut start: usize) -> io::Result<usize> {
         let mut sent = 0;
         while start < batch.len {
-            let end = batch.len.min(start + BATCH);
+            let end = batch.tos_run(start, BATCH);
             let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|k| match start + k < end {
                 true => [IoSlice::new(batch.datagram(start + k).0)],
                 false => [IoSlice::new(&[])],
@@ -247,13 +293,21 @@ impl Udp {
                     .then(|| batch.addrs[start + k].map(SockaddrStorage::from))
                     .flatten()
             });
+            let (tos, tclass) = (batch.tos[start], i32::from(batch.tos[start]));
+            let one = batch.addrs[start].map(|to| [tos_cmsg(&tos, &tclass, to)]);
+            // The headers with control room only where a control message fills it exactly: the
+            // kernel would read the rest of a larger room as a malformed message.
+            let (headers, cmsgs): (_, &[ControlMessage<'_>]) = match &one {
+                Some(one) if tos != 0 => (&mut self.tx_tos, one),
+                _ => (&mut self.tx, &[]),
+            };
             let fd = self.sock.as_raw_fd();
             let res = sendmmsg(
                 fd,
-                &mut self.tx,
+                headers,
                 iovs[..end - start].iter(),
                 &addrs[..end - start],
-                [],
+                cmsgs,
                 MsgFlags::MSG_DONTWAIT,
             );
             let taken = match res {
@@ -273,6 +327,16 @@ impl Udp {
     /// Sends one datagram (handshakes, rare paths).
     pub fn send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.sock.send_to(data, to)
+    }
+}
+
+/// The control message that sends a datagram to `to` with TOS `tos` (`tclass` is the same value as
+/// an int): `IP_TOS` for an IPv4 destination, `IPV6_TCLASS` for an IPv6 one (Linux reads each only
+/// on its own family's send path, and a dual-stack socket sends to IPv4 through the IPv4 path).
+fn tos_cmsg<'a>(tos: &'a u8, tclass: &'a i32, to: SocketAddr) -> ControlMessage<'a> {
+    match Batch::sends_as_ipv4(to) {
+        true => ControlMessage::Ipv4Tos(tos),
+        false => ControlMessage::Ipv6TClass(tclass),
     }
 }
 
