@@ -191,13 +191,10 @@ impl EgressScheduler {
             self.stats[c].drops_overflow += 1;
             return Err(reason);
         }
-        while self.classes[c].bytes() + len > CLASS_BYTES[c] {
-            self.drop_fat(class);
-        }
-        while self.bytes + len > PEER_BYTES || self.packets >= PEER_PACKETS {
-            let victim = self.overflow_victim();
-            self.drop_fat(victim);
-        }
+        while self.classes[c].bytes() + len > CLASS_BYTES[c] && self.drop_fat(class) {}
+        while (self.bytes + len > PEER_BYTES || self.packets >= PEER_PACKETS)
+            && self.drop_fat(self.overflow_victim())
+        {}
         let slot = self.store.put(packet);
         let q = flow_index(self.config.seed, flow, self.classes[c].queues());
         self.classes[c].push(
@@ -224,15 +221,17 @@ impl EgressScheduler {
         bulk.unwrap_or(ClassId::Telemonitoring)
     }
 
-    /// Drops the head of `class`'s longest flow queue (it holds a packet).
-    fn drop_fat(&mut self, class: ClassId) {
+    /// Drops the head of `class`'s longest flow queue; false when the class holds nothing.
+    fn drop_fat(&mut self, class: ClassId) -> bool {
         let c = class.index();
-        if let Some(p) = self.classes[c].drop_from_fattest() {
-            self.store.free(p.slot);
-            self.stats[c].drops_overflow += 1;
-            self.packets -= 1;
-            self.bytes -= p.len as usize;
-        }
+        let Some(p) = self.classes[c].drop_from_fattest() else {
+            return false;
+        };
+        self.store.free(p.slot);
+        self.stats[c].drops_overflow += 1;
+        self.packets -= 1;
+        self.bytes -= p.len as usize;
+        true
     }
 
     /// The next packet allowed to leave at `now`, copied into `out`; its length and class.
