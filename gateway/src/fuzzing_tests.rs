@@ -103,8 +103,11 @@ fn control_connections_yield_the_first_request_whatever_the_reads() {
 fn the_classify_seeds_are_the_packets_they_are_named_after() {
     use crate::classes::ClassId::*;
     let rules = crate::classes::rules::ClassRules::builtin();
-    let seed =
-        |name| std::fs::read(format!("../fuzz/corpus/gateway_classify/seed-{name}")).unwrap();
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/gateway_classify"
+    );
+    let seed = |name| std::fs::read(format!("{corpus}/seed-{name}")).unwrap();
     for (name, class, ports) in [
         ("v4-mqtt", Telemonitoring, (40000, 1883)),
         ("v4-dicom-reply", Imaging, (104, 40000)),
