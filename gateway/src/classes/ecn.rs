@@ -5,6 +5,10 @@
 //! IPv4: the two low bits of the TOS byte (byte 1); changing them changes the header checksum,
 //! which [`mark_ce`] recomputes (RFC 791 §3.1). IPv6: the two low bits of the Traffic Class,
 //! which straddles bytes 0 and 1 (RFC 8200 §3); IPv6 has no header checksum.
+//!
+//! Across the tunnel (RFC 6040): the outer ECN a sealed packet leaves with ([`outer_ecn`], §4.1
+//! normal mode, and with the class's DSCP [`outer_tos`]) and what the outer ECN of a received one
+//! does to the inner packet ([`decapsulate`], §4.2).
 
 /// The ECN codepoint of an IP header (RFC 3168 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +90,109 @@ fn set_ipv4_checksum(header: &mut [u8]) {
     let folded = (folded & 0xffff) + (folded >> 16);
     let checksum = !(folded as u16);
     header[10..12].copy_from_slice(&checksum.to_be_bytes());
+}
+
+// RFC 6040: ECN between the inner and the outer header of the tunnel (and the outer DSCP).
+
+/// Why a received packet is dropped at decapsulation (RFC 6040 §4.2): the outer header says
+/// Congestion Experienced and the inner transport is not ECN-capable, so the only congestion
+/// signal it understands is a loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("outer ECN is CE but the inner packet is Not-ECT: dropped as RFC 6040 §4.2 requires")]
+pub struct EcnDrop;
+
+/// The outer ECN codepoint for an inner packet whose ECN is `inner`: RFC 6040 §4.1 normal mode
+/// (Figure 3), a copy of the inner field.
+///
+/// An inner CE goes out as CE. This is the one codepoint where implementations differ: RFC 3168
+/// §9.1.1's full-functionality ingress reset CE to ECT(0), and Linux still does
+/// (`INET_ECN_encapsulate` in `include/net/inet_ecn.h`, which the kernel WireGuard driver calls
+/// from `send.c` with an outer TOS of 0). RFC 6040 (abstract, §4.1) replaced that for every
+/// IP-in-IP tunnel with the copy RFC 4301 IPsec tunnels already made, so that the outer header
+/// tells the WAN path the congestion the packet has met. The mark reaches the receiver either
+/// way: the decapsulator keeps an inner CE whatever the outer says ([`decapsulate`]), so a kernel
+/// WireGuard peer and a qgw peer interoperate.
+///
+/// Normal mode presumes an egress that applies §4.2 (qgw does; so does the Linux WireGuard
+/// driver). Toward one that ignores the outer field, a router's CE mark (made instead of a drop,
+/// because the outer said ECT) would be lost; RFC 6040 §4.3 wants compatibility mode there, an
+/// outer Not-ECT, which a caller gets by sending with `dscp << 2` instead of [`outer_tos`].
+pub const fn outer_ecn(inner: Ecn) -> Ecn {
+    inner
+}
+
+/// The outer TOS byte (IPv4 TOS / IPv6 Traffic Class) for sealing `inner_packet`: the DSCP
+/// `dscp` (6 bits, RFC 2474 §3; 0 unless the peer has `outer_dscp`, see [`class_dscp`]) and the
+/// [`outer_ecn`] of the inner packet's ECN (Not-ECT when it is not an IP packet). Pass it to
+/// `io::batch::Batch::commit_with_tos`.
+pub fn outer_tos(dscp: u8, inner_packet: &[u8]) -> u8 {
+    let inner = ecn_of(inner_packet).unwrap_or(Ecn::NotEct);
+    (dscp & 0x3f) << 2 | outer_ecn(inner) as u8
+}
+
+/// Applies the outer ECN codepoint `outer` (from the received datagram's TOS,
+/// `Ecn::from_bits(tos)`) to the opened inner packet `inner_packet`, per RFC 6040 §4.2, Figure 4
+/// (rows: inner; columns: outer):
+///
+/// | inner \ outer | Not-ECT | ECT(0)      | ECT(1)      | CE         |
+/// |---------------|---------|-------------|-------------|------------|
+/// | Not-ECT       | Not-ECT | Not-ECT (†) | Not-ECT (†) | drop (†)   |
+/// | ECT(0)        | ECT(0)  | ECT(0)      | **ECT(1)**  | **CE**     |
+/// | ECT(1)        | ECT(1)  | ECT(1) (‡)  | ECT(1)      | **CE**     |
+/// | CE            | CE      | CE          | CE (†)      | CE         |
+///
+/// Bold: the inner field is rewritten (an IPv4 header's checksum recomputed). (†) marks the
+/// combinations RFC 6040 calls currently unused, which a conforming ingress never makes; they are
+/// handled as the table says (the RFC's MUST) and, like Linux's `__INET_ECN_decapsulate`, not
+/// refused; (‡) is the one the RFC leaves for future use. The drop is
+/// `Err(EcnDrop)`: a router marked CE on a packet whose transport cannot read it, so a loss is the
+/// only signal left (Linux's return value 2; its IP-in-IP tunnels drop, its WireGuard driver
+/// ignores the value and delivers the packet unmarked). A packet that is not IPv4 or IPv6 is left
+/// alone (`Ok`).
+pub fn decapsulate(outer: Ecn, inner_packet: &mut [u8]) -> Result<(), EcnDrop> {
+    let Some(inner) = ecn_of(inner_packet) else {
+        return Ok(());
+    };
+    let result = match (inner, outer) {
+        (Ecn::NotEct, Ecn::Ce) => return Err(EcnDrop),
+        (Ecn::NotEct, _) | (_, Ecn::NotEct) => inner,
+        (_, Ecn::Ce) => Ecn::Ce,
+        (Ecn::Ect0, Ecn::Ect1) => Ecn::Ect1,
+        _ => inner,
+    };
+    if result != inner {
+        set_ecn(inner_packet, result);
+    }
+    Ok(())
+}
+
+/// Writes `ecn` into the IP packet `packet` (whose header [`ecn_of`] has checked), recomputing an
+/// IPv4 header's checksum.
+fn set_ecn(packet: &mut [u8], ecn: Ecn) {
+    if packet[0] >> 4 == 4 {
+        packet[1] = (packet[1] & !0b11) | ecn as u8;
+        let ihl = usize::from(packet[0] & 0x0f) * 4;
+        set_ipv4_checksum(&mut packet[..ihl]);
+    } else {
+        packet[1] = (packet[1] & !0x30) | (ecn as u8) << 4;
+    }
+}
+
+/// The DSCP a class's outer headers carry when the peer has `outer_dscp: true`, after the RFC 4594
+/// service classes a DiffServ WAN is most likely to be configured for: telemonitoring is EF (46,
+/// §4.1 "Telephony": small, delay- and loss-critical packets at a low rate; vital signs and
+/// alarms are that), telemedicine AF41 (34, §4.3 "Multimedia Conferencing": interactive voice and
+/// video that adapt their rate), imaging AF11 (10, §4.9 "High-Throughput Data": bulk transfers
+/// that want throughput, not low delay) and default 0 (§4.10 "Standard", best effort). Off by default, since an observer of the WAN
+/// then sees which class each packet is (docs/gateway-decisions.md, "Traffic classes").
+pub const fn class_dscp(class: super::ClassId) -> u8 {
+    use super::ClassId;
+    match class {
+        ClassId::Telemonitoring => 46,
+        ClassId::Telemedicine => 34,
+        ClassId::Imaging => 10,
+        ClassId::Default => 0,
+    }
 }
 
 /// Test packets shared with the scheduler's tests.
@@ -183,3 +290,7 @@ mod tests {
         assert_eq!(ce, before);
     }
 }
+
+#[cfg(test)]
+#[path = "ecn_rfc6040_tests.rs"]
+mod rfc6040_tests;
