@@ -27,7 +27,7 @@ fn batches(c: &mut Criterion) {
         let slot = &mut slots[i * SLOT..(i + 1) * SLOT];
         slot[16..16 + packet.len()].copy_from_slice(&packet);
         let framed = sender.frame_tun_packet(now, slot, packet.len());
-        sealings.push(framed.expect("a session").1);
+        sealings.push(framed.expect("a session").expect("no egress scheduler").1);
     }
     // The two-thread pool takes this thread as its worker 0, so it is made once, here.
     let pool = |n| Workers::new(n).expect("a thread pool");

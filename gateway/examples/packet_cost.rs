@@ -125,7 +125,7 @@ fn main() {
             }
             "seal" | "seal-open" | "seal-open-gro" => {
                 buf[16..16 + MTU].copy_from_slice(&packets[done % 44]);
-                let Ok(t) = a.handle_tun_packet(now, &mut buf, MTU) else {
+                let Ok(Some(t)) = a.handle_tun_packet(now, &mut buf, MTU) else {
                     panic!("no session");
                 };
                 if mode != "seal" {

@@ -66,11 +66,15 @@ pub enum DropReason {
     /// A hybrid datagram whose `pair_id` names no hybrid peer (docs/protocol.md §4 step 2).
     #[error("unknown hybrid pair")]
     UnknownPair,
+    /// A packet whose outer header says Congestion Experienced while the inner one is not
+    /// ECN-capable: its sender cannot be told, so it is dropped (RFC 6040 §4.2).
+    #[error("congestion experienced on a non-ECN packet")]
+    EcnNotEct,
 }
 
 impl DropReason {
     /// Every reason, in [`DropReason::index`] order (for counter arrays and metrics labels).
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         Self::Malformed,
         Self::InvalidMac1,
         Self::CookieRequired,
@@ -89,6 +93,7 @@ impl DropReason {
         Self::NoHybridKey,
         Self::NoRoute,
         Self::UnknownPair,
+        Self::EcnNotEct,
     ];
 
     /// `counts` (indexed by [`DropReason::index`]) by label, for status, metrics and the ops view.
@@ -124,6 +129,7 @@ impl DropReason {
             Self::NoHybridKey => "no_hybrid_key",
             Self::NoRoute => "no_route",
             Self::UnknownPair => "unknown_pair",
+            Self::EcnNotEct => "ecn_not_ect",
         }
     }
 }

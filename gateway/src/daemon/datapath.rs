@@ -156,7 +156,8 @@ impl DataPath {
         }
     }
 
-    /// Packets from TUN, sealed into the transmit batch and sent.
+    /// Packets from TUN, sealed into the transmit batch and sent (those for peers with an egress
+    /// scheduler are queued there instead: see [`DataPath::egress`]).
     pub fn tunnel(&mut self, node: &mut Node, now: Instant) -> anyhow::Result<()> {
         let Self { tun, udp, b } = self;
         b.tx.clear();
@@ -169,6 +170,26 @@ impl DataPath {
         send(udp, &mut b.tx, &mut b.sealings, &mut b.workers);
         Ok(())
     }
+
+    /// What the peers' egress schedulers release at `now`, framed into transmit batches, sealed
+    /// and sent like packets from TUN.
+    pub fn egress(&mut self, node: &mut Node, now: Instant) {
+        let Self { udp, b, .. } = self;
+        b.tx.clear();
+        b.sealings.clear();
+        loop {
+            let Some(slot) = b.tx.next_slot() else {
+                send(udp, &mut b.tx, &mut b.sealings, &mut b.workers);
+                continue;
+            };
+            let Some((t, sealing)) = node.poll_egress(now, slot) else {
+                break;
+            };
+            b.tx.commit_with_tos(t.len, t.to, t.tos);
+            b.sealings.push(sealing);
+        }
+        send(udp, &mut b.tx, &mut b.sealings, &mut b.workers);
+    }
 }
 
 /// One packet per TUN read, sealed into the transmit batch, up to a batch.
@@ -180,8 +201,8 @@ fn tunnel_plain(node: &mut Node, tun: &Tun, b: &mut Buffers, now: Instant) -> an
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) => return Err(e).context("TUN read"),
         };
-        if let Ok((t, sealing)) = node.frame_tun_packet(now, slot, n) {
-            b.tx.commit(t.len, t.to);
+        if let Ok(Some((t, sealing))) = node.frame_tun_packet(now, slot, n) {
+            b.tx.commit_with_tos(t.len, t.to, t.tos);
             b.sealings.push(sealing);
         }
     }
@@ -237,8 +258,8 @@ fn tunnel_offloaded(
                 }
                 break;
             };
-            if let Ok((t, sealing)) = node.frame_tun_packet(now, slot, len) {
-                tx.commit(t.len, t.to);
+            if let Ok(Some((t, sealing))) = node.frame_tun_packet(now, slot, len) {
+                tx.commit_with_tos(t.len, t.to, t.tos);
                 sealings.push(sealing);
             }
         }

@@ -35,6 +35,14 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Datagrams from `poll_transmit` sent per flush (the rest go at the next turn).
 const TRANSMITS_PER_FLUSH: usize = 256;
 
+/// `poll`'s timeout for a sleep of `sleep`: whole milliseconds, rounded up, so a deadline less
+/// than a millisecond away (an egress scheduler's next release) is slept to rather than spun on.
+/// An egress scheduler's bucket holds more than a millisecond of its rate, so it loses nothing.
+fn poll_timeout(sleep: Duration) -> PollTimeout {
+    let millis = sleep.as_nanos().div_ceil(1_000_000);
+    PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
+}
+
 /// What the packet thread owns.
 #[derive(Debug)]
 pub struct PacketLoop {
@@ -100,7 +108,7 @@ impl PacketLoop {
             .flatten()
             .min();
             let sleep = deadline.map_or(MAX_SLEEP, |d| d.saturating_duration_since(now));
-            let timeout = PollTimeout::try_from(sleep.min(MAX_SLEEP)).unwrap_or(PollTimeout::MAX);
+            let timeout = poll_timeout(sleep.min(MAX_SLEEP));
             // Without a KME the signal fd stands in for its wake-up fd (polled twice, harmless).
             let kme_fd = self
                 .kme
@@ -138,6 +146,7 @@ impl PacketLoop {
             if tun {
                 self.data.tunnel(&mut self.node, now)?;
             }
+            self.data.egress(&mut self.node, now);
             if kme {
                 self.kme_replies(now);
             }

@@ -40,11 +40,12 @@ impl DataPath {
                 let Some(from) = b.rx.slot_mut(i).1 else {
                     continue;
                 };
+                let outer_tos = b.rx.tos(i);
                 let mut start = 0;
                 while start < len {
                     let end = len.min(start + segment);
                     let at = i * slot_len + start..i * slot_len + end;
-                    take(node, tun, b, now, from, at);
+                    take(node, tun, b, now, (from, outer_tos), at);
                     start = end;
                     taken += 1;
                 }
@@ -68,7 +69,7 @@ fn take(
     tun: &Tun,
     b: &mut Buffers,
     now: Instant,
-    from: SocketAddr,
+    (from, outer_tos): (SocketAddr, u8),
     at: std::ops::Range<usize>,
 ) {
     let (bytes, _) = b.rx.bytes_mut();
@@ -77,7 +78,9 @@ fn take(
             if b.openings.len() == b.openings.capacity() {
                 finish(node, tun, b, now);
             }
-            b.openings.push(ToOpen::new(pending, at));
+            let mut o = ToOpen::new(pending, at);
+            o.outer_tos = outer_tos;
+            b.openings.push(o);
         }
         Some(Err(_)) => {} // refused and counted
         None => {
@@ -85,7 +88,10 @@ fn take(
             let (bytes, _) = b.rx.bytes_mut();
             let datagram = &mut bytes[at];
             if let Received::Packet { packet, .. } = node.handle_datagram(now, from, datagram) {
-                deliver(tun, &mut b.gro, &mut b.counts, &datagram[packet]);
+                let packet = &mut datagram[packet];
+                if node.decapsulate_ecn(outer_tos, packet) {
+                    deliver(tun, &mut b.gro, &mut b.counts, packet);
+                }
             }
         }
     }
@@ -100,11 +106,14 @@ fn finish(node: &mut Node, tun: &Tun, b: &mut Buffers, now: Instant) {
     let (bytes, _) = b.rx.bytes_mut();
     b.workers.open(bytes, &mut b.openings);
     for o in b.openings.drain(..) {
-        let datagram = &bytes[o.at];
+        let datagram = &mut bytes[o.at];
         if let Received::Packet { packet, .. } =
             node.finish_transport(now, o.pending, o.opened, datagram)
         {
-            deliver(tun, &mut b.gro, &mut b.counts, &datagram[packet]);
+            let packet = &mut datagram[packet];
+            if node.decapsulate_ecn(o.outer_tos, packet) {
+                deliver(tun, &mut b.gro, &mut b.counts, packet);
+            }
         }
     }
 }

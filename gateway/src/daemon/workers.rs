@@ -48,6 +48,8 @@ pub struct ToOpen {
     pub at: std::ops::Range<usize>,
     /// What opening it gave (`Err(Malformed)` until opened).
     pub opened: Result<usize, DropReason>,
+    /// The TOS byte of the datagram's outer IP header (its ECN field goes to the inner packet).
+    pub outer_tos: u8,
 }
 
 impl ToOpen {
@@ -57,6 +59,7 @@ impl ToOpen {
             pending,
             at,
             opened: Err(DropReason::Malformed),
+            outer_tos: 0,
         }
     }
 }

@@ -45,11 +45,17 @@ fn two_threads_seal_the_same_datagrams_as_one_at_a_time() {
     for (i, p) in packets().iter().enumerate() {
         let mut buf = vec![0u8; SLOT];
         buf[16..16 + p.len()].copy_from_slice(p);
-        let t = one.handle_tun_packet(now, &mut buf, p.len()).unwrap();
+        let t = one
+            .handle_tun_packet(now, &mut buf, p.len())
+            .unwrap()
+            .unwrap();
         expected.push(buf[..t.len].to_vec());
         let slot = &mut slots[i * SLOT..(i + 1) * SLOT];
         slot[16..16 + p.len()].copy_from_slice(p);
-        let (t2, sealing) = batched.frame_tun_packet(now, slot, p.len()).unwrap();
+        let (t2, sealing) = batched
+            .frame_tun_packet(now, slot, p.len())
+            .unwrap()
+            .unwrap();
         assert_eq!(t2, t);
         sealings.push(sealing);
     }
@@ -70,7 +76,10 @@ fn two_threads_open_with_the_same_outcomes_and_counts_as_one_at_a_time() {
         .map(|p| {
             let mut buf = vec![0u8; SLOT];
             buf[16..16 + p.len()].copy_from_slice(p);
-            let t = a.handle_tun_packet(now, &mut buf, p.len()).unwrap();
+            let t = a
+                .handle_tun_packet(now, &mut buf, p.len())
+                .unwrap()
+                .unwrap();
             buf[..t.len].to_vec()
         })
         .collect();
@@ -141,7 +150,7 @@ fn small_batches_stay_on_the_packet_thread() {
     for i in 0..4 {
         let slot = &mut slots[i * SLOT..(i + 1) * SLOT];
         slot[16..16 + p.len()].copy_from_slice(&p);
-        sealings.push(a.frame_tun_packet(now, slot, p.len()).unwrap().1);
+        sealings.push(a.frame_tun_packet(now, slot, p.len()).unwrap().unwrap().1);
     }
     workers.seal(&mut slots, SLOT, &sealings);
     assert_eq!(workers.shared(), 0);

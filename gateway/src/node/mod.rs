@@ -33,6 +33,9 @@
 //! with its key ID ([`NodeEvent::Audit`]).
 
 mod config;
+mod egress;
+#[cfg(test)]
+mod egress_tests;
 mod events;
 mod first_exchange;
 mod kme;
@@ -101,6 +104,12 @@ pub struct Node {
     ops: OpsClock,
     /// The peer [`Node::poll_transmit`] looks at first (round robin).
     cursor: usize,
+    /// Which traffic class each inner packet falls into (peers with classes).
+    classes: std::sync::Arc<crate::classes::rules::ClassRules>,
+    /// The peers with an egress scheduler, in order.
+    shaped: Vec<PeerId>,
+    /// The peer [`Node::poll_egress`] looks at first (round robin).
+    egress_cursor: usize,
 }
 
 impl std::fmt::Debug for Node {
@@ -129,7 +138,7 @@ impl Node {
             signing_key,
             danger_rekey_after,
             danger_reject_after,
-            classes: _,
+            classes,
         } = config;
         let keys = StaticKeys::new(private_key);
         let checker = CookieChecker::new(keys.cookie_key);
@@ -156,6 +165,9 @@ impl Node {
             events: VecDeque::new(),
             ops: OpsClock::new(now),
             cursor: 0,
+            classes,
+            shaped: Vec::new(),
+            egress_cursor: 0,
         };
         let window = first_exchange::window(&peers);
         for peer in peers {
@@ -188,7 +200,11 @@ impl Node {
         if let Some(d) = self.danger_reject_after {
             slot.wg.set_reject_after_time(d);
         }
+        let shaped = slot.egress.is_some();
         let id = self.peers.add(slot)?;
+        if shaped {
+            self.shaped.push(id);
+        }
         for (ip, len) in allowed_ips {
             self.routes.insert(ip, len, id);
         }
@@ -300,7 +316,9 @@ impl Node {
             let hybrid = p.hybrid.as_ref().and_then(|h| h.poll_timeout());
             [p.wg.poll_timeout(), hybrid]
         });
-        peers.chain([Some(self.ops.next())]).flatten().min()
+        (peers.chain([Some(self.ops.next()), self.egress_timeout()]))
+            .flatten()
+            .min()
     }
 
     /// The next request for this site's KME.

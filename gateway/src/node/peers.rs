@@ -53,6 +53,10 @@ pub(super) struct PeerSlot {
     /// Packets from the tunnel waiting for a session.
     pub(super) staged: VecDeque<Vec<u8>>,
     pub(super) watch: PeerWatch,
+    /// Its egress scheduler, with an `egress_rate` (`egress.rs`).
+    pub(super) egress: Option<crate::classes::scheduler::EgressScheduler>,
+    /// Whether the outer header carries the class's DSCP (`outer_dscp`).
+    pub(super) outer_dscp: bool,
 }
 
 /// What building a peer needs from its node.
@@ -69,8 +73,17 @@ impl PeerSlot {
     /// Builds a peer from its configuration (a hybrid peer gets its key agreement too).
     pub(super) fn new(cx: SlotContext<'_>, config: NodePeer) -> Result<Self, Error> {
         let NodePeer {
-            name, wg, hybrid, ..
+            name,
+            wg,
+            hybrid,
+            egress,
         } = config;
+        let scheduler = egress.rate_bps.map(|rate| {
+            let mut seed = [0u8; 8];
+            cx.randomness.stream().fill(&mut seed);
+            let ipv6 = wg.endpoint.is_some_and(|e| e.is_ipv6());
+            super::egress::scheduler(cx.now, rate, cx.mtu, ipv6, u64::from_le_bytes(seed))
+        });
         let remote = RemoteKeys::new(cx.keys, wg.public_key)
             .map_err(|_| Error::InvalidKey("low-order public key"))?;
         let keying = match &hybrid {
@@ -105,6 +118,8 @@ impl PeerSlot {
             qkd_sources,
             staged: VecDeque::new(),
             watch: PeerWatch::default(),
+            egress: scheduler,
+            outer_dscp: egress.outer_dscp,
         })
     }
 

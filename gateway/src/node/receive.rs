@@ -280,3 +280,20 @@ impl Node {
         Ok(())
     }
 }
+
+impl Node {
+    /// Applies the outer header's ECN field (`outer_tos`, the datagram's TOS byte) to `packet`,
+    /// a delivered inner packet, as a tunnel egress does (RFC 6040 §4.2): Congestion Experienced
+    /// carries over to an ECN-capable packet; `false` (counted as `ecn_not_ect`) when the packet
+    /// must be dropped instead.
+    pub fn decapsulate_ecn(&mut self, outer_tos: u8, packet: &mut [u8]) -> bool {
+        let outer = crate::classes::ecn::Ecn::from_bits(outer_tos);
+        match crate::classes::ecn::decapsulate(outer, packet) {
+            Ok(()) => true,
+            Err(_) => {
+                self.count(DropReason::EcnNotEct);
+                false
+            }
+        }
+    }
+}

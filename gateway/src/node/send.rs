@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use super::Node;
+use super::egress::Admitted;
 use crate::error::DropReason;
 use crate::proto::constants::TRANSPORT_HEADER_LEN;
 use crate::proto::peer::Transmit;
@@ -21,26 +22,30 @@ impl Node {
     /// usable session the packet is staged (bounded) and `Err(NoSession)` returned (not counted:
     /// [`Node::poll_transmit`] sends it once a session is confirmed); every other refusal is
     /// counted.
+    /// `Ok(None)`: the peer's egress scheduler took the packet (`egress.rs`); it leaves through
+    /// [`Node::poll_transmit`] or [`Node::poll_egress`].
     pub fn handle_tun_packet(
         &mut self,
         now: Instant,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<Transmit, DropReason> {
-        let (t, sealing) = self.frame_tun_packet(now, buf, len)?;
+    ) -> Result<Option<Transmit>, DropReason> {
+        let Some((t, sealing)) = self.frame_tun_packet(now, buf, len)? else {
+            return Ok(None);
+        };
         sealing.seal(buf);
-        Ok(t)
+        Ok(Some(t))
     }
 
     /// [`Node::handle_tun_packet`] but for the encryption, which [`Sealing::seal`] must do on
     /// `buf` before the datagram leaves, on any thread. Datagrams to one peer leave in the order
-    /// they were framed.
+    /// they were framed. `Ok(None)`: the peer's egress scheduler took the packet.
     pub fn frame_tun_packet(
         &mut self,
         now: Instant,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<(Transmit, Sealing), DropReason> {
+    ) -> Result<Option<(Transmit, Sealing)>, DropReason> {
         match self.route_and_frame(now, buf, len) {
             Err(DropReason::NoSession) => Err(DropReason::NoSession),
             Err(reason) => Err(self.count(reason)),
@@ -53,7 +58,7 @@ impl Node {
         now: Instant,
         buf: &mut [u8],
         len: usize,
-    ) -> Result<(Transmit, Sealing), DropReason> {
+    ) -> Result<Option<(Transmit, Sealing)>, DropReason> {
         let start = TRANSPORT_HEADER_LEN;
         let packet = buf
             .get(start..start + len)
@@ -61,18 +66,24 @@ impl Node {
         let info = crate::proto::ip::parse(packet).ok_or(DropReason::Malformed)?;
         let id = self.routes.lookup(info.dst).ok_or(DropReason::NoRoute)?;
         let slot = self.peers.get_mut(id).ok_or(DropReason::NoRoute)?;
-        let sealed = slot.wg.frame(now, buf, len);
+        if let Admitted::Queued = slot.admit(now, &self.classes, packet) {
+            return Ok(None);
+        }
+        let sealed = slot.wg.frame(now, buf, len).map(|(mut t, sealing)| {
+            t.tos = slot.outer_tos(&self.classes, None, &buf[start..start + len]);
+            (t, sealing)
+        });
         let displaced =
             matches!(sealed, Err(DropReason::NoSession)) && slot.stage(&buf[start..start + len]);
         if displaced {
             self.drops[DropReason::NoSession.index()] += 1;
         }
         let Some(slot) = self.peers.get_mut(id) else {
-            return sealed;
+            return sealed.map(Some);
         };
         if slot.wg.has_events() {
             self.settle(now, id);
         }
-        sealed
+        sealed.map(Some)
     }
 }

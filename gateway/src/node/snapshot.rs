@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use super::Node;
 use super::peers::PeerSlot;
-use crate::control::status::{PeerStatus, SourceStatus, Status, b64};
+use crate::control::status::{ClassStatus, PeerStatus, SourceStatus, Status, b64};
+
 use crate::error::DropReason;
 use crate::hybrid::QkdPolicy;
 use crate::proto::tai64n::WallClock;
@@ -119,6 +120,8 @@ fn peer_status(
         qkd_configured: view.qkd_configured,
         epochs_by_source: view.epochs_by_source.clone(),
         qkd_sources,
-        classes: Vec::new(),
+        classes: (slot.egress.as_ref())
+            .map(|e| e.stats(now).iter().map(ClassStatus::from).collect())
+            .unwrap_or_default(),
     }
 }

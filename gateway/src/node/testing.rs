@@ -227,10 +227,14 @@ pub fn ipv4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
 /// Plain peers `a` and `b` (seeds 7 and 8) with a session confirmed both ways at `now`: a's first
 /// packet was staged, then the initiation, the response and that packet went across.
 pub fn connected(now: Instant, a: Site, b: Site) -> (Node, Node) {
-    let (mut x, mut y) = (
-        node(now, plain(a, &[b], true), 7),
-        node(now, plain(b, &[a], true), 8),
-    );
+    connected_with(now, a, b, PeerEgress::default())
+}
+
+/// [`connected`], with `egress` for `a`'s peer `b` (an egress rate, outer marking).
+pub fn connected_with(now: Instant, a: Site, b: Site, egress: PeerEgress) -> (Node, Node) {
+    let mut config_a = plain(a, &[b], true);
+    config_a.peers[0].egress = egress;
+    let (mut x, mut y) = (node(now, config_a, 7), node(now, plain(b, &[a], true), 8));
     let mut buf = vec![0u8; 2048];
     let first = ipv4(a.ip(1), b.ip(1), b"hello");
     buf[16..16 + first.len()].copy_from_slice(&first);

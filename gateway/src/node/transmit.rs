@@ -1,7 +1,7 @@
 //! Everything a node sends besides sealed tunnel packets, one datagram per call into the
 //! caller's buffer: cookie replies (whitepaper §5.4.7), then per peer, round robin, its hybrid
-//! fragments (docs/protocol.md §4), packets staged while it had no session, and its handshake
-//! response, initiation or keepalive (§5.4, §6).
+//! fragments (docs/protocol.md §4), packets staged while it had no session, its handshake
+//! response, initiation or keepalive (§5.4, §6), and what its egress scheduler releases.
 
 use std::time::Instant;
 
@@ -21,6 +21,7 @@ impl Node {
             return Some(Transmit {
                 len: COOKIE_REPLY_LEN,
                 to,
+                tos: 0,
             });
         }
         let n = self.peers.len();
@@ -55,7 +56,9 @@ impl Node {
         if events {
             self.settle(now, id);
         }
-        t
+        // Then what its egress scheduler releases (the daemon takes those in batches first,
+        // with `poll_egress`; the simulation takes them here).
+        t.or_else(|| self.egress_transmit(now, id, buf))
     }
 }
 
@@ -66,7 +69,7 @@ fn hybrid_transmit(slot: &mut PeerSlot, buf: &mut [u8]) -> Option<Transmit> {
     loop {
         let len = hybrid.poll_transmit(buf)?;
         if let Some(to) = slot.wg.endpoint() {
-            return Some(Transmit { len, to });
+            return Some(Transmit { len, to, tos: 0 });
         }
     }
 }

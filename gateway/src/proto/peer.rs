@@ -267,6 +267,7 @@ impl Peer {
             return Some(Transmit {
                 len: RESPONSE_LEN,
                 to,
+                tos: 0,
             });
         }
         let to = self.endpoint.get()?;
@@ -282,7 +283,7 @@ impl Peer {
         {
             let retry = std::mem::take(&mut self.retry_due);
             if let Some(len) = self.write_initiation(now, cx, out, retry) {
-                return Some(Transmit { len, to });
+                return Some(Transmit { len, to, tos: 0 });
             }
         }
         if self.want_keepalive && usable {

@@ -61,6 +61,10 @@ pub struct Transmit {
     pub len: usize,
     /// Destination (the peer's current endpoint).
     pub to: SocketAddr,
+    /// The outer IP header's TOS / traffic class byte: the class's DSCP (with `outer_dscp`) and
+    /// the ECN field encapsulated from the inner packet (RFC 6040 §4.1); 0 for everything that
+    /// is not a tunnelled packet.
+    pub tos: u8,
 }
 
 /// Counters for `status` (what `wg show` reports).

@@ -59,7 +59,7 @@ impl Peer {
         if plain_len > 0 {
             self.timers.on_data_sent(now);
         }
-        Ok((Transmit { len, to }, sealing))
+        Ok((Transmit { len, to, tos: 0 }, sealing))
     }
 
     /// Whether a current session exists (usable or not).

@@ -339,7 +339,7 @@ impl World {
         n.busy += t.elapsed();
         let after = Counters::of(&n.node);
         self.check.tunnel(i, &before, sealed.map(|_| ()), &after);
-        if let Ok(t) = sealed {
+        if let Ok(Some(t)) = sealed {
             self.send(i, t.to, buf[..t.len].to_vec());
         }
     }
