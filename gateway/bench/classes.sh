@@ -13,7 +13,8 @@
 #   load     the same while storescu streams a CT study to storescp (TCP 11112) in a loop;
 #   imaging  (classes off only) imaging alone: the capacity "remaining" is measured against.
 # Variants: qgw-on (`egress_rate: 190mbit` on both sites' peer), qgw-off (no egress_rate: today's
-# data path), wggo (wireguard-go). 190 Mbit/s is 95 % of the 200 Mbit/s WAN: the scheduler counts
+# data path), wggo (wireguard-go), and underlay: no tunnel, the probes straight over the shaped
+# veth, the rig's own floor (Python probes, a broker, a shared VM). 190 Mbit/s is 95 % of the 200 Mbit/s WAN: the scheduler counts
 # the outer datagram while tbf counts the Ethernet frame (14 bytes more a packet) and drains its
 # bucket in bursts, so a rate a little under the WAN's keeps tbf's FIFO empty and the queue inside
 # qgw, where the classes are still visible; at 100 % the queue would form in tbf again.
@@ -27,7 +28,7 @@
 #   sudo gateway/bench/classes.sh cleanup      # remove what a killed run left behind
 #
 #   -t  seconds each phase measures (20)     -n  rounds (1)
-#   -v  comma list of qgw-on,qgw-off,wggo (all)   -H  qgw hybrid with the KME simulator
+#   -v  comma list of qgw-on,qgw-off,wggo,underlay (all)   -H  qgw hybrid with the KME simulator
 #   -o  logs directory (default: a new /tmp/qgw-classes.*)   -B  skip the release build
 # Traffic stays inside the namespaces this script creates; every process it starts is bounded in
 # time and ended by PID on exit (also on failure or Ctrl-C).
@@ -41,7 +42,7 @@ source "$repo/scripts/demo/clinical.sh" # clin_shape, clin_services, clin_run, c
 NS_A=qgwcls-a NS_B=qgwcls-b
 UL_A=10.213.0.1 UL_B=10.213.0.2 TN_A=10.201.0.1 TN_B=10.201.0.2
 PORT=51820 MTU=1420 REKEY=10 EGRESS_RATE=190mbit
-DUR=20 ROUNDS=1 VARIANTS=qgw-on,qgw-off,wggo HYBRID=0 OUT="" RESULT="" BUILD=1
+DUR=20 ROUNDS=1 VARIANTS=qgw-on,qgw-off,wggo,underlay HYBRID=0 OUT="" RESULT="" BUILD=1
 BENCH_NAME=classes BENCH_NS=("$NS_A" "$NS_B") QGW_IF=qgwcls
 BENCH_STALE=(/var/run/wireguard/wgcls-a.sock /var/run/wireguard/wgcls-b.sock)
 
@@ -87,8 +88,11 @@ fi
 
 tunnel_start() { # VARIANT: both sites' tunnel, up; TUN_PIDS
   local v=$1 s ep
-  TUN_PIDS=()
-  if [[ $v == wggo ]]; then
+  TUN_PIDS=() CLIN_DST=$TN_B
+  if [[ $v == underlay ]]; then
+    CLIN_DST=$UL_B # no tunnel: the probes straight over the shaped veth
+    return 0
+  elif [[ $v == wggo ]]; then
     wg_go_up a wgcls-a $UL_B error $((4 * DUR + 120)) "$OUT/$v.wggo-a.log"
     TUN_PIDS+=("$last")
     wg_go_up b wgcls-b $UL_A error $((4 * DUR + 120)) "$OUT/$v.wggo-b.log"
@@ -110,7 +114,7 @@ tunnel_start() { # VARIANT: both sites' tunnel, up; TUN_PIDS
   tunnel_up 30 || die "$v: no tunnel"
 }
 status_json() { # VARIANT TAG: site A's qgw status, kept
-  [[ $1 == wggo ]] && return 0
+  [[ $1 == wggo || $1 == underlay ]] && return 0
   ip netns exec $NS_A "$BIN/qgw" status $QGW_IF-a --json > "$OUT/$1.$2.status-a.json" 2> /dev/null || true
 }
 
@@ -122,7 +126,7 @@ log "$meta"
 IFS=, read -r -a variants <<< "$VARIANTS"
 for ((round = 1; round <= ROUNDS; round++)); do
   for v in "${variants[@]}"; do
-    case $v in qgw-on | qgw-off | wggo) ;; *) die "unknown variant $v (qgw-on, qgw-off, wggo)" ;; esac
+    case $v in qgw-on | qgw-off | wggo | underlay) ;; *) die "unknown variant $v (qgw-on, qgw-off, wggo, underlay)" ;; esac
     log "round $round: $v"
     tunnel_start "$v"
     sleep 1

@@ -13,12 +13,14 @@ and prints one JSON object a line on stdout, the last one its result.
                                           loss, one-way delay, jitter
   clinical.py video-send DST SECONDS     telemedicine: 30 frames/s, each a burst of 17 datagrams of
                                           1000 bytes (4.08 Mbit/s) to DST:20000
-  clinical.py imaging DST SECONDS DIR STREAMS
+  clinical.py imaging DST SECONDS DIR STREAMS [PORT]
                                           imaging: STREAMS concurrent `storescu` associations that
-                                          store DIR/*.dcm to DST:11112 over and over; Mbit/s of
-                                          DICOM files acknowledged
-  clinical.py summary FILE...            the probes' results (each FILE's last JSON line) merged
-                                          into one JSON line: delays, jitter, loss, Mbit/s
+                                          store DIR/*.dcm to DST:PORT (11112) over and over; Mbit/s
+                                          of DICOM files acknowledged
+  clinical.py summary VARIANT PHASE ROUND FILE...
+                                          the probes' results (each FILE's last JSON line) merged
+                                          into one JSON line with these three tags: delays, jitter,
+                                          loss, Mbit/s
 
 Times: send and receive times are CLOCK_REALTIME in ns. The sites are network namespaces of one
 machine and share that clock, so receive - send is the one-way delay with no clock offset.
@@ -45,7 +47,7 @@ import time
 
 MQTT_PORT = 1883  # telemonitoring class (MQTT)
 VIDEO_PORT = 20000  # telemedicine class (RTP range 16384-32767)
-DICOM_PORT = 11112  # imaging class (DICOM)
+DICOM_PORT = 11112  # imaging class (DICOM; 104 is the other DICOM port)
 TOPIC = "icu/bed-7/vitals"
 MQTT_INTERVAL = 0.020  # s between vital-sign messages
 FPS, BURST, DGRAM = 30, 17, 1000  # video: frames/s, datagrams a frame, bytes a datagram
@@ -242,12 +244,12 @@ def video_recv(bind, seconds):
 STORE_OK = re.compile(r"Received Store Response \(Success")
 
 
-def imaging(dst, seconds, directory, streams):
+def imaging(dst, seconds, directory, streams, port=DICOM_PORT):
     files = sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".dcm"))
     if not files:
         raise SystemExit("imaging: no .dcm file in %s" % directory)
     sizes = [os.path.getsize(f) for f in files]
-    cmd = ["storescu", "-v", "-aet", "SITE_A_MODALITY", "-aec", "SITE_B_PACS", "-xe", "--repeat", "100000", dst, str(DICOM_PORT)]
+    cmd = ["storescu", "-v", "-aet", "SITE_A_MODALITY", "-aec", "SITE_B_PACS", "-xe", "--repeat", "100000", dst, str(port)]
     # dcmtk 3.6.7 leaves Nagle on unless TCP_NODELAY=1 is in the environment: each store would then
     # wait ~40 ms for a delayed ACK (PACS such as dcm4che set TCP_NODELAY by default).
     env = dict(os.environ, TCP_NODELAY="1")
@@ -301,7 +303,7 @@ def last_json(path):
     return {}
 
 
-def summary(paths):
+def summary(variant, phase, rnd, paths):
     got = {}
     for p in paths:
         obj = last_json(p)
@@ -309,7 +311,7 @@ def summary(paths):
             got[obj["probe"]] = obj
     pub, sub = got.get("mqtt-pub", {}), got.get("mqtt-sub", {})
     vs, vr, img = got.get("video-send", {}), got.get("video-recv", {}), got.get("imaging")
-    out = {}
+    out = {"variant": variant, "phase": phase, "round": rnd}
     if pub or sub:
         out.update(tm_sent=pub.get("sent"), tm_received=sub.get("received", 0), tm_mbit_s=pub.get("mbit_s"))
         out["tm_lost"] = None if pub.get("sent") is None else pub["sent"] - sub.get("received", 0)
@@ -337,10 +339,10 @@ def main(argv):
             return video_send(args[0], float(args[1]))
         if cmd == "video-recv" and len(args) == 2:
             return video_recv(args[0], float(args[1]))
-        if cmd == "imaging" and len(args) == 4:
-            return imaging(args[0], float(args[1]), args[2], int(args[3]))
-        if cmd == "summary" and args:
-            return summary(args)
+        if cmd == "imaging" and len(args) in (4, 5):
+            return imaging(args[0], float(args[1]), args[2], int(args[3]), *map(int, args[4:]))
+        if cmd == "summary" and len(args) >= 4:
+            return summary(args[0], args[1], int(args[2]), args[3:])
     except (IndexError, ValueError) as e:
         print("clinical.py: %s" % e, file=sys.stderr)
     print(__doc__.split("\n\n")[1], file=sys.stderr)

@@ -7,7 +7,8 @@
 # wireguard-go):
 #   telemonitoring  MQTT vital signs every 20 ms to a mosquitto broker at site B (TCP 1883),
 #   telemedicine    an RTP-like 4.08 Mbit/s video stream (UDP 20000),
-#   imaging         dcmtk storescu of a synthetic CT study, over and over, to storescp (TCP 11112),
+#   imaging         dcmtk storescu of a synthetic CT study, over and over, to storescp (TCP 11112,
+#                   or CLIN_DICOM_PORT),
 # the probes of scripts/demo/clinical.py, each bounded in time and ended by PID.
 #
 #   clin_shape / clin_unshape    tbf on / off site A's WAN veth; a tc error ends the caller (die)
@@ -35,6 +36,7 @@ CLIN_PY="$CLIN_HERE/clinical.py"
 CLIN_TBF=(rate 200mbit burst 64kb latency 100ms)
 CLIN_STREAMS=${CLIN_STREAMS:-2} # concurrent storescu associations: two modalities sending at once
 CLIN_SLICES=20                  # CT slices of the study (512x512, 16 bit, 0.5 MB each)
+CLIN_DICOM_PORT=${CLIN_DICOM_PORT:-11112} # storescp's port: DICOM's 11112 (or 104)
 declare -a CLIN_PIDS=()
 
 clin_start() { # NS LOG CMD...: CMD in NS in the background, its PID in clin_last
@@ -90,8 +92,8 @@ clin_services() {
   # --ignore: receive every data set and answer success, store nothing (the loop sends gigabytes);
   # --fork: one process per association (the storescu streams run at once); TCP_NODELAY=1: see
   # clinical.py's imaging (without it every store waits for a delayed ACK).
-  clin_start "$CLIN_B" "$CLIN_OUT/storescp.log" env TCP_NODELAY=1 storescp --fork --ignore -aet SITE_B_PACS -pdu 131072 11112
-  clin_until 5 clin_listens "$CLIN_B" 11112 || die "storescp did not start: $(tail -n 3 "$CLIN_OUT/storescp.log")"
+  clin_start "$CLIN_B" "$CLIN_OUT/storescp.log" env TCP_NODELAY=1 storescp --fork --ignore -aet SITE_B_PACS -pdu 131072 "$CLIN_DICOM_PORT"
+  clin_until 5 clin_listens "$CLIN_B" "$CLIN_DICOM_PORT" || die "storescp did not start: $(tail -n 3 "$CLIN_OUT/storescp.log")"
   if [ ! -d "$CLIN_OUT/study" ]; then
     python3 "$CLIN_HERE/dicom.py" make "$CLIN_OUT/study" "$CLIN_SLICES" > "$CLIN_OUT/study.log" 2>&1 \
       || die "could not make the imaging study: $(tail -n 3 "$CLIN_OUT/study.log")"
@@ -109,7 +111,7 @@ clin_run() { # VARIANT PHASE ROUND
   if [ "$2" != idle ]; then
     # Imaging first, so the WAN is saturated when the other probes start; it ends after them.
     [ "$2" = load ] && secs=$((CLIN_SECS + 4))
-    clin_start "$CLIN_A" "$tag.imaging.json" timeout -k 2 "$life" python3 "$CLIN_PY" imaging "$CLIN_DST" "$secs" "$CLIN_OUT/study" "$CLIN_STREAMS"
+    clin_start "$CLIN_A" "$tag.imaging.json" timeout -k 2 "$life" python3 "$CLIN_PY" imaging "$CLIN_DST" "$secs" "$CLIN_OUT/study" "$CLIN_STREAMS" "$CLIN_DICOM_PORT"
     pids+=("$clin_last")
     [ "$2" = load ] && sleep 2
   fi
@@ -126,7 +128,6 @@ clin_run() { # VARIANT PHASE ROUND
     pids+=("$clin_last")
   fi
   for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
-  clin_result=$(python3 "$CLIN_PY" summary "$tag".*.json)
-  clin_result="{\"variant\":\"$1\",\"phase\":\"$2\",\"round\":$3,${clin_result#\{}"
+  clin_result=$(python3 "$CLIN_PY" summary "$1" "$2" "$3" "$tag".*.json)
   echo "$clin_result" | tee -a "$CLIN_OUT/results.jsonl"
 }

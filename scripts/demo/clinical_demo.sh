@@ -4,13 +4,12 @@
 # 200 Mbit/s WAN; telemonitoring (MQTT to the demo's broker), a 4 Mbit/s video stream and a DICOM
 # bulk transfer that saturates the WAN run for CLINICAL_SECONDS with classes off (the gateways as
 # the demo started them), then both gateways restart with `egress_rate: 190mbit` on their peer
-# (classes on) and the same runs again. The summary prints both (clinical_summary).
-# When this qgw does not accept `egress_rate` (check-config), the "on" run is left out and said so.
+# (classes on) and the same runs again. The summary prints both (clinical_table). When this qgw
+# does not accept `egress_rate` (check-config), the "on" run is left out and said so.
 #
-# Uses from demo.sh: STATE, BIN, HELPERS, NS_A, NS_B, qgw_a_pid, qgw_b_pid (the running gateways),
-# storescp_pid (traffic.sh: the demo's archive, done after its DICOM step); info, bad, bg,
-# last_pid from lib.sh. Sets: clinical_table (lines for the summary), qgw_a_pid, qgw_b_pid (the
-# restarted gateways).
+# Uses from demo.sh: STATE, BIN, HELPERS, NS_A, NS_B, qgw_a_pid, qgw_b_pid (the running gateways);
+# info, bad, die, in_a, bg, last_pid from lib.sh. Sets: clinical_table (lines for the summary),
+# qgw_a_pid, qgw_b_pid (the restarted gateways).
 # shellcheck disable=SC2154,SC2034 # the variables above are demo.sh's, or read by it
 
 # shellcheck source=scripts/demo/clinical.sh
@@ -21,10 +20,10 @@ CLINICAL_RATE=190mbit # 95 % of the 200 Mbit/s WAN (why: gateway/bench/classes.s
 clinical_phase() {
   CLIN_A=$NS_A CLIN_B=$NS_B CLIN_WAN_IF=qgwdemo-a CLIN_DST=10.201.0.2
   CLIN_OUT=$STATE/clinical CLIN_SECS=$CLINICAL_SECONDS
+  # The demo's archive keeps DICOM's registered port 11112; the imaging load goes to a storescp
+  # that stores nothing on DICOM's other port, 104 (also in the built-in imaging class).
+  CLIN_DICOM_PORT=104
   mkdir -p "$CLIN_OUT"
-  # The demo's archive stored its study; the imaging load goes to a storescp that stores nothing,
-  # on the same DICOM port.
-  if [ -n "${storescp_pid:-}" ]; then kill "$storescp_pid" 2> /dev/null || true; wait "$storescp_pid" 2> /dev/null || true; fi
   clin_shape
   clin_services
   info "WAN: tbf ${CLIN_TBF[*]} on site A's underlay; ${CLINICAL_SECONDS}s under imaging load ($CLIN_STREAMS storescu streams)"

@@ -32,6 +32,7 @@ VARIANTS = {
     "qgw-on": "qgw, classes on",
     "qgw-off": "qgw, classes off",
     "wggo": "wireguard-go",
+    "underlay": "no tunnel (the rig's floor)",
 }
 PHASES = {"idle": "idle", "load": "imaging load", "imaging": "imaging alone"}
 CLASSES = ("telemonitoring", "telemedicine", "imaging", "default")
@@ -163,6 +164,8 @@ def delivered(path):
 
 def classes(path):
     """One line per class of a `qgw status --json`'s first peer: what the scheduler did."""
+    if not classes_of(path):
+        print("(no classes in this status)")
     for c in classes_of(path):
         print("%-15s %9d packets %12d bytes %6d drops (%d overflow, %d CoDel) %6d CE  queue p99 %s ms" % (
             c.get("name"), c.get("packets", 0), c.get("bytes", 0), c.get("drops", 0), c.get("drops_overflow", 0),

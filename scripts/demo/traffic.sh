@@ -9,7 +9,7 @@
 #
 # Uses from demo.sh: STATE, BIN, HELPERS, NS_A, NS_B, DICOM_COUNT, MQTT_COUNT, MQTT_SECONDS,
 # IPERF_SECONDS; bg, last_pid, listening, info, bad, die from lib.sh.
-# Sets: storescp_pid; for the summary: dicom_result, mqtt_result, rotations_mqtt, epoch_before, epoch_after, gbps.
+# Sets for the summary: dicom_result, mqtt_result, rotations_mqtt, epoch_before, epoch_after, gbps.
 # shellcheck disable=SC2154,SC2034 # the variables above are demo.sh's, or read by it
 
 # Who talks to whom, and where a phase's files go. demo.sh leaves the defaults (site A -> site B,
@@ -32,7 +32,6 @@ start_services() {
   # a File Meta group of its own; storescp has no bind option, so it listens on every address of
   # site B (its tunnel address, and the underlay that qgw's peer alone uses).
   bg "$DST_NS" "$STATE/storescp.log" storescp +B +xe -aet SITE_B_PACS -od "$STATE/dicom/received" -ta 10 -ts 30 11112
-  storescp_pid=$last_pid
   # The broker's own minimal config: one listener on the tunnel address only. Anonymous and plain
   # MQTT is fine for a demo inside the tunnel; production would add TLS and authentication (and an
   # ACL per bedside device) on the broker as well.
