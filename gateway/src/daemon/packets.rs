@@ -12,8 +12,9 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::signalfd::SignalFd;
+use nix::sys::time::TimeSpec;
 use tracing::{info, warn};
 
 use super::audit::AuditThread;
@@ -35,12 +36,20 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Datagrams from `poll_transmit` sent per flush (the rest go at the next turn).
 const TRANSMITS_PER_FLUSH: usize = 256;
 
-/// `poll`'s timeout for a sleep of `sleep`: whole milliseconds, rounded up, so a deadline less
-/// than a millisecond away (an egress scheduler's next release) is slept to rather than spun on.
-/// An egress scheduler's bucket holds more than a millisecond of its rate, so it loses nothing.
-fn poll_timeout(sleep: Duration) -> PollTimeout {
-    let millis = sleep.as_nanos().div_ceil(1_000_000);
-    PollTimeout::from(u16::try_from(millis).unwrap_or(u16::MAX))
+/// The shortest sleep when something is due but not yet: an egress scheduler's next release is
+/// often microseconds away, and sleeping to it exactly would wake the thread once per packet.
+/// Its bucket holds 2 ms of its rate, so a 250 µs tick loses no rate and adds at most that much
+/// delay to a vital-sign packet arriving while the bucket is empty.
+const MIN_SLEEP: Duration = Duration::from_micros(250);
+
+/// `ppoll`'s timeout for a sleep of `sleep` (at least [`MIN_SLEEP`] unless nothing waits).
+fn poll_timeout(sleep: Duration) -> TimeSpec {
+    let sleep = if sleep.is_zero() {
+        sleep
+    } else {
+        sleep.max(MIN_SLEEP)
+    };
+    TimeSpec::from_duration(sleep)
 }
 
 /// What the packet thread owns.
@@ -122,7 +131,7 @@ impl PacketLoop {
                 self.commands.1.as_fd(),
             ]
             .map(|fd| PollFd::new(fd, PollFlags::POLLIN));
-            match poll(&mut fds, timeout) {
+            match ppoll(&mut fds, Some(timeout), None) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).context("poll"),
