@@ -65,13 +65,7 @@ pub fn mark_ce(packet: &mut [u8]) -> bool {
     match ecn_of(packet) {
         Some(Ecn::Ce) => true,
         Some(Ecn::Ect0 | Ecn::Ect1) => {
-            if packet[0] >> 4 == 4 {
-                packet[1] |= Ecn::Ce as u8;
-                let ihl = usize::from(packet[0] & 0x0f) * 4;
-                set_ipv4_checksum(&mut packet[..ihl]);
-            } else {
-                packet[1] |= (Ecn::Ce as u8) << 4;
-            }
+            set_ecn(packet, Ecn::Ce);
             true
         }
         _ => false,
