@@ -19,6 +19,9 @@
 #                                alone); appends {"variant", "phase", "round", results...} to
 #                                $CLIN_OUT/results.jsonl and prints its line
 #   clin_egress_rate FILE RATE   adds `egress_rate: RATE` to the first peer of qgw config FILE
+#   clin_kernel_classes DEV RATE the kernel's best answer on a tunnel device DEV in CLIN_A (qgw with
+#                                classes off): HTB at RATE with the four classes, u32 filters on the
+#                                built-in ports, pfifo leaves (below); a tc error ends the caller
 #   clin_stop PID, clin_stop_all end one / every process started here (TERM, then KILL after 5 s)
 #
 # Uses from the caller: CLIN_A, CLIN_B (site A's and site B's namespaces), CLIN_WAN_IF (site A's
@@ -103,6 +106,58 @@ clin_services() {
 clin_egress_rate() { # FILE RATE: `egress_rate: RATE` after the first peer's allowed_ips line
   sed -i "0,/^    allowed_ips:/s//    egress_rate: $2\n&/" "$1"
   grep -q "^    egress_rate: $2\$" "$1" || die "could not add egress_rate to $1"
+}
+
+# The kernel alternative to qgw's egress scheduler (docs/gateway-decisions.md, "Traffic classes"),
+# as well as this kernel allows (HTB, TBF, pfifo, the u32 and bpf classifiers; no fq_codel, CAKE
+# or prio): an HTB root at RATE on the tunnel device, the classes in qgw's order and shares —
+# telemonitoring prio 0, rate 25 %; telemedicine, imaging and default prio 1, rates 4:2:1 of the
+# rest and DRR quanta in the same proportion; every ceil 100 %, bursts of 2 ms at RATE as qgw's
+# bucket — u32 filters on the built-in ports (either end's, as qgw's rules; IPv4 and IPv6, no IP
+# options or extension headers: u32 reads fixed offsets; no DSCP rules) and a pfifo of
+# CLIN_HTB_LIMIT packets under each class. What it cannot do here: no AQM (a class's queue stands
+# until its FIFO overflows) and no flow fairness inside a class (two DICOM studies share one
+# FIFO); telemonitoring borrows up to 100 % at prio 0 (qgw caps its priority at 25 %). It counts
+# inner bytes, not the 60-byte-larger outer datagrams the WAN carries, and with qgw's TUN
+# offloads on (as shipped) it sees TSO super-packets of up to 64 KiB, each one queue entry.
+CLIN_HTB_LIMIT=${CLIN_HTB_LIMIT:-1000} # packets (skbs) per class FIFO: the kernel's usual txqueuelen
+clin_kbit() { # RATE (N, Nkbit, Nmbit or Ngbit) -> kbit/s
+  case $1 in
+    *gbit) echo $((${1%gbit} * 1000000)) ;;
+    *mbit) echo $((${1%mbit} * 1000)) ;;
+    *kbit) echo "${1%kbit}" ;;
+    *) die "rate $1: a whole number of kbit, mbit or gbit" ;;
+  esac
+}
+clin_kernel_classes() { # DEV RATE
+  local dev=$1 rate tm rest burst c id prio r q proto port mask end err
+  rate=$(clin_kbit "$2")
+  tm=$((rate / 4)) rest=$((rate - rate / 4)) burst=$((rate / 4)) # bytes in 2 ms: kbit/s x 1000 / 8 x 0.002
+  # classid  prio  rate (kbit/s)    quantum (bytes): telemonitoring, telemedicine, imaging, default
+  local classes=("10 0 $tm 15000" "20 1 $((rest * 4 / 7)) 60000" "30 1 $((rest * 2 / 7)) 30000" "40 1 $((rest / 7)) 15000")
+  # proto-number port mask classid: the built-in port rules (qgw's classes/rules.rs)
+  local filters=("6 1883 0xffff 10" "6 8883 0xffff 10" "6 2575 0xffff 10" "6 5060 0xffff 20" "17 5060 0xffff 20"
+    "6 5061 0xffff 20" "17 0x4000 0xc000 20" "6 104 0xffff 30" "6 11112 0xffff 30")
+  local cmds=("qdisc replace dev $dev root handle 1: htb default 40"
+    "class add dev $dev parent 1: classid 1:1 htb rate ${rate}kbit ceil ${rate}kbit burst $burst cburst $burst")
+  for c in "${classes[@]}"; do
+    read -r id prio r q <<< "$c"
+    cmds+=("class add dev $dev parent 1:1 classid 1:$id htb rate ${r}kbit ceil ${rate}kbit burst $burst cburst $burst prio $prio quantum $q"
+      "qdisc add dev $dev parent 1:$id handle $id: pfifo limit $CLIN_HTB_LIMIT")
+  done
+  for c in "${filters[@]}"; do
+    read -r proto port mask id <<< "$c" # 0x4000/0xc000: 16384-32767, the RTP range
+    for end in sport dport; do
+      cmds+=("filter add dev $dev parent 1: protocol ip prio 1 u32 match ip protocol $proto 0xff match ip $end $port $mask flowid 1:$id"
+        "filter add dev $dev parent 1: protocol ipv6 prio 2 u32 match ip6 protocol $proto 0xff match ip6 $end $port $mask flowid 1:$id")
+    done
+  done
+  for c in "${cmds[@]}"; do
+    # shellcheck disable=SC2086 # each command is words
+    err=$(ip netns exec "$CLIN_A" tc $c 2>&1) || die "tc $c failed (the kernel variant needs sch_htb, sch_pfifo, cls_u32): $err"
+  done
+  ip netns exec "$CLIN_A" tc qdisc show dev "$dev" | grep -q '^qdisc htb 1: root' \
+    || die "tc: no htb root on $dev: $(ip netns exec "$CLIN_A" tc qdisc show dev "$dev")"
 }
 
 clin_run() { # VARIANT PHASE ROUND

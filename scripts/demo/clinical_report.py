@@ -31,6 +31,7 @@ import sys
 VARIANTS = {
     "qgw-on": "qgw, classes on",
     "qgw-off": "qgw, classes off",
+    "kernel": "qgw + kernel HTB on TUN (classes off)",
     "wggo": "wireguard-go",
     "underlay": "no tunnel (the rig's floor)",
 }
