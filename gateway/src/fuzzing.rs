@@ -68,43 +68,6 @@ pub fn ip_packet(data: &[u8]) {
     }
 }
 
-/// Classifies `data` as a packet read from TUN, with administrator rules of every kind before the
-/// built-in ones: whatever `proto::ip` cannot read is `default`, otherwise the flow has its
-/// addresses, and ports only for TCP and UDP.
-pub fn classify(data: &[u8]) {
-    use crate::classes::rules::{ClassRules, Rule};
-    static RULES: OnceLock<ClassRules> = OnceLock::new();
-    let rules = RULES.get_or_init(|| {
-        let net = |s: &str, len| {
-            (
-                s.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
-                len,
-            )
-        };
-        let admin = |class, protocol, ports: &[_], dscp: &[u8], cidr: &[_]| Rule {
-            protocol,
-            ports: ports.to_vec(),
-            dscp: dscp.to_vec(),
-            cidr: cidr.to_vec(),
-            ..Rule::any(class)
-        };
-        use crate::classes::ClassId::*;
-        ClassRules::with_admin_rules(vec![
-            admin(Imaging, Some(6), &[443..=443], &[], &[net("10.0.0.0", 8)]),
-            admin(Telemedicine, None, &[], &[26, 32], &[net("fd00::", 8)]),
-            admin(Default, Some(17), &[1..=1023], &[0], &[]),
-        ])
-    });
-    let c = black_box(rules.classify(data));
-    match crate::proto::ip::parse(data) {
-        None => assert_eq!(c.class, crate::classes::ClassId::Default),
-        Some(ip) => assert_eq!((c.flow.src, c.flow.dst), (ip.src, ip.dst)),
-    }
-    if c.flow.protocol != 6 && c.flow.protocol != 17 {
-        assert_eq!((c.flow.src_port, c.flow.dst_port), (0, 0));
-    }
-}
-
 const A: Site = Site(1);
 const B: Site = Site(2);
 
@@ -284,61 +247,6 @@ pub fn audit_verify(data: &[u8]) {
     let _ = black_box(crate::audit::tail::classify(&bytes, mode & 8 == 0));
 }
 
-/// Feeds `data` as a TUN read: the first [`VNET_HDR_LEN`](crate::io::offload::VNET_HDR_LEN)
-/// bytes a vnet header, the rest the packet. Its segments fit a 65 KiB buffer and number at most
-/// one per `gso_size` bytes (plus one); they and the raw packet go through two small coalescers,
-/// TCP only and TCP + UDP, whose every write fits a vnet header + 65535 bytes and splits again
-/// without a refusal; the TCP-only one never writes a UDP super-packet (`GSO_UDP_L4`), and the
-/// other's are at most 64 datagrams.
-pub fn tun_offload(data: &[u8]) {
-    use crate::io::offload::{Coalescer, Segments, VNET_HDR_LEN, VnetHdr};
-    let (head, packet) = data.split_at(data.len().min(VNET_HDR_LEN));
-    let mut packets = Vec::new();
-    if let Ok(hdr) = VnetHdr::parse(head)
-        && let Ok(mut segments) = black_box(Segments::new(&hdr, packet))
-    {
-        let bound = packet.len() / usize::from(hdr.gso_size).max(1) + 1;
-        assert!(segments.count() <= bound);
-        let mut buf = vec![0u8; 65 * 1024];
-        while let Some(len) = segments.next_into(&mut buf) {
-            assert!(len <= buf.len());
-            packets.push(buf[..len].to_vec());
-            assert!(packets.len() <= segments.count());
-        }
-        assert_eq!(packets.len(), segments.count());
-    }
-    packets.push(packet.to_vec());
-    for udp in [false, true] {
-        coalesce_checked(Coalescer::with_udp(3, udp), &packets);
-    }
-}
-
-/// Pushes `packets` through `coalescer` (draining when full) and checks every write it makes.
-fn coalesce_checked(mut coalescer: crate::io::offload::Coalescer, packets: &[Vec<u8>]) {
-    use crate::io::offload::{GsoType, Push, Segments, VNET_HDR_LEN, VnetHdr};
-    let udp = coalescer.merges_udp();
-    let mut check_write = |bytes: &[u8]| {
-        assert!(bytes.len() <= VNET_HDR_LEN + 65535);
-        let hdr = VnetHdr::parse(bytes).expect("we write valid headers");
-        let packet = bytes.get(VNET_HDR_LEN..).unwrap_or_default();
-        let again = Segments::new(&hdr, packet);
-        assert!(again.is_ok(), "{hdr:?}: {again:?}");
-        if hdr.gso_type == GsoType::UdpL4 {
-            assert!(udp, "GSO_UDP_L4 written with UDP coalescing off");
-            assert!(again.is_ok_and(|s| s.count() <= 64));
-        }
-        Ok(())
-    };
-    for p in packets {
-        if coalescer.push(p) == Push::Full {
-            let _ = coalescer.drain(&mut check_write);
-            assert_ne!(coalescer.push(p), Push::Full);
-        }
-    }
-    let _ = coalescer.drain(&mut check_write);
-    assert!(coalescer.is_empty());
-}
-
 /// Feeds `data` to a control connection ([`Conn`]) and its socket's request handler, as the
 /// control thread does. `data[0]`: bit 0 picks the socket (status, UAPI), bit 1 a 64-byte cap (so
 /// requests over the cap are reached), bits 2–6 the size of the reads (1–30 bytes; 30 and 31: all
@@ -432,6 +340,13 @@ impl Target for AcceptAll {
         Ok(())
     }
 }
+
+#[path = "fuzzing_classify.rs"]
+mod classify_body;
+pub use classify_body::classify;
+#[path = "fuzzing_offload.rs"]
+mod offload_body;
+pub use offload_body::tun_offload;
 
 #[cfg(test)]
 #[path = "fuzzing_tests.rs"]
