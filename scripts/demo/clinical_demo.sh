@@ -61,11 +61,17 @@ clinical_restart() {
   done
   for pid in "$qgw_a_pid" "$qgw_b_pid"; do kill "$pid" 2> /dev/null || true; done
   for pid in "$qgw_a_pid" "$qgw_b_pid"; do wait "$pid" 2> /dev/null || true; done
+  # The site's configuration is now the one with classes (the one without is kept): a kept demo,
+  # its guide and scripts/alerting-check.sh find each gateway by `--config $STATE/site-X.yaml`.
+  for s in a b; do
+    cp "$STATE/site-$s.yaml" "$STATE/site-$s.classes-off.yaml"
+    mv "$STATE/site-$s.classes.yaml" "$STATE/site-$s.yaml"
+  done
   local t0
   t0=$(date +%s.%N)
-  bg "$NS_A" "$STATE/qgw-a.classes.log" "$BIN/qgw" up --config "$STATE/site-a.classes.yaml"
+  bg "$NS_A" "$STATE/qgw-a.classes.log" "$BIN/qgw" up --config "$STATE/site-a.yaml"
   qgw_a_pid=$last_pid
-  bg "$NS_B" "$STATE/qgw-b.classes.log" "$BIN/qgw" up --config "$STATE/site-b.classes.yaml"
+  bg "$NS_B" "$STATE/qgw-b.classes.log" "$BIN/qgw" up --config "$STATE/site-b.yaml"
   qgw_b_pid=$last_pid
   for _ in $(seq 150); do # each try waits up to 0.2 s: bounded at about 30 s
     in_a ping -c 1 -W 0.2 10.201.0.2 > /dev/null 2>&1 && break
