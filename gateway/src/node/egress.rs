@@ -171,6 +171,12 @@ impl Node {
         Some(t)
     }
 
+    /// Whether any peer has an egress scheduler; without one [`Node::poll_egress`] releases
+    /// nothing and the daemon skips it.
+    pub fn shapes_egress(&self) -> bool {
+        !self.shaped.is_empty()
+    }
+
     /// When the first egress scheduler may release something.
     pub(super) fn egress_timeout(&self) -> Option<Instant> {
         (self.shaped.iter())

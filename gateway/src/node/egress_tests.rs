@@ -72,7 +72,10 @@ fn shaped(rate_bps: u64, outer_dscp: bool) -> PeerEgress {
 fn a_peer_without_egress_rate_seals_at_once() {
     let now = Instant::now();
     let (mut a, _) = connected(now, A, B);
+    assert!(!a.shapes_egress(), "no scheduler to drain");
     assert!(tunnel(&mut a, now, &tcp(11112, 1400, 1, 0)).is_some());
+    let (shaping, _) = connected_with(now, A, B, shaped(10_000_000, false));
+    assert!(shaping.shapes_egress());
 }
 
 #[test]
