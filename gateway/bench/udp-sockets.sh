@@ -4,6 +4,9 @@
 # the receiving namespace once a second, so that the drops of the iperf3 server's socket (port
 # 5201) and those of the tunnel daemon's socket are told apart. The rig's kpps is what the
 # iperf3 server read; `reached` adds what the tunnel delivered to its socket but it dropped.
+# Then each process's share of the CPU over 5 s of the test from /proc/PID/task/*/schedstat:
+# time on a core, and time runnable but waiting for one (the rest of 100 % it slept). `plain`
+# (no tunnel) gives the ceiling: what iperf3 alone reaches on the same machine.
 #
 #   sudo gateway/bench/udp-sockets.sh [ROUNDS] IMPL...     (IMPL: a rig implementation, or qgw)
 #   e.g. sudo gateway/bench/udp-sockets.sh 3 gotatun qgw
@@ -26,6 +29,27 @@ drops() { # the receiving namespace's UDP sockets: "PORT DROPS" lines (site-b's 
     while read -r port n; do echo "$((16#$port)) $n"; done
 }
 
+sched() { # "NS COMM PID RUN_NS WAIT_NS" of every process in both namespaces, threads summed
+  local ns pid t run wait r w comm
+  for ns in site-a site-b; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      run=0 wait=0
+      for t in /proc/"$pid"/task/*/schedstat; do
+        read -r r w _ < "$t" 2>/dev/null || continue
+        run=$((run + r)) wait=$((wait + w))
+      done
+      read -r comm < /proc/"$pid"/comm 2>/dev/null || comm=gone # builtins: the rig's own /proc
+      echo "$ns $comm $pid $run $wait"                            # scan races with short children
+    done
+  done
+}
+
+share() { # FIRST LAST SECONDS: each process's share of one core, running and waiting to run
+  awk -v s="$3" 'FNR == NR { r[$3] = $4; w[$3] = $5; next }
+    ($3 in r) { printf "  %s %-14s on a core %3.0f %%, runnable but waiting %3.0f %%\n", $1, $2,
+      ($4 - r[$3]) / s / 1e7, ($5 - w[$3]) / s / 1e7 }' "$1" "$2"
+}
+
 run() { # IMPL ROUND
   local impl=$1 log="$out/$1-$2.log" samples="$out/$1-$2.drops" pid
   : > "$samples"
@@ -36,9 +60,15 @@ run() { # IMPL ROUND
     "$rig" -T udp "$impl" > "$log" 2>&1 &
   fi
   pid=$!
-  local i=0
+  local i=0 seen=0
   while kill -0 "$pid" 2>/dev/null && ((i++ < 90)); do # bounded: a rig run takes under 90 s
     drops >> "$samples" || true
+    # Scheduler shares over 5 s of the test, from its 3rd second (the client is up by then).
+    if pgrep -f '^iperf3 -c' > /dev/null; then
+      seen=$((seen + 1))
+      ((seen == 3)) && sched > "$samples.s1"
+      ((seen == 8)) && sched > "$samples.s2"
+    fi
     sleep 1
   done
   wait "$pid" || { echo "rig failed for $impl, see:" >&2; tail -5 "$log" >&2; return 1; }
@@ -46,7 +76,7 @@ run() { # IMPL ROUND
   kpps=$(grep -o 'kpps=[0-9.]*' "$log" | head -1 | cut -d= -f2)
   dur=$(grep -o ' dur=[0-9]*' "$log" | head -1 | cut -d= -f2)
   # The highest count seen per port (sockets come and go between tests).
-  for port in 5201 51821; do # both sockets must have been seen, or the figures mean nothing
+  for port in 5201 $([[ $impl == plain ]] || echo 51821); do # both sockets must have been seen, or the figures mean nothing
     grep -q "^$port " "$samples" || { echo "no socket on port $port in site-b for $impl" >&2; return 1; }
   done
   iperf=$(awk '$1 == 5201 && $2 > m { m = $2 } END { print m + 0 }' "$samples")
@@ -54,6 +84,8 @@ run() { # IMPL ROUND
   awk -v i="$impl" -v r="$2" -v k="$kpps" -v d="$dur" -v ip="$iperf" -v dm="$daemon" 'BEGIN {
     printf "%-10s round %d: read by iperf3 %6.1f kpps, dropped at its socket %6.1f kpps, at the daemon socket %5.1f kpps; reached the receiver %6.1f kpps\n",
       i, r, k, ip / d / 1000, dm / d / 1000, k + ip / d / 1000 }'
+  [[ -s "$samples.s1" && -s "$samples.s2" ]] && share "$samples.s1" "$samples.s2" 5
+  return 0
 }
 
 for ((round = 1; round <= rounds; round++)); do
