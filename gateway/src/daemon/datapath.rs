@@ -172,8 +172,11 @@ impl DataPath {
     }
 
     /// What the peers' egress schedulers release at `now`, framed into transmit batches, sealed
-    /// and sent like packets from TUN.
+    /// and sent like packets from TUN (nothing at all when no peer has a scheduler).
     pub fn egress(&mut self, node: &mut Node, now: Instant) {
+        if !node.shapes_egress() {
+            return;
+        }
         let Self { udp, b, .. } = self;
         b.tx.clear();
         b.sealings.clear();

@@ -155,9 +155,7 @@ impl PacketLoop {
             if tun {
                 self.data.tunnel(&mut self.node, now)?;
             }
-            if self.node.shapes_egress() {
-                self.data.egress(&mut self.node, now);
-            }
+            self.data.egress(&mut self.node, now);
             if kme {
                 self.kme_replies(now);
             }
