@@ -30,6 +30,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+# cargo fuzz build has no --locked: check fuzz/Cargo.lock is current first, so a stale lock file
+# fails here instead of being rewritten silently.
+cargo metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 >/dev/null
+
 target_dir="$PWD/target/fuzz-smoke"
 host=$(rustc -vV | sed -n 's/^host: //p')
 start=$SECONDS

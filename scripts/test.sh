@@ -45,10 +45,7 @@ cargo test -p gateway --test simulation --locked -- --nocapture
 step "keymix combiner vectors, recomputed by the independent Python reference"
 python3 keymix/tests/vectors/combiner_reference.py
 
-step "fuzz targets type-check (they also run as property tests above)"
-CARGO_TARGET_DIR="$PWD/target" cargo check --manifest-path fuzz/Cargo.toml --locked --bins
-
-step "fuzz smoke run: every target built with cargo-fuzz (installed if missing) and run 10 s from its seeds, two at a time; a crash fails"
+step "fuzz smoke run: every target built with cargo-fuzz (installed if missing; a target that no longer compiles fails here) and run 10 s from its seeds, two at a time; a crash fails"
 ./scripts/fuzz-smoke.sh 10
 
 step "deployment files: Prometheus config, alert rules and their tests, Grafana dashboard, systemd units, Dockerfile"
