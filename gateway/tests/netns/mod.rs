@@ -83,10 +83,11 @@ fn on_path(tool: &str) -> bool {
         .any(|d| Path::new(&d).join(tool).exists())
 }
 
-/// The running test's name: libtest runs each test on a thread named after it.
+/// The running test's name: libtest runs each test on a thread named after its path
+/// (`hybrid::required_…`); `::` becomes `-`, so it can name a scratch directory.
 pub fn test_name() -> String {
     let thread = std::thread::current();
-    thread.name().unwrap_or("netns_test").to_owned()
+    thread.name().unwrap_or("netns_test").replace("::", "-")
 }
 
 /// Whether the running test can run (root, iproute2, `ping` and `tools`). Under `CI=true` every

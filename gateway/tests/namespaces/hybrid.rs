@@ -5,7 +5,7 @@
 //! See `netns/mod.rs` for the harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::collections::BTreeSet;
 use std::net::UdpSocket;

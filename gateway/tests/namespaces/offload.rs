@@ -8,7 +8,7 @@
 //! TCP transfer runs in both modes too. See `netns/mod.rs` for the harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::time::{Duration, Instant};
 

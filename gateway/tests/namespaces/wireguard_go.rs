@@ -9,7 +9,7 @@
 //! rules: never a silent skip under `CI=true`).
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -130,7 +130,7 @@ fn wireguard_go_without_psk_restart_and_roaming() {
     // Roaming: qgw's underlay address changes; wireguard-go follows its authenticated packets.
     // (qgw is the side that moves: wireguard-go v0.0.20220316 keeps a sticky source address and
     // cannot send once it is removed, "network is unreachable". qgw learning a moved peer is
-    // covered by netns_qgw_pair.rs.)
+    // covered by namespaces/qgw_pair.rs.)
     lab.roam_a();
     let endpoints = lab.check(&b, &["wg", "show", &s.ib, "endpoints"]);
     assert!(

@@ -11,11 +11,11 @@
 //! `qgw status` and `/metrics` (`netns/hub_measure.rs`):
 //!
 //! ```text
-//! QGW_HUB_MEASURE=1 cargo test -p gateway --test netns_hub -- --nocapture
+//! QGW_HUB_MEASURE=1 cargo test -p gateway --test namespaces -- hub:: --nocapture
 //! ```
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

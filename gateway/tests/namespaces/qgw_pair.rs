@@ -5,7 +5,7 @@
 //! harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::time::Duration;
 

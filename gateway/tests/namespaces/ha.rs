@@ -12,7 +12,7 @@
 //! asserted. See `netns/mod.rs` for the harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! follow a KME outage at the slave and its recovery. See `netns/mod.rs` for the harness rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -167,7 +167,7 @@ fn metrics_readiness_and_notify_follow_a_kme_outage() {
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .map(str::to_owned)
             .collect();
-        let names = include_str!("../../configs/prometheus/metric-names.txt");
+        let names = include_str!("../../../configs/prometheus/metric-names.txt");
         let documented: std::collections::BTreeSet<String> = (names.lines())
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
             .map(|l| l.trim().to_owned())

@@ -7,7 +7,7 @@
 //! `netns/mod.rs` for the harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};

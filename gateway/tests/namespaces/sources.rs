@@ -7,7 +7,7 @@
 //! See `netns/mod.rs` for the harness and its CI rules.
 #![allow(clippy::unwrap_used)]
 
-mod netns;
+use crate::netns;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
