@@ -33,11 +33,11 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "unit, property, known-answer and integration tests (network-namespace tests need root; every qgw there seals and opens on two threads, QGW_TEST_THREADS=2; four tests at a time, RUST_TEST_THREADS=4: the namespace tests mostly wait on real timers)"
-RUST_TEST_THREADS=4 QGW_TEST_THREADS=2 cargo test --workspace --locked -- --skip simulation_
+step "unit, property, known-answer and integration tests (network-namespace tests need root; every qgw there seals and opens on two threads, QGW_TEST_THREADS=2; three tests at a time, RUST_TEST_THREADS=3: the namespace tests mostly wait on real timers)"
+RUST_TEST_THREADS=3 QGW_TEST_THREADS=2 cargo test --workspace --locked -- --skip simulation_
 
 step "the qgw pair, wireguard-go interop and hybrid namespace tests again with TUN and UDP offloads forced off and one crypto thread (QGW_TEST_OFFLOAD=off QGW_TEST_THREADS=1)"
-RUST_TEST_THREADS=4 QGW_TEST_OFFLOAD=off QGW_TEST_THREADS=1 cargo test -p gateway --locked --test namespaces -- qgw_pair:: wireguard_go:: hybrid::
+RUST_TEST_THREADS=3 QGW_TEST_OFFLOAD=off QGW_TEST_THREADS=1 cargo test -p gateway --locked --test namespaces -- qgw_pair:: wireguard_go:: hybrid::
 
 step "deterministic simulation of whole nodes: 2000 fixed schedules and 20 new ones (seeds printed; QGW_SIM_SEED=<seed> replays one)"
 cargo test -p gateway --test simulation --locked -- --nocapture

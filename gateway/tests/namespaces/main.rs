@@ -5,7 +5,7 @@
 //!
 //! One binary rather than one per file, so that the tests, which mostly wait on real timers
 //! (rekeys every 5 s, a KME kept down, failovers), share the test runner's threads: the suite
-//! runs them with `RUST_TEST_THREADS=4` (`scripts/test.sh`). Each lab's namespaces, interfaces
+//! runs them with `RUST_TEST_THREADS=3` (`scripts/test.sh`). Each lab's namespaces, interfaces
 //! and scratch directory are named after the process and a counter, so tests never meet.
 //!
 //! | module | what it runs |

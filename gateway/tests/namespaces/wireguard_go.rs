@@ -63,7 +63,9 @@ fn wireguard_go_with_psk_ipv6_100mb_rekey_and_wg_show() {
             wg_latest_handshake(&lab, &s.ib) > first
         },
     );
-    assert!(peer_field(&lab, &a, &s.ia, "key_epoch").as_u64().unwrap() >= 2);
+    wait_for("qgw to report the rekey", Duration::from_secs(5), || {
+        peer_field(&lab, &a, &s.ia, "key_epoch").as_u64().unwrap() >= 2
+    });
 
     // `wg show` against qgw's UAPI.
     assert_wg_show(&lab, &a, &s.ia, &s.pub_b);
