@@ -37,10 +37,12 @@ step "unit, property, known-answer and integration tests (network-namespace test
 RUST_TEST_THREADS=3 QGW_TEST_THREADS=2 cargo test --workspace --locked -- --skip simulation_
 
 step "the qgw pair, wireguard-go interop and hybrid namespace tests again with TUN and UDP offloads forced off and one crypto thread (QGW_TEST_OFFLOAD=off QGW_TEST_THREADS=1)"
-RUST_TEST_THREADS=3 QGW_TEST_OFFLOAD=off QGW_TEST_THREADS=1 cargo test -p gateway --locked --test namespaces -- qgw_pair:: wireguard_go:: hybrid::
+# --workspace, like the first run: the same features for every dependency, so nothing is rebuilt
+# (with -p gateway, tokio, hyper, qkd-link and gateway were compiled again, 69 s).
+RUST_TEST_THREADS=3 QGW_TEST_OFFLOAD=off QGW_TEST_THREADS=1 cargo test --workspace --locked --test namespaces -- qgw_pair:: wireguard_go:: hybrid::
 
 step "deterministic simulation of whole nodes: 2000 fixed schedules and 20 new ones (seeds printed; QGW_SIM_SEED=<seed> replays one)"
-cargo test -p gateway --test simulation --locked -- --nocapture
+cargo test --workspace --test simulation --locked -- --nocapture
 
 step "keymix combiner vectors, recomputed by the independent Python reference"
 python3 keymix/tests/vectors/combiner_reference.py
