@@ -13,15 +13,21 @@
 #
 # qgw is target/release/qgw (QGW_BIN overrides) through rig-custom.sh. Rig options (RIG_* in
 # the environment) are the rig's defaults: 10 s, 200-byte datagrams, unlimited rate, unpinned.
+# RIG_RMEM_DEFAULT=BYTES runs with that default socket receive buffer (receive-buffer.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 rig="${RIG:-$here/../../../shared/bench/tunnel-rig.sh}"
 rounds=3
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rounds=$1; shift; fi
-[[ $# -ge 1 ]] || { sed -n '2,13p' "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,16p' "$0"; exit 2; }
 [[ $EUID -eq 0 ]] || { echo "udp-sockets.sh: run as root" >&2; exit 1; }
+# shellcheck source=receive-buffer.sh source-path=SCRIPTDIR
+source "$here/receive-buffer.sh"
 out="$(mktemp -d /tmp/qgw-udp-sockets.XXXXXX)"
-trap 'rm -rf "$out"' EXIT
+trap 'rmem_restore; rm -rf "$out"' EXIT
+trap 'exit 130' INT TERM
+rmem_apply
+echo "$(rmem_note), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 drops() { # the receiving namespace's UDP sockets: "PORT DROPS" lines (site-b's daemon: 51821)
   ip netns exec site-b cat /proc/net/udp /proc/net/udp6 2>/dev/null |
