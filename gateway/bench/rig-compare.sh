@@ -25,7 +25,8 @@ if [[ $# -gt 0 && "$1" != "--" ]]; then rounds="$1"; shift; fi
 out="${RIG_COMPARE_OUT:-rig-compare.txt}"
 # shellcheck source=receive-buffer.sh source-path=SCRIPTDIR
 source "$here/receive-buffer.sh"
-trap rmem_restore EXIT
+part="$(mktemp /tmp/rig-compare.XXXXXX)" # one rig run's results, until it has completed
+trap 'rmem_restore; rm -f "$part"' EXIT
 trap 'exit 130' INT TERM
 rmem_apply
 echo "NOTE $(rmem_note) date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$out"
@@ -33,18 +34,15 @@ rig_options=("$@")
 failed=0
 
 run_rig() { # IMPL: one run of the rig's test list, kept only when it completed; one more try
-  local part attempt
-  part="$(mktemp /tmp/rig-compare.XXXXXX)"
+  local attempt
   for attempt in 1 2; do
     : > "$part"
     if "$rig" "${rig_options[@]}" -o "$part" "$1"; then
       cat "$part" >> "$out"
-      rm -f "$part"
       return 0
     fi # the rig has cleaned up after itself; its partial results are not kept
     echo "NOTE round $round: a failed run of ${RIG_CUSTOM_NAME:-$1} dropped (attempt $attempt)" | tee -a "$out" >&2
   done
-  rm -f "$part"
   failed=1
 }
 
